@@ -1,0 +1,534 @@
+/* cluster.c - the cluster table: nodes, their capacity and usage, the
+ * reservations this scheduler made, and the lock that guards them.
+ *
+ * Locking: one pthread read-write lock, writers preferred so a stream of
+ * decisions cannot starve node reports. Readers (ranking, views) share it;
+ * reports, removals, reservations and releases take it exclusively. */
+#include "cluster_priv.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "virt.h"
+
+static bool node_eq(const void *ud, uint32_t pos, const void *key)
+{
+    const cluster *c = ud;
+    return strcmp(c->cold[pos].id, key) == 0;
+}
+
+typedef struct resv_key {
+    const char *job_id;
+    uint32_t instance;
+} resv_key;
+
+static bool resv_eq(const void *ud, uint32_t pos, const void *key)
+{
+    const cluster *c = ud;
+    const resv_key *k = key;
+    return c->res[pos].instance == k->instance && strcmp(c->res[pos].job_id, k->job_id) == 0;
+}
+
+static uint32_t resv_hash(const char *job_id, uint32_t instance)
+{
+    return cs_hash_str(job_id, instance * 0x9e3779b9u);
+}
+
+cluster *cluster_new(double ttl)
+{
+    cluster *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    pthread_rwlockattr_t attr;
+    pthread_rwlockattr_init(&attr);
+    pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    int rc = pthread_rwlock_init(&c->lock, &attr);
+    pthread_rwlockattr_destroy(&attr);
+    if (rc) {
+        free(c);
+        return NULL;
+    }
+    c->ttl = ttl > 0 ? ttl : 15.0;
+    idxmap_init(&c->by_id);
+    idxmap_init(&c->res_by_key);
+    c->arch.max = CS_DISTINCT_ARCH;
+    c->addons.max = CS_DISTINCT_NAMES;
+    c->csi.max = CS_DISTINCT_NAMES;
+    return c;
+}
+
+void cluster_free(cluster *c)
+{
+    if (!c)
+        return;
+    pthread_rwlock_destroy(&c->lock);
+    free(c->hot);
+    free(c->cold);
+    free(c->res);
+    idxmap_free(&c->by_id);
+    idxmap_free(&c->res_by_key);
+    free(c->arch.names);
+    free(c->addons.names);
+    free(c->csi.names);
+    free(c);
+}
+
+double cluster_ttl(const cluster *c)
+{
+    return c->ttl;
+}
+
+int namedict_find(const namedict *d, const char *name)
+{
+    for (size_t i = 0; i < d->n; i++)
+        if (strcmp(d->names[i], name) == 0)
+            return (int)i;
+    return -1;
+}
+
+/* Names are interned for good: dictionaries only grow, so bit positions
+ * held by nodes never change meaning. */
+static int namedict_intern(namedict *d, const char *name, const char *field, cs_error *err)
+{
+    int i = namedict_find(d, name);
+    if (i >= 0)
+        return i;
+    if (d->n >= d->max)
+        return cs_fail(err, field, "more than %zu distinct names in the cluster", d->max);
+    if (strlen(name) > CS_NAME_MAX)
+        return cs_fail(err, field, "longer than %d characters", CS_NAME_MAX);
+    char(*nn)[CS_NAME_MAX + 1] = realloc(d->names, (d->n + 1) * sizeof *nn);
+    if (!nn)
+        return cs_fail(err, field, "out of memory");
+    d->names = nn;
+    strcpy(d->names[d->n], name);
+    return (int)d->n++;
+}
+
+static int names_to_bits(namedict *d, const strlist *l, const char *field, uint64_t *out,
+                         cs_error *err)
+{
+    uint64_t bits = 0;
+    for (size_t i = 0; i < l->n; i++) {
+        int k = namedict_intern(d, l->v[i], field, err);
+        if (k < 0)
+            return -1;
+        bits |= 1ull << k;
+    }
+    *out = bits;
+    return 0;
+}
+
+uint32_t cluster_find_locked(const cluster *c, const char *node_id)
+{
+    return idxmap_find(&c->by_id, cs_hash_str(node_id, 0), node_eq, c, node_id);
+}
+
+resv *cluster_resv_find_locked(const cluster *c, const char *job_id, uint32_t instance)
+{
+    resv_key k = {job_id, instance};
+    uint32_t pos = idxmap_find(&c->res_by_key, resv_hash(job_id, instance), resv_eq, c, &k);
+    return pos == IDXMAP_NONE ? NULL : &c->res[pos];
+}
+
+/* free = capacity - reservations, and where usage was reported, no more
+ * than the unused share of capacity minus what was reserved since. */
+static void recompute_free(node_hot *h, const node_cold *k)
+{
+    int64_t cpu = h->cap_cpu - k->res_cpu;
+    if (k->has_cpu_pct) {
+        int64_t by_use = (int64_t)floor((double)h->cap_cpu * (1.0 - k->cpu_pct / 100.0));
+        if (by_use - k->after_cpu < cpu)
+            cpu = by_use - k->after_cpu;
+    }
+    int64_t mem = h->cap_mem - k->res_mem;
+    if (k->has_mem_pct) {
+        int64_t by_use = (int64_t)floor((double)h->cap_mem * (1.0 - k->mem_pct / 100.0));
+        if (by_use - k->after_mem < mem)
+            mem = by_use - k->after_mem;
+    }
+    h->free_cpu = cpu > 0 ? cpu : 0;
+    h->free_mem = mem > 0 ? mem : 0;
+    int32_t gpu = k->cap_gpu - k->res_gpu;
+    h->free_gpu = gpu > 0 ? gpu : 0;
+}
+
+static int grow_nodes(cluster *c)
+{
+    if (c->n < c->cap)
+        return 0;
+    /* Grow by a quarter, not double: at 100,000 nodes the slack of
+     * doubling alone would cost more than the nodes' own bytes budget. */
+    size_t ncap = c->cap + c->cap / 4 + 16;
+    node_hot *h = realloc(c->hot, ncap * sizeof *h);
+    if (!h)
+        return -1;
+    c->hot = h;
+    node_cold *k = realloc(c->cold, ncap * sizeof *k);
+    if (!k)
+        return -1;
+    c->cold = k;
+    c->cap = ncap;
+    return 0;
+}
+
+int cluster_report(cluster *c, const char *node_id, const node_report *r, double now, cs_error *err)
+{
+    if (node_id_check(node_id, err))
+        return -1;
+    if (!isfinite(now))
+        return cs_fail(err, "now", "must be finite");
+    int rc = -1;
+    uint64_t addons = 0, csi = 0;
+    int arch = -1;
+    pthread_rwlock_wrlock(&c->lock);
+    uint32_t pos = cluster_find_locked(c, node_id);
+    bool is_new = pos == IDXMAP_NONE;
+    if (is_new) {
+        if (!(r->set & NODE_F_VIRT) || !r->virt) {
+            cs_fail(err, "virtualization", "is required when a node first reports");
+            goto out;
+        }
+        if (!(r->set & NODE_F_VCPUS)) {
+            cs_fail(err, "vcpus", "is required when a node first reports");
+            goto out;
+        }
+        if (!(r->set & NODE_F_MEMORY)) {
+            cs_fail(err, "memory", "is required when a node first reports");
+            goto out;
+        }
+    }
+    /* Resolve every name before changing anything, so a failed report
+     * leaves the node as it was. */
+    if ((r->set & NODE_F_ARCH) &&
+        (arch = namedict_intern(&c->arch, r->arch, "architecture", err)) < 0)
+        goto out;
+    if ((r->set & NODE_F_ADDONS) &&
+        names_to_bits(&c->addons, &r->addons, "supported_addons", &addons, err))
+        goto out;
+    if ((r->set & NODE_F_CSI) && names_to_bits(&c->csi, &r->csi, "csi_drivers", &csi, err))
+        goto out;
+    if (is_new) {
+        if (grow_nodes(c)) {
+            cs_fail(err, "node", "out of memory");
+            goto out;
+        }
+        pos = (uint32_t)c->n;
+        memset(&c->hot[pos], 0, sizeof c->hot[pos]);
+        memset(&c->cold[pos], 0, sizeof c->cold[pos]);
+        strcpy(c->cold[pos].id, node_id);
+        strcpy(c->cold[pos].host, node_id); /* until a host is reported */
+        c->cold[pos].hash = cs_hash_str(node_id, 0);
+        if (idxmap_insert(&c->by_id, c->cold[pos].hash, pos)) {
+            cs_fail(err, "node", "out of memory");
+            goto out;
+        }
+        c->n++;
+    }
+    node_hot *h = &c->hot[pos];
+    node_cold *k = &c->cold[pos];
+    if (r->set & NODE_F_HOST)
+        strcpy(k->host, r->host);
+    if (r->set & NODE_F_VIRT)
+        h->virt = (uint8_t)r->virt;
+    if (arch >= 0)
+        h->arch = (uint8_t)(arch + 1);
+    if (r->set & NODE_F_VCPUS)
+        h->cap_cpu = r->vcpus_milli;
+    if (r->set & NODE_F_MEMORY)
+        h->cap_mem = r->memory_mb;
+    if (r->set & NODE_F_GPUS)
+        k->cap_gpu = r->gpus;
+    if (r->set & NODE_F_ADDONS)
+        h->addons = addons;
+    if (r->set & NODE_F_CSI)
+        h->csi = csi;
+    if (r->set & NODE_F_LOCATION) {
+        k->lat = r->lat;
+        k->lon = r->lon;
+        k->has_loc = 1;
+    }
+    if (r->set & (NODE_F_CPU_PCT | NODE_F_MEM_PCT)) {
+        /* A usage figure covers what ran when it was measured: only
+         * reservations made after it still need subtracting. */
+        k->report_seq++;
+        k->after_cpu = 0;
+        k->after_mem = 0;
+        if (r->set & NODE_F_CPU_PCT) {
+            k->cpu_pct = r->cpu_percent;
+            k->has_cpu_pct = 1;
+        }
+        if (r->set & NODE_F_MEM_PCT) {
+            k->mem_pct = r->memory_percent;
+            k->has_mem_pct = 1;
+        }
+    }
+    if (now > h->last_report)
+        h->last_report = now;
+    recompute_free(h, k);
+    c->version++;
+    rc = is_new ? 1 : 0;
+out:
+    pthread_rwlock_unlock(&c->lock);
+    return rc;
+}
+
+static void resv_remove_at(cluster *c, uint32_t pos)
+{
+    resv *r = &c->res[pos];
+    uint32_t npos = cluster_find_locked(c, r->node_id);
+    if (npos != IDXMAP_NONE) {
+        node_cold *k = &c->cold[npos];
+        k->res_cpu -= r->cpu;
+        k->res_mem -= r->mem;
+        k->res_gpu -= r->gpu;
+        k->n_res--;
+        if (r->seq == k->report_seq) {
+            k->after_cpu -= r->cpu;
+            k->after_mem -= r->mem;
+        }
+        recompute_free(&c->hot[npos], k);
+    }
+    idxmap_remove(&c->res_by_key, r->hash, pos);
+    uint32_t last = (uint32_t)(c->n_res - 1);
+    if (pos != last) {
+        c->res[pos] = c->res[last];
+        idxmap_move(&c->res_by_key, c->res[pos].hash, last, pos);
+    }
+    c->n_res--;
+}
+
+int cluster_remove(cluster *c, const char *node_id)
+{
+    int rc = -1;
+    pthread_rwlock_wrlock(&c->lock);
+    uint32_t pos = cluster_find_locked(c, node_id);
+    if (pos == IDXMAP_NONE)
+        goto out;
+    for (size_t i = c->n_res; i-- > 0;)
+        if (strcmp(c->res[i].node_id, node_id) == 0)
+            resv_remove_at(c, (uint32_t)i);
+    idxmap_remove(&c->by_id, c->cold[pos].hash, pos);
+    uint32_t last = (uint32_t)(c->n - 1);
+    if (pos != last) {
+        c->hot[pos] = c->hot[last];
+        c->cold[pos] = c->cold[last];
+        idxmap_move(&c->by_id, c->cold[pos].hash, last, pos);
+    }
+    c->n--;
+    c->version++;
+    rc = 0;
+out:
+    pthread_rwlock_unlock(&c->lock);
+    return rc;
+}
+
+size_t cluster_size(cluster *c)
+{
+    pthread_rwlock_rdlock(&c->lock);
+    size_t n = c->n;
+    pthread_rwlock_unlock(&c->lock);
+    return n;
+}
+
+static void bits_to_names(const namedict *d, uint64_t bits, const char **out, uint32_t *n)
+{
+    *n = 0;
+    for (size_t i = 0; i < d->n && i < 64; i++)
+        if (bits & (1ull << i))
+            out[(*n)++] = d->names[i];
+}
+
+static void fill_view(const cluster *c, uint32_t pos, double now, node_view *v)
+{
+    const node_hot *h = &c->hot[pos];
+    const node_cold *k = &c->cold[pos];
+    memset(v, 0, sizeof *v);
+    strcpy(v->id, k->id);
+    strcpy(v->host, k->host);
+    if (h->arch)
+        strcpy(v->arch, c->arch.names[h->arch - 1]);
+    v->virt = h->virt;
+    v->vcpus_milli = h->cap_cpu;
+    v->memory_mb = h->cap_mem;
+    v->gpus = k->cap_gpu;
+    v->has_usage = k->has_cpu_pct || k->has_mem_pct;
+    v->cpu_percent = k->cpu_pct;
+    v->memory_percent = k->mem_pct;
+    v->has_location = k->has_loc;
+    v->lat = k->lat;
+    v->lon = k->lon;
+    v->last_report = h->last_report;
+    v->active = now - h->last_report <= c->ttl;
+    v->reserved_cpu_milli = k->res_cpu;
+    v->reserved_memory_mb = k->res_mem;
+    v->reserved_gpus = k->res_gpu;
+    v->free_cpu_milli = h->free_cpu;
+    v->free_memory_mb = h->free_mem;
+    v->free_gpus = h->free_gpu;
+    v->n_reservations = k->n_res;
+    bits_to_names(&c->addons, h->addons, v->addons, &v->n_addons);
+    bits_to_names(&c->csi, h->csi, v->csi, &v->n_csi);
+}
+
+int cluster_get(cluster *c, const char *node_id, double now, node_view *out)
+{
+    int rc = -1;
+    pthread_rwlock_rdlock(&c->lock);
+    uint32_t pos = cluster_find_locked(c, node_id);
+    if (pos != IDXMAP_NONE) {
+        fill_view(c, pos, now, out);
+        rc = 0;
+    }
+    pthread_rwlock_unlock(&c->lock);
+    return rc;
+}
+
+void cluster_foreach(cluster *c, double now, int (*fn)(const node_view *, void *), void *ud)
+{
+    node_view v;
+    pthread_rwlock_rdlock(&c->lock);
+    for (size_t i = 0; i < c->n; i++) {
+        fill_view(c, (uint32_t)i, now, &v);
+        if (fn(&v, ud))
+            break;
+    }
+    pthread_rwlock_unlock(&c->lock);
+}
+
+static int resv_add_locked(cluster *c, uint32_t npos, const char *job_id, uint32_t instance,
+                           int64_t cpu, int64_t mem, int32_t gpu, double at)
+{
+    if (c->n_res == c->cap_res) {
+        size_t ncap = c->cap_res ? c->cap_res * 2 : 64;
+        resv *nr = realloc(c->res, ncap * sizeof *nr);
+        if (!nr)
+            return -1;
+        c->res = nr;
+        c->cap_res = ncap;
+    }
+    resv *r = &c->res[c->n_res];
+    memset(r, 0, sizeof *r);
+    strcpy(r->job_id, job_id);
+    strcpy(r->node_id, c->cold[npos].id);
+    r->instance = instance;
+    r->hash = resv_hash(job_id, instance);
+    r->cpu = cpu;
+    r->mem = mem;
+    r->gpu = gpu;
+    r->at = at;
+    node_cold *k = &c->cold[npos];
+    r->seq = k->report_seq;
+    if (idxmap_insert(&c->res_by_key, r->hash, (uint32_t)c->n_res))
+        return -1;
+    c->n_res++;
+    k->res_cpu += cpu;
+    k->res_mem += mem;
+    k->res_gpu += gpu;
+    k->after_cpu += cpu;
+    k->after_mem += mem;
+    k->n_res++;
+    recompute_free(&c->hot[npos], k);
+    c->version++;
+    return 0;
+}
+
+int cluster_reserve_locked(cluster *c, uint32_t pos, const job_spec *job, double now)
+{
+    return resv_add_locked(c, pos, job->id, job->instance, job->vcpus_milli, job->memory_mb,
+                           job->gpus, now);
+}
+
+void resv_to_view(const resv *r, reservation_view *out)
+{
+    memset(out, 0, sizeof *out);
+    strcpy(out->job_id, r->job_id);
+    strcpy(out->node_id, r->node_id);
+    out->instance = r->instance;
+    out->cpu_milli = r->cpu;
+    out->memory_mb = r->mem;
+    out->gpus = r->gpu;
+    out->at = r->at;
+}
+
+int cluster_release(cluster *c, const char *job_id, uint32_t instance)
+{
+    int rc = -1;
+    pthread_rwlock_wrlock(&c->lock);
+    resv *r = cluster_resv_find_locked(c, job_id, instance);
+    if (r) {
+        resv_remove_at(c, (uint32_t)(r - c->res));
+        c->version++;
+        rc = 0;
+    }
+    pthread_rwlock_unlock(&c->lock);
+    return rc;
+}
+
+int cluster_placement(cluster *c, const char *job_id, uint32_t instance, reservation_view *out)
+{
+    int rc = -1;
+    pthread_rwlock_rdlock(&c->lock);
+    resv *r = cluster_resv_find_locked(c, job_id, instance);
+    if (r) {
+        if (out)
+            resv_to_view(r, out);
+        rc = 0;
+    }
+    pthread_rwlock_unlock(&c->lock);
+    return rc;
+}
+
+int cluster_restore(cluster *c, const reservation_view *rv, cs_error *err)
+{
+    cs_error e;
+    if (node_id_check(rv->job_id, &e))
+        return cs_fail(err, "job_id", "%s", e.msg);
+    if (rv->cpu_milli < 0 || rv->memory_mb < 0 || rv->gpus < 0)
+        return cs_fail(err, "reservation", "negative amount");
+    int rc = -1;
+    pthread_rwlock_wrlock(&c->lock);
+    uint32_t npos = cluster_find_locked(c, rv->node_id);
+    if (npos == IDXMAP_NONE) {
+        cs_fail(err, "node_id", "unknown node '%.40s'", rv->node_id);
+        goto out;
+    }
+    resv *old = cluster_resv_find_locked(c, rv->job_id, rv->instance);
+    if (old)
+        resv_remove_at(c, (uint32_t)(old - c->res));
+    /* Counted as made after the last usage report: a restored placement
+     * may not show in the node's figures yet, and over-counting is safe. */
+    if (resv_add_locked(c, npos, rv->job_id, rv->instance, rv->cpu_milli, rv->memory_mb, rv->gpus,
+                        rv->at)) {
+        cs_fail(err, "reservation", "out of memory");
+        goto out;
+    }
+    rc = 0;
+out:
+    pthread_rwlock_unlock(&c->lock);
+    return rc;
+}
+
+size_t cluster_stale_placements(cluster *c, double now, reservation_view *out, size_t max)
+{
+    size_t n = 0;
+    pthread_rwlock_rdlock(&c->lock);
+    for (size_t i = 0; i < c->n_res && n < max; i++) {
+        uint32_t npos = cluster_find_locked(c, c->res[i].node_id);
+        if (npos == IDXMAP_NONE || now - c->hot[npos].last_report > c->ttl)
+            resv_to_view(&c->res[i], &out[n++]);
+    }
+    pthread_rwlock_unlock(&c->lock);
+    return n;
+}
+
+size_t cluster_memory_bytes(cluster *c)
+{
+    pthread_rwlock_rdlock(&c->lock);
+    size_t b = sizeof *c + c->cap * (sizeof(node_hot) + sizeof(node_cold)) +
+               idxmap_bytes(&c->by_id) + c->cap_res * sizeof(resv) + idxmap_bytes(&c->res_by_key) +
+               (c->arch.n + c->addons.n + c->csi.n) * (CS_NAME_MAX + 1);
+    pthread_rwlock_unlock(&c->lock);
+    return b;
+}

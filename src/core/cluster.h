@@ -1,0 +1,88 @@
+/* cluster.h - the cluster table: every known node, its capacity, last
+ * report, and the reservations this scheduler made on it. Thread-safe: one
+ * writer-preferring read-write lock guards the whole table (see
+ * docs/ARCHITECTURE.md). Pure: time always comes in as an argument. */
+#ifndef CS_CLUSTER_H
+#define CS_CLUSTER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+#include "limits.h"
+#include "node.h"
+
+typedef struct cluster cluster;
+
+/* A copy of one node's state, safe to keep after the lock is gone. */
+typedef struct node_view {
+    char id[CS_ID_MAX + 1];
+    char host[CS_HOST_MAX + 1];
+    char arch[CS_NAME_MAX + 1];
+    uint32_t virt;
+    int64_t vcpus_milli, memory_mb;
+    int32_t gpus;
+    bool has_usage;
+    double cpu_percent, memory_percent;
+    bool has_location;
+    double lat, lon;
+    double last_report; /* seconds since the epoch */
+    bool active;        /* last_report within the TTL at `now` */
+    int64_t reserved_cpu_milli, reserved_memory_mb;
+    int32_t reserved_gpus;
+    int64_t free_cpu_milli, free_memory_mb;
+    int32_t free_gpus;
+    uint32_t n_reservations;
+    /* Names resolved from the cluster's dictionaries; valid while the
+     * cluster lives (names are never removed). */
+    const char *addons[CS_DISTINCT_NAMES];
+    uint32_t n_addons;
+    const char *csi[CS_DISTINCT_NAMES];
+    uint32_t n_csi;
+} node_view;
+
+/* One placement this scheduler made and has not released. */
+typedef struct reservation_view {
+    char job_id[CS_ID_MAX + 1];
+    uint32_t instance;
+    char node_id[CS_ID_MAX + 1];
+    int64_t cpu_milli, memory_mb;
+    int32_t gpus;
+    double at;
+} reservation_view;
+
+/* ttl: seconds after its last report that a node counts as active. */
+cluster *cluster_new(double ttl);
+void cluster_free(cluster *c);
+double cluster_ttl(const cluster *c);
+
+/* Registers the node or applies a report to it (only the fields in r->set
+ * change). A first report must carry at least virtualization, vcpus and
+ * memory. Returns 0, 1 when the node is new, or -1 with err filled. */
+int cluster_report(cluster *c, const char *node_id, const node_report *r, double now,
+                   cs_error *err);
+/* Removes the node and drops its reservations. Returns 0, or -1 if unknown. */
+int cluster_remove(cluster *c, const char *node_id);
+
+size_t cluster_size(cluster *c);
+int cluster_get(cluster *c, const char *node_id, double now, node_view *out);
+/* Calls fn for every node in table order, under the read lock: fn must not
+ * call back into the cluster. Stops early when fn returns non-zero. */
+void cluster_foreach(cluster *c, double now, int (*fn)(const node_view *, void *), void *ud);
+
+/* Drops the reservation of one job instance. 0, or -1 if there is none. */
+int cluster_release(cluster *c, const char *job_id, uint32_t instance);
+/* The node holding this job instance's reservation; 0, or -1 if none. */
+int cluster_placement(cluster *c, const char *job_id, uint32_t instance, reservation_view *out);
+/* Charges a reservation without checking capacity: for restoring state that
+ * was durable before a restart. Replaces an existing one for the instance. */
+int cluster_restore(cluster *c, const reservation_view *r, cs_error *err);
+/* Reservations on nodes whose last report is older than the TTL at now, up
+ * to max of them; returns how many were written. */
+size_t cluster_stale_placements(cluster *c, double now, reservation_view *out, size_t max);
+
+/* Approximate bytes the table uses (nodes, indexes, dictionaries). */
+size_t cluster_memory_bytes(cluster *c);
+
+#endif
