@@ -253,6 +253,36 @@ static void heap_sift_up(const cluster *c, heap_item *hp, size_t i)
     }
 }
 
+/* Scores the q qualified nodes and keeps the best k in the heap; returns
+ * how many it kept. `strategy` is a constant at each call site, so the
+ * compiler builds one specialised loop per strategy. */
+static inline __attribute__((always_inline)) size_t keep_best(const cluster *c, engine_ctx *ctx,
+                                                              size_t q, size_t k, scorer *s,
+                                                              engine_strategy strategy)
+{
+    s->strategy = strategy;
+    size_t hn = 0;
+    double worst = 0;
+    for (size_t j = 0; j < q; j++) {
+        uint32_t pos = ctx->qual[j];
+        double score = score_node(s, &c->hot[pos]);
+        if (hn == k && score < worst)
+            continue; /* the common case once the heap is full: no call */
+        heap_item it = {score, pos};
+        if (hn < k) {
+            ctx->heap[hn] = it;
+            heap_sift_up(c, ctx->heap, hn++);
+        } else if (better(c, &it, &ctx->heap[0])) {
+            ctx->heap[0] = it;
+            heap_sift_down(c, ctx->heap, hn, 0);
+        } else {
+            continue;
+        }
+        worst = ctx->heap[0].score;
+    }
+    return hn;
+}
+
 static int rank_locked(engine_ctx *ctx, const cluster *c, const job_spec *job, double now,
                        engine_result *out, resolved *rj)
 {
@@ -295,14 +325,18 @@ static int rank_locked(engine_ctx *ctx, const cluster *c, const job_spec *job, d
     s.wm = ctx->opts.weight_memory / wsum;
 
     size_t hn = 0;
-    for (size_t j = 0; j < q && k > 0; j++) {
-        heap_item it = {score_node(&s, &c->hot[ctx->qual[j]]), ctx->qual[j]};
-        if (hn < k) {
-            ctx->heap[hn] = it;
-            heap_sift_up(c, ctx->heap, hn++);
-        } else if (better(c, &it, &ctx->heap[0])) {
-            ctx->heap[0] = it;
-            heap_sift_down(c, ctx->heap, hn, 0);
+    if (k > 0) {
+        /* One loop per strategy so the switch is not paid per node. */
+        switch (s.strategy) {
+        case STRATEGY_BEST_FIT:
+            hn = keep_best(c, ctx, q, k, &s, STRATEGY_BEST_FIT);
+            break;
+        case STRATEGY_SPREAD:
+            hn = keep_best(c, ctx, q, k, &s, STRATEGY_SPREAD);
+            break;
+        default:
+            hn = keep_best(c, ctx, q, k, &s, STRATEGY_MOST_FREE);
+            break;
         }
     }
     /* Pop worst-first into the tail of the list, so it ends best-first. */
