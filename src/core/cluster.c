@@ -249,20 +249,20 @@ int cluster_report(cluster *c, const char *node_id, const node_report *r, double
         k->lon = r->lon;
         k->has_loc = 1;
     }
-    if (r->set & (NODE_F_CPU_PCT | NODE_F_MEM_PCT)) {
-        /* A usage figure covers what ran when it was measured: only
-         * reservations made after it still need subtracting. */
-        k->report_seq++;
+    /* A usage figure covers what ran when it was measured: only
+     * reservations made after it still need subtracting. Each resource has
+     * its own figure, so each has its own sequence. */
+    if (r->set & NODE_F_CPU_PCT) {
+        k->cpu_seq++;
         k->after_cpu = 0;
+        k->cpu_pct = r->cpu_percent;
+        k->has_cpu_pct = 1;
+    }
+    if (r->set & NODE_F_MEM_PCT) {
+        k->mem_seq++;
         k->after_mem = 0;
-        if (r->set & NODE_F_CPU_PCT) {
-            k->cpu_pct = r->cpu_percent;
-            k->has_cpu_pct = 1;
-        }
-        if (r->set & NODE_F_MEM_PCT) {
-            k->mem_pct = r->memory_percent;
-            k->has_mem_pct = 1;
-        }
+        k->mem_pct = r->memory_percent;
+        k->has_mem_pct = 1;
     }
     if (now > h->last_report)
         h->last_report = now;
@@ -284,10 +284,10 @@ static void resv_remove_at(cluster *c, uint32_t pos)
         k->res_mem -= r->mem;
         k->res_gpu -= r->gpu;
         k->n_res--;
-        if (r->seq == k->report_seq) {
+        if (r->cpu_seq == k->cpu_seq)
             k->after_cpu -= r->cpu;
+        if (r->mem_seq == k->mem_seq)
             k->after_mem -= r->mem;
-        }
         recompute_free(&c->hot[npos], k);
     }
     idxmap_remove(&c->res_by_key, r->hash, pos);
@@ -419,7 +419,8 @@ static int resv_add_locked(cluster *c, uint32_t npos, const char *job_id, uint32
     r->gpu = gpu;
     r->at = at;
     node_cold *k = &c->cold[npos];
-    r->seq = k->report_seq;
+    r->cpu_seq = k->cpu_seq;
+    r->mem_seq = k->mem_seq;
     if (idxmap_insert(&c->res_by_key, r->hash, (uint32_t)c->n_res))
         return -1;
     c->n_res++;

@@ -31,7 +31,8 @@ typedef struct node_cold {
     int64_t res_cpu, res_mem; /* all reservations on the node */
     int32_t res_gpu;
     int64_t after_cpu, after_mem; /* reservations made since the last usage report */
-    uint32_t report_seq, n_res;
+    uint32_t cpu_seq, mem_seq;    /* bumped by each cpu / memory usage figure */
+    uint32_t n_res;
     double cpu_pct, mem_pct;
     double lat, lon;
     uint8_t has_cpu_pct, has_mem_pct, has_loc;
@@ -41,7 +42,7 @@ typedef struct resv {
     char job_id[CS_ID_MAX + 1];
     char node_id[CS_ID_MAX + 1];
     uint32_t instance, hash;
-    uint32_t seq; /* node's report_seq when made */
+    uint32_t cpu_seq, mem_seq; /* the node's, when made */
     int64_t cpu, mem;
     int32_t gpu;
     double at;

@@ -14,6 +14,7 @@
  * succeeds, so no decision can starve. */
 #include "engine.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -357,8 +358,10 @@ static int rank_locked(engine_ctx *ctx, const cluster *c, const job_spec *job, d
     return 0;
 }
 
-static int check_job(const job_spec *job, cs_error *err)
+static int check_job(const job_spec *job, double now, cs_error *err)
 {
+    if (!isfinite(now))
+        return cs_fail(err, "now", "must be a finite time");
     if (!job)
         return cs_fail(err, "job", "is missing");
     return job_spec_validate(job, err);
@@ -367,7 +370,7 @@ static int check_job(const job_spec *job, cs_error *err)
 int engine_rank(engine_ctx *ctx, cluster *c, const job_spec *job, double now, engine_result *out,
                 cs_error *err)
 {
-    if (check_job(job, err))
+    if (check_job(job, now, err))
         return -1;
     resolved rj;
     pthread_rwlock_rdlock(&c->lock);
@@ -412,7 +415,7 @@ static bool commit_locked(engine_ctx *ctx, cluster *c, const job_spec *job, doub
 int engine_place(engine_ctx *ctx, cluster *c, const job_spec *job, double now, engine_result *out,
                  cs_error *err)
 {
-    if (check_job(job, err))
+    if (check_job(job, now, err))
         return -1;
     resolved rj;
     for (int attempt = 0; attempt <= OPTIMISTIC_TRIES; attempt++) {

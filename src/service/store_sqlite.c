@@ -1,0 +1,1287 @@
+/* store_sqlite.c - the embedded durable store: the job queue, job outcomes,
+ * node documents, reservations and the result outbox in one SQLite file
+ * (DATA_DIR/scheduler.db, WAL). One writer thread owns the write connection
+ * and group-commits every caller's write: callers queue a request and sleep
+ * until the transaction holding it has committed, so a burst of N writes
+ * costs a handful of commits instead of N. Reads use a second connection.
+ * The queue itself lives in memory (rebuilt from the jobs table at open) and
+ * only ever shows jobs whose row has committed. */
+#include "store.h"
+
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+/* Ops per transaction: large enough that a burst shares a few commits, small
+ * enough that one transaction never holds the WAL for long. */
+#define BATCH_MAX 4096
+#define BUSY_TIMEOUT_MS 5000
+#define SCHEMA_VERSION 1
+/* <limits.h> is shadowed by the core's limits.h on the include path. */
+#define PATH_CAP 4096
+
+static const char SCHEMA[] =
+    "CREATE TABLE IF NOT EXISTS jobs("
+    " job_id TEXT NOT NULL, instance INTEGER NOT NULL, state INTEGER NOT NULL,"
+    " body TEXT NOT NULL, result TEXT, node_id TEXT NOT NULL DEFAULT '',"
+    " received_at REAL NOT NULL, decided_at REAL, seq INTEGER NOT NULL,"
+    " attempts INTEGER NOT NULL DEFAULT 0, PRIMARY KEY(job_id, instance));"
+    "CREATE INDEX IF NOT EXISTS jobs_queued ON jobs(seq) WHERE state = 0;"
+    "CREATE TABLE IF NOT EXISTS reservations("
+    " job_id TEXT NOT NULL, instance INTEGER NOT NULL, node_id TEXT NOT NULL,"
+    " cpu_milli INTEGER NOT NULL, memory_mb INTEGER NOT NULL, gpus INTEGER NOT NULL,"
+    " at REAL NOT NULL, PRIMARY KEY(job_id, instance));"
+    "CREATE INDEX IF NOT EXISTS reservations_node ON reservations(node_id);"
+    "CREATE TABLE IF NOT EXISTS nodes("
+    " id TEXT PRIMARY KEY NOT NULL, doc TEXT NOT NULL, last_report REAL NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS outbox("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT, job_id TEXT NOT NULL,"
+    " instance INTEGER NOT NULL, payload TEXT NOT NULL,"
+    " attempts INTEGER NOT NULL DEFAULT 0, created_at REAL NOT NULL, next_at REAL NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS outbox_job ON outbox(job_id, instance);"
+    "CREATE INDEX IF NOT EXISTS outbox_next ON outbox(next_at);";
+
+enum {
+    W_BEGIN,
+    W_COMMIT,
+    W_ROLLBACK,
+    W_SP,
+    W_SP_RELEASE,
+    W_SP_ROLLBACK,
+    W_JOB_INSERT,
+    W_JOB_GET,
+    W_JOB_REQUEUE,
+    W_JOB_FINISH,
+    W_JOB_DELETE,
+    W_RES_PUT,
+    W_RES_DELETE,
+    W_RES_DELETE_NODE,
+    W_OUTBOX_ADD,
+    W_OUTBOX_DELETE,
+    W_OUTBOX_DELETE_JOB,
+    W_OUTBOX_RETRY,
+    W_NODE_PUT,
+    W_NODE_DELETE,
+    W_COUNT
+};
+
+static const char *const W_SQL[W_COUNT] = {
+    [W_BEGIN] = "BEGIN IMMEDIATE",
+    [W_COMMIT] = "COMMIT",
+    [W_ROLLBACK] = "ROLLBACK",
+    [W_SP] = "SAVEPOINT op",
+    [W_SP_RELEASE] = "RELEASE op",
+    [W_SP_ROLLBACK] = "ROLLBACK TO op",
+    [W_JOB_INSERT] = "INSERT INTO jobs(job_id, instance, state, body, received_at, seq)"
+                     " VALUES(?, ?, 0, ?, ?, ?) ON CONFLICT(job_id, instance) DO NOTHING",
+    [W_JOB_GET] = "SELECT state, body, received_at, attempts FROM jobs"
+                  " WHERE job_id = ? AND instance = ?",
+    [W_JOB_REQUEUE] = "UPDATE jobs SET state = 0, result = NULL, node_id = '', decided_at = NULL,"
+                      " seq = ?, attempts = attempts + 1 WHERE job_id = ? AND instance = ?",
+    [W_JOB_FINISH] = "UPDATE jobs SET state = ?, result = ?, node_id = ?, decided_at = ?"
+                     " WHERE job_id = ? AND instance = ?",
+    [W_JOB_DELETE] = "DELETE FROM jobs WHERE job_id = ? AND instance = ?",
+    [W_RES_PUT] = "INSERT OR REPLACE INTO reservations(job_id, instance, node_id, cpu_milli,"
+                  " memory_mb, gpus, at) VALUES(?, ?, ?, ?, ?, ?, ?)",
+    [W_RES_DELETE] = "DELETE FROM reservations WHERE job_id = ? AND instance = ?",
+    [W_RES_DELETE_NODE] = "DELETE FROM reservations WHERE node_id = ?",
+    [W_OUTBOX_ADD] = "INSERT INTO outbox(job_id, instance, payload, attempts, created_at, next_at)"
+                     " VALUES(?, ?, ?, 0, ?, ?)",
+    [W_OUTBOX_DELETE] = "DELETE FROM outbox WHERE id = ?",
+    [W_OUTBOX_DELETE_JOB] = "DELETE FROM outbox WHERE job_id = ? AND instance = ?",
+    [W_OUTBOX_RETRY] = "UPDATE outbox SET attempts = ?, next_at = ? WHERE id = ?",
+    [W_NODE_PUT] = "INSERT INTO nodes(id, doc, last_report) VALUES(?, ?, ?) ON CONFLICT(id)"
+                   " DO UPDATE SET doc = excluded.doc, last_report = excluded.last_report",
+    [W_NODE_DELETE] = "DELETE FROM nodes WHERE id = ?",
+};
+
+enum { R_STATUS, R_DUE, R_COUNT };
+
+static const char *const R_SQL[R_COUNT] = {
+    [R_STATUS] = "SELECT state, node_id, body, result, received_at, decided_at FROM jobs"
+                 " WHERE job_id = ? AND instance = ?",
+    [R_DUE] = "SELECT id, job_id, instance, payload, attempts, created_at, next_at FROM outbox"
+              " WHERE next_at <= ? ORDER BY id LIMIT ?",
+};
+
+typedef struct qnode {
+    struct qnode *next;
+    store_job job;
+} qnode;
+
+typedef enum op_kind {
+    OP_ENQUEUE,
+    OP_REQUEUE,
+    OP_FINISH,
+    OP_JOB_DELETE,
+    OP_NODE_PUT,
+    OP_NODE_DELETE,
+    OP_OUTBOX_DONE,
+    OP_OUTBOX_RETRY,
+} op_kind;
+
+/* One caller's write. Lives on the caller's stack: the caller sleeps on
+ * `cond` until the writer sets `done`, and the writer never touches it after
+ * that, so no allocation is needed per write. */
+typedef struct op {
+    op_kind kind;
+    const char *id; /* job or node id */
+    uint32_t instance;
+    const char *text; /* body, result or node document */
+    const reservation_view *res;
+    job_state state;
+    int64_t outbox_id;
+    uint32_t attempts;
+    double t; /* now, last_report or next_at */
+
+    /* Filled by the writer. */
+    int64_t rc;
+    qnode *append; /* to put on the in-memory queue once committed */
+    bool unqueue;  /* to take off the in-memory queue once committed */
+    int64_t outbox_delta;
+    bool done;
+    pthread_cond_t cond;
+    struct op *next;
+} op;
+
+struct store {
+    char path[PATH_CAP];
+    sqlite3 *wdb; /* writer thread only (and open, before it starts) */
+    sqlite3 *rdb; /* under rmu */
+    sqlite3_stmt *w[W_COUNT];
+    sqlite3_stmt *r[R_COUNT];
+    int64_t next_seq; /* writer only */
+    bool doomed;      /* writer only: the current transaction cannot commit */
+
+    bool sync_ready;
+    pthread_mutex_t mu; /* pending ops, closing, users */
+    pthread_cond_t work;
+    pthread_cond_t idle;
+    op *head, *tail;
+    bool closing;
+    unsigned users; /* callers inside the API; close waits for them */
+
+    pthread_mutex_t qmu; /* the in-memory queue */
+    pthread_cond_t qcond;
+    qnode *qhead, *qtail;
+    size_t qlen;
+    bool qclosed;
+
+    pthread_mutex_t rmu;
+
+    pthread_t writer;
+    bool writer_started;
+    atomic_size_t outbox_n;
+};
+
+const char *job_state_name(job_state st)
+{
+    switch (st) {
+    case JOB_QUEUED:
+        return "queued";
+    case JOB_PLACED:
+        return "placed";
+    case JOB_UNSCHEDULABLE:
+        return "unschedulable";
+    }
+    return "unknown";
+}
+
+void store_job_clear(store_job *j)
+{
+    if (!j)
+        return;
+    free(j->body);
+    j->body = NULL;
+}
+
+void store_status_clear(store_status *st)
+{
+    if (!st)
+        return;
+    free(st->body);
+    free(st->result);
+    st->body = NULL;
+    st->result = NULL;
+}
+
+void outbox_item_clear(outbox_item *o)
+{
+    if (!o)
+        return;
+    free(o->payload);
+    o->payload = NULL;
+}
+
+/* --- small helpers ----------------------------------------------------- */
+
+static bool id_ok(const char *id)
+{
+    if (!id || !*id)
+        return false;
+    return strnlen(id, CS_ID_MAX + 1) <= CS_ID_MAX;
+}
+
+/* After a step the statement must be reset before it runs again; the reset's
+ * return code repeats the step's, which the caller has already looked at. */
+static void stmt_done(sqlite3_stmt *st)
+{
+    (void)sqlite3_reset(st);
+    (void)sqlite3_clear_bindings(st);
+}
+
+/* fmt has one letter per parameter: t text (const char *, NULL binds NULL),
+ * i int64_t, u uint32_t, d double. Text is bound SQLITE_STATIC: every caller
+ * resets the statement before its strings go away. */
+static int bindv(sqlite3_stmt *st, const char *fmt, va_list ap)
+{
+    int rc = SQLITE_OK;
+    for (int i = 0; fmt[i] && rc == SQLITE_OK; i++) {
+        switch (fmt[i]) {
+        case 't':
+            rc = sqlite3_bind_text(st, i + 1, va_arg(ap, const char *), -1, SQLITE_STATIC);
+            break;
+        case 'i':
+            rc = sqlite3_bind_int64(st, i + 1, va_arg(ap, int64_t));
+            break;
+        case 'u':
+            rc = sqlite3_bind_int64(st, i + 1, (sqlite3_int64)va_arg(ap, unsigned));
+            break;
+        case 'd':
+            rc = sqlite3_bind_double(st, i + 1, va_arg(ap, double));
+            break;
+        default:
+            rc = SQLITE_MISUSE;
+        }
+    }
+    return rc == SQLITE_OK ? 0 : -1;
+}
+
+/* Runs a statement that returns no rows. 0 or -1; the statement is reset. */
+static int exec_stmt(sqlite3_stmt *st, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = bindv(st, fmt, ap);
+    va_end(ap);
+    if (rc == 0 && sqlite3_step(st) != SQLITE_DONE)
+        rc = -1;
+    stmt_done(st);
+    return rc;
+}
+
+/* Binds and steps once. 1: a row is ready (caller reads it, then calls
+ * stmt_done); 0: no row; -1: error. On 0 and -1 the statement is reset. */
+static int query_row(sqlite3_stmt *st, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = bindv(st, fmt, ap);
+    va_end(ap);
+    if (rc == 0) {
+        int step = sqlite3_step(st);
+        if (step == SQLITE_ROW)
+            return 1;
+        rc = step == SQLITE_DONE ? 0 : -1;
+    }
+    stmt_done(st);
+    return rc;
+}
+
+/* Copies a text column. A NULL column gives NULL (only an error when the
+ * column's type is not NULL: sqlite ran out of memory). */
+static int col_dup(sqlite3_stmt *st, int col, char **out)
+{
+    *out = NULL;
+    const unsigned char *txt = sqlite3_column_text(st, col);
+    if (!txt)
+        return sqlite3_column_type(st, col) == SQLITE_NULL ? 0 : -1;
+    *out = strdup((const char *)txt);
+    return *out ? 0 : -1;
+}
+
+static int col_id(sqlite3_stmt *st, int col, char out[CS_ID_MAX + 1])
+{
+    const unsigned char *txt = sqlite3_column_text(st, col);
+    if (!txt) {
+        if (sqlite3_column_type(st, col) != SQLITE_NULL)
+            return -1;
+        out[0] = '\0';
+        return 0;
+    }
+    size_t n = (size_t)sqlite3_column_bytes(st, col);
+    if (n > CS_ID_MAX)
+        return -1;
+    memcpy(out, txt, n);
+    out[n] = '\0';
+    return 0;
+}
+
+static uint32_t col_u32(sqlite3_stmt *st, int col)
+{
+    sqlite3_int64 v = sqlite3_column_int64(st, col);
+    return v < 0 ? 0 : v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
+}
+
+static qnode *qnode_new(const char *job_id, uint32_t instance, const char *body, double received_at,
+                        uint32_t attempts)
+{
+    qnode *q = calloc(1, sizeof *q);
+    if (!q)
+        return NULL;
+    q->job.body = strdup(body);
+    if (!q->job.body) {
+        free(q);
+        return NULL;
+    }
+    snprintf(q->job.job_id, sizeof q->job.job_id, "%s", job_id);
+    q->job.instance = instance;
+    q->job.received_at = received_at;
+    q->job.attempts = attempts;
+    return q;
+}
+
+static void qnode_free(qnode *q)
+{
+    if (!q)
+        return;
+    free(q->job.body);
+    free(q);
+}
+
+/* Caller holds qmu. */
+static void queue_push(store *s, qnode *q)
+{
+    q->next = NULL;
+    if (s->qtail)
+        s->qtail->next = q;
+    else
+        s->qhead = q;
+    s->qtail = q;
+    s->qlen++;
+}
+
+/* Caller holds qmu. Deletes are rare, so a linear scan is fine. */
+static void queue_remove(store *s, const char *job_id, uint32_t instance)
+{
+    qnode *prev = NULL;
+    for (qnode *q = s->qhead; q; prev = q, q = q->next) {
+        if (q->job.instance != instance || strcmp(q->job.job_id, job_id) != 0)
+            continue;
+        if (prev)
+            prev->next = q->next;
+        else
+            s->qhead = q->next;
+        if (s->qtail == q)
+            s->qtail = prev;
+        s->qlen--;
+        qnode_free(q);
+        return;
+    }
+}
+
+/* API entry for calls that do not go through the writer: counted so that
+ * store_close can wait for them before tearing down. */
+static int enter(store *s)
+{
+    int rc = 0;
+    pthread_mutex_lock(&s->mu);
+    if (s->closing)
+        rc = -1;
+    else
+        s->users++;
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+static void leave(store *s)
+{
+    pthread_mutex_lock(&s->mu);
+    if (--s->users == 0 && s->closing)
+        pthread_cond_broadcast(&s->idle);
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* --- the writer -------------------------------------------------------- */
+
+static int64_t apply_enqueue(store *s, op *o)
+{
+    int64_t rc = -1;
+    qnode *q = qnode_new(o->id, o->instance, o->text, o->t, 0);
+    if (!q)
+        goto out;
+    int64_t seq = s->next_seq++;
+    if (exec_stmt(s->w[W_JOB_INSERT], "tutdi", o->id, o->instance, o->text, o->t, seq) != 0)
+        goto out;
+    if (sqlite3_changes(s->wdb) == 0) {
+        rc = 1; /* already known: the unique key decides, in writer order */
+        goto out;
+    }
+    o->append = q;
+    q = NULL;
+    rc = 0;
+out:
+    qnode_free(q);
+    return rc;
+}
+
+static int64_t apply_requeue(store *s, op *o)
+{
+    int64_t rc = -1;
+    qnode *q = NULL;
+    sqlite3_stmt *get = s->w[W_JOB_GET];
+    int row = query_row(get, "tu", o->id, o->instance);
+    if (row <= 0) {
+        rc = row == 0 ? 1 : -1;
+        goto out;
+    }
+    if (sqlite3_column_int(get, 0) == JOB_QUEUED) {
+        /* Already queued or in a worker's hands: queuing it twice would
+         * place it twice. */
+        stmt_done(get);
+        rc = 0;
+        goto out;
+    }
+    const unsigned char *body = sqlite3_column_text(get, 1);
+    if (body)
+        q = qnode_new(o->id, o->instance, (const char *)body, sqlite3_column_double(get, 2),
+                      col_u32(get, 3) + 1);
+    stmt_done(get);
+    if (!q)
+        goto out;
+    int64_t seq = s->next_seq++;
+    if (exec_stmt(s->w[W_JOB_REQUEUE], "itu", seq, o->id, o->instance) != 0)
+        goto out;
+    if (exec_stmt(s->w[W_RES_DELETE], "tu", o->id, o->instance) != 0)
+        goto out;
+    /* A result not yet delivered describes the outcome being dropped; the
+     * new placement will send its own. */
+    if (exec_stmt(s->w[W_OUTBOX_DELETE_JOB], "tu", o->id, o->instance) != 0)
+        goto out;
+    o->outbox_delta = -(int64_t)sqlite3_changes(s->wdb);
+    o->append = q;
+    q = NULL;
+    rc = 0;
+out:
+    qnode_free(q);
+    return rc;
+}
+
+static int64_t apply_finish(store *s, op *o)
+{
+    const char *node = o->res ? o->res->node_id : "";
+    if (exec_stmt(s->w[W_JOB_FINISH], "ittdtu", (int64_t)o->state, o->text, node, o->t, o->id,
+                  o->instance) != 0)
+        return -1;
+    if (sqlite3_changes(s->wdb) == 0)
+        return 0; /* deleted while a worker held it: nothing to record */
+    if (o->res) {
+        const reservation_view *r = o->res;
+        if (exec_stmt(s->w[W_RES_PUT], "tutiiid", o->id, o->instance, r->node_id, r->cpu_milli,
+                      r->memory_mb, (int64_t)r->gpus, r->at) != 0)
+            return -1;
+    } else if (exec_stmt(s->w[W_RES_DELETE], "tu", o->id, o->instance) != 0) {
+        return -1;
+    }
+    if (exec_stmt(s->w[W_OUTBOX_ADD], "tutdd", o->id, o->instance, o->text, o->t, o->t) != 0)
+        return -1;
+    o->outbox_delta = 1;
+    return sqlite3_last_insert_rowid(s->wdb);
+}
+
+static int64_t apply_job_delete(store *s, op *o)
+{
+    if (exec_stmt(s->w[W_JOB_DELETE], "tu", o->id, o->instance) != 0)
+        return -1;
+    bool existed = sqlite3_changes(s->wdb) > 0;
+    if (exec_stmt(s->w[W_RES_DELETE], "tu", o->id, o->instance) != 0)
+        return -1;
+    if (exec_stmt(s->w[W_OUTBOX_DELETE_JOB], "tu", o->id, o->instance) != 0)
+        return -1;
+    o->outbox_delta = -(int64_t)sqlite3_changes(s->wdb);
+    o->unqueue = existed;
+    return existed ? 0 : 1;
+}
+
+static int64_t apply_node_delete(store *s, op *o)
+{
+    if (exec_stmt(s->w[W_NODE_DELETE], "t", o->id) != 0)
+        return -1;
+    bool existed = sqlite3_changes(s->wdb) > 0;
+    if (exec_stmt(s->w[W_RES_DELETE_NODE], "t", o->id) != 0)
+        return -1;
+    return existed ? 0 : 1;
+}
+
+static int64_t apply_one(store *s, op *o)
+{
+    switch (o->kind) {
+    case OP_ENQUEUE:
+        return apply_enqueue(s, o);
+    case OP_REQUEUE:
+        return apply_requeue(s, o);
+    case OP_FINISH:
+        return apply_finish(s, o);
+    case OP_JOB_DELETE:
+        return apply_job_delete(s, o);
+    case OP_NODE_PUT:
+        return exec_stmt(s->w[W_NODE_PUT], "ttd", o->id, o->text, o->t) == 0 ? 0 : -1;
+    case OP_NODE_DELETE:
+        return apply_node_delete(s, o);
+    case OP_OUTBOX_DONE:
+        if (exec_stmt(s->w[W_OUTBOX_DELETE], "i", o->outbox_id) != 0)
+            return -1;
+        if (sqlite3_changes(s->wdb) == 0)
+            return 1;
+        o->outbox_delta = -1;
+        return 0;
+    case OP_OUTBOX_RETRY:
+        if (exec_stmt(s->w[W_OUTBOX_RETRY], "udi", o->attempts, o->t, o->outbox_id) != 0)
+            return -1;
+        return sqlite3_changes(s->wdb) == 0 ? 1 : 0;
+    }
+    return -1;
+}
+
+/* Runs one op inside the batch's transaction. Ops of several statements run
+ * in a savepoint so that one failing op leaves the others of its batch
+ * intact instead of half-applied. */
+static int64_t apply(store *s, op *o)
+{
+    bool multi = o->kind == OP_REQUEUE || o->kind == OP_FINISH || o->kind == OP_JOB_DELETE ||
+                 o->kind == OP_NODE_DELETE;
+    if (multi && exec_stmt(s->w[W_SP], "") != 0)
+        return -1;
+    int64_t rc = apply_one(s, o);
+    if (rc < 0) {
+        qnode_free(o->append);
+        o->append = NULL;
+        o->unqueue = false;
+        o->outbox_delta = 0;
+    }
+    if (multi) {
+        if (rc < 0 && exec_stmt(s->w[W_SP_ROLLBACK], "") != 0)
+            s->doomed = true;
+        if (exec_stmt(s->w[W_SP_RELEASE], "") != 0)
+            s->doomed = true;
+    }
+    return rc;
+}
+
+/* Publishes a committed batch to memory: queue changes in batch order, so a
+ * delete followed by a new enqueue of the same instance ends up queued. */
+static void publish(store *s, op *batch)
+{
+    bool pushed = false;
+    int64_t delta = 0;
+    pthread_mutex_lock(&s->qmu);
+    for (op *o = batch; o; o = o->next) {
+        if (o->unqueue)
+            queue_remove(s, o->id, o->instance);
+        if (o->append) {
+            queue_push(s, o->append);
+            o->append = NULL;
+            pushed = true;
+        }
+        delta += o->outbox_delta;
+    }
+    if (pushed)
+        pthread_cond_broadcast(&s->qcond);
+    pthread_mutex_unlock(&s->qmu);
+    if (delta > 0)
+        atomic_fetch_add(&s->outbox_n, (size_t)delta);
+    else if (delta < 0)
+        atomic_fetch_sub(&s->outbox_n, (size_t)-delta);
+}
+
+static void run_batch(store *s, op *batch)
+{
+    bool ok = exec_stmt(s->w[W_BEGIN], "") == 0;
+    s->doomed = false;
+    for (op *o = batch; ok && o; o = o->next) {
+        o->rc = apply(s, o);
+        /* An I/O or memory error can roll the whole transaction back behind
+         * our back; then nothing in this batch is durable. */
+        if (s->doomed || (o->rc < 0 && sqlite3_get_autocommit(s->wdb)))
+            ok = false;
+    }
+    if (ok && exec_stmt(s->w[W_COMMIT], "") == 0) {
+        publish(s, batch);
+        return;
+    }
+    if (!sqlite3_get_autocommit(s->wdb))
+        (void)exec_stmt(s->w[W_ROLLBACK], ""); /* nothing more to do if even this fails */
+    for (op *o = batch; o; o = o->next) {
+        o->rc = -1;
+        qnode_free(o->append);
+        o->append = NULL;
+    }
+}
+
+static void *writer_main(void *arg)
+{
+    store *s = arg;
+    for (;;) {
+        pthread_mutex_lock(&s->mu);
+        while (!s->head && !s->closing)
+            pthread_cond_wait(&s->work, &s->mu);
+        if (!s->head) {
+            pthread_mutex_unlock(&s->mu);
+            break;
+        }
+        op *batch = s->head, *last = s->head;
+        for (int n = 1; last->next && n < BATCH_MAX; n++)
+            last = last->next;
+        s->head = last->next;
+        if (!s->head)
+            s->tail = NULL;
+        last->next = NULL;
+        pthread_mutex_unlock(&s->mu);
+
+        run_batch(s, batch);
+
+        pthread_mutex_lock(&s->mu);
+        for (op *o = batch, *next; o; o = next) {
+            next = o->next; /* o belongs to its caller once done is seen */
+            o->done = true;
+            pthread_cond_signal(&o->cond);
+        }
+        pthread_mutex_unlock(&s->mu);
+    }
+    return NULL;
+}
+
+/* Hands an op to the writer and sleeps until its transaction committed (or
+ * failed). Returns the op's result. */
+static int64_t submit(store *s, op *o)
+{
+    o->rc = -1;
+    o->done = false;
+    o->append = NULL;
+    o->unqueue = false;
+    o->outbox_delta = 0;
+    o->next = NULL;
+    if (pthread_cond_init(&o->cond, NULL) != 0)
+        return -1;
+    pthread_mutex_lock(&s->mu);
+    if (s->closing) {
+        pthread_mutex_unlock(&s->mu);
+        pthread_cond_destroy(&o->cond);
+        return -1;
+    }
+    s->users++;
+    if (s->tail)
+        s->tail->next = o;
+    else
+        s->head = o;
+    s->tail = o;
+    pthread_cond_signal(&s->work);
+    while (!o->done)
+        pthread_cond_wait(&o->cond, &s->mu);
+    if (--s->users == 0 && s->closing)
+        pthread_cond_broadcast(&s->idle);
+    pthread_mutex_unlock(&s->mu);
+    pthread_cond_destroy(&o->cond);
+    return o->rc;
+}
+
+/* --- open and close ---------------------------------------------------- */
+
+static int mkdir_p(const char *dir)
+{
+    char buf[PATH_CAP];
+    int n = snprintf(buf, sizeof buf, "%s", dir);
+    if (n < 0 || (size_t)n >= sizeof buf) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+            return -1;
+        *p = '/';
+    }
+    if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+        return -1;
+    struct stat st;
+    if (stat(buf, &st) != 0)
+        return -1;
+    if (!S_ISDIR(st.st_mode)) {
+        errno = ENOTDIR;
+        return -1;
+    }
+    return 0;
+}
+
+static int sync_init(store *s)
+{
+    pthread_condattr_t ca;
+    bool ca_ok = false, mu = false, work = false, idle = false, qmu = false, qcond = false;
+    if (pthread_condattr_init(&ca) != 0)
+        goto fail;
+    ca_ok = true;
+    /* store_take's timeout must not jump with the wall clock. */
+    if (pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) != 0)
+        goto fail;
+    if (!(mu = pthread_mutex_init(&s->mu, NULL) == 0))
+        goto fail;
+    if (!(work = pthread_cond_init(&s->work, NULL) == 0))
+        goto fail;
+    if (!(idle = pthread_cond_init(&s->idle, NULL) == 0))
+        goto fail;
+    if (!(qmu = pthread_mutex_init(&s->qmu, NULL) == 0))
+        goto fail;
+    if (!(qcond = pthread_cond_init(&s->qcond, &ca) == 0))
+        goto fail;
+    if (pthread_mutex_init(&s->rmu, NULL) != 0)
+        goto fail;
+    pthread_condattr_destroy(&ca);
+    s->sync_ready = true;
+    return 0;
+fail:
+    if (qcond)
+        pthread_cond_destroy(&s->qcond);
+    if (qmu)
+        pthread_mutex_destroy(&s->qmu);
+    if (idle)
+        pthread_cond_destroy(&s->idle);
+    if (work)
+        pthread_cond_destroy(&s->work);
+    if (mu)
+        pthread_mutex_destroy(&s->mu);
+    if (ca_ok)
+        pthread_condattr_destroy(&ca);
+    return -1;
+}
+
+/* Frees whatever open got as far as creating; the writer is already gone. */
+static void teardown(store *s)
+{
+    for (int i = 0; i < W_COUNT; i++)
+        (void)sqlite3_finalize(s->w[i]); /* repeats the last step's code, already handled */
+    for (int i = 0; i < R_COUNT; i++)
+        (void)sqlite3_finalize(s->r[i]);
+    /* With every statement finalized, close can only fail on a misuse; there
+     * is nobody left to tell. */
+    (void)sqlite3_close(s->rdb);
+    (void)sqlite3_close(s->wdb);
+    for (qnode *q = s->qhead, *next; q; q = next) {
+        next = q->next;
+        qnode_free(q);
+    }
+    if (s->sync_ready) {
+        pthread_mutex_destroy(&s->rmu);
+        pthread_cond_destroy(&s->qcond);
+        pthread_mutex_destroy(&s->qmu);
+        pthread_cond_destroy(&s->idle);
+        pthread_cond_destroy(&s->work);
+        pthread_mutex_destroy(&s->mu);
+    }
+    free(s);
+}
+
+static int db_open(const char *path, sqlite3 **db, cs_error *err)
+{
+    int rc = sqlite3_open_v2(
+        path, db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc != SQLITE_OK)
+        return cs_fail(err, "data_dir", "cannot open %s: %s", path,
+                       *db ? sqlite3_errmsg(*db) : sqlite3_errstr(rc));
+    if (sqlite3_busy_timeout(*db, BUSY_TIMEOUT_MS) != SQLITE_OK ||
+        sqlite3_extended_result_codes(*db, 1) != SQLITE_OK)
+        return cs_fail(err, "data_dir", "%s: %s", path, sqlite3_errmsg(*db));
+    return 0;
+}
+
+static int prepare_all(sqlite3 *db, const char *const *sql, sqlite3_stmt **st, int n, cs_error *err)
+{
+    for (int i = 0; i < n; i++) {
+        if (sqlite3_prepare_v3(db, sql[i], -1, SQLITE_PREPARE_PERSISTENT, &st[i], NULL) !=
+            SQLITE_OK)
+            return cs_fail(err, "data_dir", "preparing a statement: %s", sqlite3_errmsg(db));
+    }
+    return 0;
+}
+
+/* Sets WAL and creates the schema, refusing a database from a newer build. */
+static int db_setup(sqlite3 *db, cs_error *err)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = -1;
+    if (sqlite3_prepare_v2(db, "PRAGMA journal_mode=WAL", -1, &st, NULL) != SQLITE_OK ||
+        sqlite3_step(st) != SQLITE_ROW) {
+        cs_fail(err, "data_dir", "setting WAL mode: %s", sqlite3_errmsg(db));
+        goto out;
+    }
+    const unsigned char *mode = sqlite3_column_text(st, 0);
+    if (!mode || strcmp((const char *)mode, "wal") != 0) {
+        cs_fail(err, "data_dir", "WAL mode unavailable (journal mode %s)",
+                mode ? (const char *)mode : "?");
+        goto out;
+    }
+    (void)sqlite3_finalize(st);
+    st = NULL;
+    if (sqlite3_exec(db, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL) != SQLITE_OK) {
+        cs_fail(err, "data_dir", "setting synchronous: %s", sqlite3_errmsg(db));
+        goto out;
+    }
+    if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK ||
+        sqlite3_step(st) != SQLITE_ROW) {
+        cs_fail(err, "data_dir", "reading the schema version: %s", sqlite3_errmsg(db));
+        goto out;
+    }
+    int version = sqlite3_column_int(st, 0);
+    if (version > SCHEMA_VERSION) {
+        cs_fail(err, "data_dir", "database schema version %d is newer than this build's %d",
+                version, SCHEMA_VERSION);
+        goto out;
+    }
+    if (sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK ||
+        sqlite3_exec(db, SCHEMA, NULL, NULL, NULL) != SQLITE_OK ||
+        sqlite3_exec(db, "PRAGMA user_version=1", NULL, NULL, NULL) != SQLITE_OK ||
+        sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+        cs_fail(err, "data_dir", "creating the schema: %s", sqlite3_errmsg(db));
+        if (!sqlite3_get_autocommit(db))
+            (void)sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+        goto out;
+    }
+    rc = 0;
+out:
+    (void)sqlite3_finalize(st);
+    return rc;
+}
+
+/* Rebuilds the in-memory queue from the queued rows, in arrival order, and
+ * the counters the writer keeps. Runs before the writer starts. */
+static int load_state(store *s, cs_error *err)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = -1, step;
+    if (sqlite3_prepare_v2(s->wdb, "SELECT coalesce(max(seq), 0) FROM jobs", -1, &st, NULL) !=
+            SQLITE_OK ||
+        sqlite3_step(st) != SQLITE_ROW)
+        goto out;
+    s->next_seq = sqlite3_column_int64(st, 0) + 1;
+    (void)sqlite3_finalize(st); /* a one-row aggregate: the step said all */
+    st = NULL;
+    if (sqlite3_prepare_v2(s->wdb, "SELECT count(*) FROM outbox", -1, &st, NULL) != SQLITE_OK ||
+        sqlite3_step(st) != SQLITE_ROW)
+        goto out;
+    atomic_store(&s->outbox_n, (size_t)sqlite3_column_int64(st, 0));
+    (void)sqlite3_finalize(st);
+    st = NULL;
+    if (sqlite3_prepare_v2(s->wdb,
+                           "SELECT job_id, instance, body, received_at, attempts FROM jobs"
+                           " WHERE state = 0 ORDER BY seq",
+                           -1, &st, NULL) != SQLITE_OK)
+        goto out;
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        char id[CS_ID_MAX + 1];
+        const unsigned char *body = sqlite3_column_text(st, 2);
+        if (col_id(st, 0, id) != 0 || !id[0] || !body)
+            goto out;
+        qnode *q = qnode_new(id, col_u32(st, 1), (const char *)body, sqlite3_column_double(st, 3),
+                             col_u32(st, 4));
+        if (!q)
+            goto out;
+        queue_push(s, q);
+    }
+    if (step == SQLITE_DONE)
+        rc = 0;
+out:
+    if (rc != 0)
+        cs_fail(err, "data_dir", "loading the queue: %s", sqlite3_errmsg(s->wdb));
+    (void)sqlite3_finalize(st);
+    return rc;
+}
+
+store *store_sqlite_open(const char *dir, cs_error *err)
+{
+    store *s = NULL;
+    if (!dir || !*dir) {
+        cs_fail(err, "data_dir", "is empty");
+        goto fail;
+    }
+    if (sqlite3_threadsafe() == 0) {
+        cs_fail(err, "data_dir", "libsqlite3 was built without thread support");
+        goto fail;
+    }
+    if (mkdir_p(dir) != 0) {
+        cs_fail(err, "data_dir", "cannot create %s: %s", dir, strerror(errno));
+        goto fail;
+    }
+    s = calloc(1, sizeof *s);
+    if (!s) {
+        cs_fail(err, "data_dir", "out of memory");
+        goto fail;
+    }
+    int n = snprintf(s->path, sizeof s->path, "%s/scheduler.db", dir);
+    if (n < 0 || (size_t)n >= sizeof s->path) {
+        cs_fail(err, "data_dir", "path too long");
+        goto fail;
+    }
+    if (sync_init(s) != 0) {
+        cs_fail(err, "data_dir", "cannot create locks");
+        goto fail;
+    }
+    if (db_open(s->path, &s->wdb, err) != 0 || db_setup(s->wdb, err) != 0 ||
+        prepare_all(s->wdb, W_SQL, s->w, W_COUNT, err) != 0)
+        goto fail;
+    if (db_open(s->path, &s->rdb, err) != 0 ||
+        sqlite3_exec(s->rdb, "PRAGMA query_only=1", NULL, NULL, NULL) != SQLITE_OK ||
+        prepare_all(s->rdb, R_SQL, s->r, R_COUNT, err) != 0) {
+        if (s->rdb)
+            cs_fail(err, "data_dir", "read connection: %s", sqlite3_errmsg(s->rdb));
+        goto fail;
+    }
+    if (load_state(s, err) != 0)
+        goto fail;
+    if (pthread_create(&s->writer, NULL, writer_main, s) != 0) {
+        cs_fail(err, "data_dir", "cannot start the writer thread");
+        goto fail;
+    }
+    s->writer_started = true;
+    return s;
+fail:
+    if (s)
+        teardown(s);
+    return NULL;
+}
+
+void store_close(store *s)
+{
+    if (!s)
+        return;
+    pthread_mutex_lock(&s->mu);
+    s->closing = true;
+    pthread_cond_signal(&s->work);
+    pthread_mutex_unlock(&s->mu);
+
+    pthread_mutex_lock(&s->qmu);
+    s->qclosed = true;
+    pthread_cond_broadcast(&s->qcond);
+    pthread_mutex_unlock(&s->qmu);
+
+    /* The writer drains every op queued before `closing` was set. */
+    if (s->writer_started)
+        pthread_join(s->writer, NULL);
+
+    pthread_mutex_lock(&s->mu);
+    while (s->users > 0)
+        pthread_cond_wait(&s->idle, &s->mu);
+    pthread_mutex_unlock(&s->mu);
+    teardown(s);
+}
+
+/* --- intake ------------------------------------------------------------ */
+
+int store_enqueue(store *s, const char *job_id, uint32_t instance, const char *body, double now)
+{
+    if (!s || !id_ok(job_id) || !body || !isfinite(now))
+        return -1;
+    op o = {.kind = OP_ENQUEUE, .id = job_id, .instance = instance, .text = body, .t = now};
+    return (int)submit(s, &o);
+}
+
+int store_requeue(store *s, const char *job_id, uint32_t instance, double now)
+{
+    if (!s || !id_ok(job_id) || !isfinite(now))
+        return -1;
+    op o = {.kind = OP_REQUEUE, .id = job_id, .instance = instance, .t = now};
+    return (int)submit(s, &o);
+}
+
+int store_take(store *s, store_job *out, int timeout_ms)
+{
+    if (!s || !out)
+        return -1;
+    if (enter(s) != 0)
+        return -1;
+    struct timespec deadline;
+    if (timeout_ms > 0) {
+        clock_gettime(CLOCK_MONOTONIC, &deadline);
+        deadline.tv_sec += timeout_ms / 1000;
+        deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+        if (deadline.tv_nsec >= 1000000000L) {
+            deadline.tv_sec++;
+            deadline.tv_nsec -= 1000000000L;
+        }
+    }
+    int rc = 1;
+    pthread_mutex_lock(&s->qmu);
+    for (;;) {
+        if (s->qclosed) {
+            rc = -1;
+            break;
+        }
+        if (s->qhead) {
+            qnode *q = s->qhead;
+            s->qhead = q->next;
+            if (!s->qhead)
+                s->qtail = NULL;
+            s->qlen--;
+            *out = q->job;
+            free(q);
+            rc = 0;
+            break;
+        }
+        if (timeout_ms == 0)
+            break;
+        if (timeout_ms < 0)
+            pthread_cond_wait(&s->qcond, &s->qmu);
+        else if (pthread_cond_timedwait(&s->qcond, &s->qmu, &deadline) == ETIMEDOUT)
+            timeout_ms = 0; /* one last look, then report the timeout */
+    }
+    pthread_mutex_unlock(&s->qmu);
+    leave(s);
+    return rc;
+}
+
+size_t store_queue_depth(store *s)
+{
+    if (!s || enter(s) != 0)
+        return 0;
+    pthread_mutex_lock(&s->qmu);
+    size_t n = s->qlen;
+    pthread_mutex_unlock(&s->qmu);
+    leave(s);
+    return n;
+}
+
+/* --- outcomes ---------------------------------------------------------- */
+
+int64_t store_finish(store *s, const char *job_id, uint32_t instance, job_state state,
+                     const reservation_view *res, const char *result, double now)
+{
+    if (!s || !id_ok(job_id) || !result || !isfinite(now))
+        return -1;
+    if (state != JOB_PLACED && state != JOB_UNSCHEDULABLE)
+        return -1;
+    if (res && (!id_ok(res->node_id) || !isfinite(res->at)))
+        return -1;
+    op o = {.kind = OP_FINISH,
+            .id = job_id,
+            .instance = instance,
+            .state = state,
+            .res = res,
+            .text = result,
+            .t = now};
+    return submit(s, &o);
+}
+
+int store_status_get(store *s, const char *job_id, uint32_t instance, store_status *out)
+{
+    if (!s || !id_ok(job_id) || !out)
+        return -1;
+    memset(out, 0, sizeof *out);
+    if (enter(s) != 0)
+        return -1;
+    int rc = -1;
+    pthread_mutex_lock(&s->rmu);
+    sqlite3_stmt *st = s->r[R_STATUS];
+    int row = query_row(st, "tu", job_id, instance);
+    if (row <= 0) {
+        rc = row == 0 ? 1 : -1;
+        goto out;
+    }
+    int state = sqlite3_column_int(st, 0);
+    out->state = state == JOB_PLACED          ? JOB_PLACED
+                 : state == JOB_UNSCHEDULABLE ? JOB_UNSCHEDULABLE
+                                              : JOB_QUEUED;
+    if (col_id(st, 1, out->node_id) != 0 || col_dup(st, 2, &out->body) != 0 ||
+        col_dup(st, 3, &out->result) != 0) {
+        stmt_done(st);
+        store_status_clear(out);
+        goto out;
+    }
+    out->received_at = sqlite3_column_double(st, 4);
+    out->decided_at = sqlite3_column_double(st, 5);
+    stmt_done(st);
+    rc = 0;
+out:
+    pthread_mutex_unlock(&s->rmu);
+    leave(s);
+    return rc;
+}
+
+int store_job_delete(store *s, const char *job_id, uint32_t instance)
+{
+    if (!s || !id_ok(job_id))
+        return -1;
+    op o = {.kind = OP_JOB_DELETE, .id = job_id, .instance = instance};
+    return (int)submit(s, &o);
+}
+
+/* --- nodes ------------------------------------------------------------- */
+
+int store_node_put(store *s, const char *node_id, const char *doc, double last_report)
+{
+    if (!s || !id_ok(node_id) || !doc || !isfinite(last_report))
+        return -1;
+    op o = {.kind = OP_NODE_PUT, .id = node_id, .text = doc, .t = last_report};
+    return (int)submit(s, &o);
+}
+
+int store_node_delete(store *s, const char *node_id)
+{
+    if (!s || !id_ok(node_id))
+        return -1;
+    op o = {.kind = OP_NODE_DELETE, .id = node_id};
+    return (int)submit(s, &o);
+}
+
+/* Runs on a connection of its own inside one read transaction: the nodes and
+ * reservations come from the same snapshot, and the callbacks may call any
+ * store function without meeting a lock this holds. */
+int store_load(store *s, const store_loader *l)
+{
+    if (!s || !l)
+        return -1;
+    if (enter(s) != 0)
+        return -1;
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    bool in_txn = false;
+    int rc = -1, step;
+    if (db_open(s->path, &db, NULL) != 0 ||
+        sqlite3_exec(db, "PRAGMA query_only=1", NULL, NULL, NULL) != SQLITE_OK ||
+        sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
+        goto out;
+    in_txn = true;
+    if (sqlite3_prepare_v2(db, "SELECT id, doc, last_report FROM nodes ORDER BY id", -1, &st,
+                           NULL) != SQLITE_OK)
+        goto out;
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        char id[CS_ID_MAX + 1];
+        const unsigned char *doc = sqlite3_column_text(st, 1);
+        if (col_id(st, 0, id) != 0 || !doc)
+            goto out;
+        if (l->node) {
+            int cb = l->node(l->ud, id, (const char *)doc, sqlite3_column_double(st, 2));
+            if (cb != 0) {
+                rc = cb;
+                goto out;
+            }
+        }
+    }
+    if (step != SQLITE_DONE)
+        goto out;
+    (void)sqlite3_finalize(st); /* stepped to DONE: nothing left to report */
+    st = NULL;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT job_id, instance, node_id, cpu_milli, memory_mb, gpus, at"
+                           " FROM reservations ORDER BY at, job_id, instance",
+                           -1, &st, NULL) != SQLITE_OK)
+        goto out;
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        reservation_view r = {0};
+        if (col_id(st, 0, r.job_id) != 0 || col_id(st, 2, r.node_id) != 0)
+            goto out;
+        r.instance = col_u32(st, 1);
+        r.cpu_milli = sqlite3_column_int64(st, 3);
+        r.memory_mb = sqlite3_column_int64(st, 4);
+        r.gpus = (int32_t)sqlite3_column_int(st, 5);
+        r.at = sqlite3_column_double(st, 6);
+        if (l->reservation) {
+            int cb = l->reservation(l->ud, &r);
+            if (cb != 0) {
+                rc = cb;
+                goto out;
+            }
+        }
+    }
+    if (step != SQLITE_DONE)
+        goto out;
+    rc = 0;
+out:
+    (void)sqlite3_finalize(st);
+    if (in_txn)
+        (void)sqlite3_exec(db, "COMMIT", NULL, NULL, NULL); /* read-only: ends the snapshot */
+    (void)sqlite3_close(db);
+    leave(s);
+    return rc;
+}
+
+/* --- outbox ------------------------------------------------------------ */
+
+int store_outbox_due(store *s, double now, outbox_item *out, int max)
+{
+    if (!s || !out || max < 0 || isnan(now))
+        return -1;
+    if (max == 0)
+        return 0;
+    if (enter(s) != 0)
+        return -1;
+    int n = 0, step = SQLITE_DONE;
+    bool failed = false;
+    pthread_mutex_lock(&s->rmu);
+    sqlite3_stmt *st = s->r[R_DUE];
+    if (sqlite3_bind_double(st, 1, now) != SQLITE_OK || sqlite3_bind_int(st, 2, max) != SQLITE_OK) {
+        failed = true;
+        goto out;
+    }
+    while (n < max && (step = sqlite3_step(st)) == SQLITE_ROW) {
+        outbox_item *o = &out[n];
+        memset(o, 0, sizeof *o);
+        o->id = sqlite3_column_int64(st, 0);
+        if (col_id(st, 1, o->job_id) != 0 || col_dup(st, 3, &o->payload) != 0 || !o->payload) {
+            outbox_item_clear(o);
+            failed = true;
+            goto out;
+        }
+        o->instance = col_u32(st, 2);
+        o->attempts = col_u32(st, 4);
+        o->created_at = sqlite3_column_double(st, 5);
+        o->next_at = sqlite3_column_double(st, 6);
+        n++;
+    }
+    if (n < max && step != SQLITE_DONE)
+        failed = true;
+out:
+    stmt_done(st);
+    pthread_mutex_unlock(&s->rmu);
+    leave(s);
+    if (failed) {
+        for (int i = 0; i < n; i++)
+            outbox_item_clear(&out[i]);
+        return -1;
+    }
+    return n;
+}
+
+int store_outbox_done(store *s, int64_t id)
+{
+    if (!s)
+        return -1;
+    op o = {.kind = OP_OUTBOX_DONE, .outbox_id = id};
+    return (int)submit(s, &o);
+}
+
+int store_outbox_retry(store *s, int64_t id, uint32_t attempts, double next_at)
+{
+    if (!s || !isfinite(next_at))
+        return -1;
+    op o = {.kind = OP_OUTBOX_RETRY, .outbox_id = id, .attempts = attempts, .t = next_at};
+    return (int)submit(s, &o);
+}
+
+int store_outbox_give_up(store *s, int64_t id)
+{
+    /* The same removal as a delivery; only the caller's counters differ. */
+    return store_outbox_done(s, id);
+}
+
+size_t store_outbox_depth(store *s)
+{
+    return s ? atomic_load(&s->outbox_n) : 0;
+}
