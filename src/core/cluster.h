@@ -10,7 +10,7 @@
 #include <stdint.h>
 
 #include "error.h"
-#include "limits.h"
+#include "cs_limits.h"
 #include "node.h"
 
 typedef struct cluster cluster;

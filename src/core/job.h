@@ -6,7 +6,7 @@
 #include <stdint.h>
 
 #include "error.h"
-#include "limits.h"
+#include "cs_limits.h"
 #include "strlist.h"
 
 typedef enum engine_strategy {

@@ -8,7 +8,7 @@
 #include <stdint.h>
 
 #include "error.h"
-#include "limits.h"
+#include "cs_limits.h"
 #include "strlist.h"
 
 enum {

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "limits.h"
+#include "cs_limits.h"
 
 int strlist_add(strlist *l, const char *s, size_t max_len, const char *field, cs_error *err)
 {

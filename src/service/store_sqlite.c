@@ -25,7 +25,6 @@
 #define BATCH_MAX 4096
 #define BUSY_TIMEOUT_MS 5000
 #define SCHEMA_VERSION 1
-/* <limits.h> is shadowed by the core's limits.h on the include path. */
 #define PATH_CAP 4096
 
 static const char SCHEMA[] =

@@ -13,7 +13,7 @@
 
 #include "error.h"
 #include "job.h"
-#include "limits.h"
+#include "cs_limits.h"
 #include "node.h"
 #include "strlist.h"
 #include "virt.h"

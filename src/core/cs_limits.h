@@ -1,4 +1,4 @@
-/* limits.h - hard caps on every size and number that reaches the core from
+/* cs_limits.h - hard caps on every size and number that reaches the core from
  * the network, so each input has a bound and a clear error past it. */
 #ifndef CS_LIMITS_H
 #define CS_LIMITS_H
