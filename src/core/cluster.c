@@ -63,6 +63,8 @@ void cluster_free(cluster *c)
     if (!c)
         return;
     pthread_rwlock_destroy(&c->lock);
+    for (size_t i = 0; i < c->n; i++)
+        free(c->cold[i].host);
     free(c->hot);
     free(c->cold);
     free(c->res);
@@ -136,22 +138,22 @@ resv *cluster_resv_find_locked(const cluster *c, const char *job_id, uint32_t in
  * than the unused share of capacity minus what was reserved since. */
 static void recompute_free(node_hot *h, const node_cold *k)
 {
-    int64_t cpu = h->cap_cpu - k->res_cpu;
+    int64_t cpu = (int64_t)h->cap_cpu - k->res_cpu;
     if (k->has_cpu_pct) {
         int64_t by_use = (int64_t)floor((double)h->cap_cpu * (1.0 - k->cpu_pct / 100.0));
         if (by_use - k->after_cpu < cpu)
             cpu = by_use - k->after_cpu;
     }
-    int64_t mem = h->cap_mem - k->res_mem;
+    int64_t mem = (int64_t)h->cap_mem - k->res_mem;
     if (k->has_mem_pct) {
         int64_t by_use = (int64_t)floor((double)h->cap_mem * (1.0 - k->mem_pct / 100.0));
         if (by_use - k->after_mem < mem)
             mem = by_use - k->after_mem;
     }
-    h->free_cpu = cpu > 0 ? cpu : 0;
-    h->free_mem = mem > 0 ? mem : 0;
+    h->free_cpu = cpu > 0 ? (int32_t)cpu : 0;
+    h->free_mem = mem > 0 ? (int32_t)mem : 0;
     int32_t gpu = k->cap_gpu - k->res_gpu;
-    h->free_gpu = gpu > 0 ? gpu : 0;
+    h->free_gpu = gpu > 0 ? (int16_t)gpu : 0;
 }
 
 static int grow_nodes(cluster *c)
@@ -160,7 +162,7 @@ static int grow_nodes(cluster *c)
         return 0;
     /* Grow by a quarter, not double: at 100,000 nodes the slack of
      * doubling alone would cost more than the nodes' own bytes budget. */
-    size_t ncap = c->cap + c->cap / 4 + 16;
+    size_t ncap = c->cap + c->cap / 4 + 4;
     node_hot *h = realloc(c->hot, ncap * sizeof *h);
     if (!h)
         return -1;
@@ -218,7 +220,6 @@ int cluster_report(cluster *c, const char *node_id, const node_report *r, double
         memset(&c->hot[pos], 0, sizeof c->hot[pos]);
         memset(&c->cold[pos], 0, sizeof c->cold[pos]);
         strcpy(c->cold[pos].id, node_id);
-        strcpy(c->cold[pos].host, node_id); /* until a host is reported */
         c->cold[pos].hash = cs_hash_str(node_id, 0);
         if (idxmap_insert(&c->by_id, c->cold[pos].hash, pos)) {
             cs_fail(err, "node", "out of memory");
@@ -228,22 +229,29 @@ int cluster_report(cluster *c, const char *node_id, const node_report *r, double
     }
     node_hot *h = &c->hot[pos];
     node_cold *k = &c->cold[pos];
-    if (r->set & NODE_F_HOST)
-        strcpy(k->host, r->host);
+    if (r->set & NODE_F_HOST) {
+        char *host = strdup(r->host);
+        if (!host) {
+            cs_fail(err, "host", "out of memory");
+            goto out;
+        }
+        free(k->host);
+        k->host = host;
+    }
     if (r->set & NODE_F_VIRT)
         h->virt = (uint8_t)r->virt;
     if (arch >= 0)
         h->arch = (uint8_t)(arch + 1);
     if (r->set & NODE_F_VCPUS)
-        h->cap_cpu = r->vcpus_milli;
+        h->cap_cpu = (int32_t)r->vcpus_milli;
     if (r->set & NODE_F_MEMORY)
-        h->cap_mem = r->memory_mb;
+        h->cap_mem = (int32_t)r->memory_mb;
     if (r->set & NODE_F_GPUS)
         k->cap_gpu = r->gpus;
     if (r->set & NODE_F_ADDONS)
-        h->addons = addons;
+        k->addons = addons;
     if (r->set & NODE_F_CSI)
-        h->csi = csi;
+        k->csi = csi;
     if (r->set & NODE_F_LOCATION) {
         k->lat = r->lat;
         k->lon = r->lon;
@@ -310,6 +318,7 @@ int cluster_remove(cluster *c, const char *node_id)
         if (strcmp(c->res[i].node_id, node_id) == 0)
             resv_remove_at(c, (uint32_t)i);
     idxmap_remove(&c->by_id, c->cold[pos].hash, pos);
+    free(c->cold[pos].host);
     uint32_t last = (uint32_t)(c->n - 1);
     if (pos != last) {
         c->hot[pos] = c->hot[last];
@@ -346,7 +355,7 @@ static void fill_view(const cluster *c, uint32_t pos, double now, node_view *v)
     const node_cold *k = &c->cold[pos];
     memset(v, 0, sizeof *v);
     strcpy(v->id, k->id);
-    strcpy(v->host, k->host);
+    strcpy(v->host, k->host ? k->host : k->id);
     if (h->arch)
         strcpy(v->arch, c->arch.names[h->arch - 1]);
     v->virt = h->virt;
@@ -368,8 +377,8 @@ static void fill_view(const cluster *c, uint32_t pos, double now, node_view *v)
     v->free_memory_mb = h->free_mem;
     v->free_gpus = h->free_gpu;
     v->n_reservations = k->n_res;
-    bits_to_names(&c->addons, h->addons, v->addons, &v->n_addons);
-    bits_to_names(&c->csi, h->csi, v->csi, &v->n_csi);
+    bits_to_names(&c->addons, k->addons, v->addons, &v->n_addons);
+    bits_to_names(&c->csi, k->csi, v->csi, &v->n_csi);
 }
 
 int cluster_get(cluster *c, const char *node_id, double now, node_view *out)
@@ -527,7 +536,11 @@ size_t cluster_stale_placements(cluster *c, double now, reservation_view *out, s
 size_t cluster_memory_bytes(cluster *c)
 {
     pthread_rwlock_rdlock(&c->lock);
-    size_t b = sizeof *c + c->cap * (sizeof(node_hot) + sizeof(node_cold)) +
+    size_t hosts = 0;
+    for (size_t i = 0; i < c->n; i++)
+        if (c->cold[i].host)
+            hosts += strlen(c->cold[i].host) + 1;
+    size_t b = hosts + sizeof *c + c->cap * (sizeof(node_hot) + sizeof(node_cold)) +
                idxmap_bytes(&c->by_id) + c->cap_res * sizeof(resv) + idxmap_bytes(&c->res_by_key) +
                (c->arch.n + c->addons.n + c->csi.n) * (CS_NAME_MAX + 1);
     pthread_rwlock_unlock(&c->lock);

@@ -1,6 +1,6 @@
 /* cluster_priv.h - the cluster table's layout, shared only by cluster.c and
  * engine.c. Each node is split in two: the fields every filter reads on
- * every decision (64 bytes, one cache line) and the rest, so the filter pass
+ * every decision (32 bytes, two nodes to a cache line) and the rest, so the filter pass
  * streams through one dense array. */
 #ifndef CS_CLUSTER_PRIV_H
 #define CS_CLUSTER_PRIV_H
@@ -14,18 +14,18 @@
 
 typedef struct node_hot {
     double last_report;
-    int64_t free_cpu, free_mem; /* cached: recomputed on every change */
-    int64_t cap_cpu, cap_mem;
-    uint64_t addons, csi; /* bits: positions in the cluster's dictionaries */
-    int32_t free_gpu;
+    /* Cached free amounts, recomputed on every change. 32-bit is enough:
+     * CS_VCPUS_MAX thousandths and CS_MEMORY_MAX MB both fit. */
+    int32_t free_cpu, free_mem;
+    int32_t cap_cpu, cap_mem;
+    int16_t free_gpu;
     uint8_t virt;
     uint8_t arch; /* 0 = none reported, else dictionary position + 1 */
-    uint16_t pad;
 } node_hot;
-
 typedef struct node_cold {
     char id[CS_ID_MAX + 1];
-    char host[CS_HOST_MAX + 1];
+    char *host;           /* owned; NULL until a host is reported (then the id serves) */
+    uint64_t addons, csi; /* bits: positions in the cluster's dictionaries */
     uint32_t hash;
     int32_t cap_gpu;
     int64_t res_cpu, res_mem; /* all reservations on the node */

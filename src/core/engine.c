@@ -45,8 +45,12 @@ struct engine_ctx {
 typedef struct resolved {
     const job_spec *job;
     double cutoff;
+    /* The job's requests copied in, so the filter loop reads them from a
+     * local the compiler can keep in registers. */
+    int64_t cpu, mem;
+    int32_t gpu;
     uint8_t virt;
-    bool need_arch;
+    bool need_arch, has_direct, has_addons, has_csi;
     uint64_t arch[4]; /* bit (dictionary position + 1) */
     uint64_t addons, csi;
     bool addons_impossible, csi_impossible;
@@ -121,8 +125,14 @@ static void resolve(const cluster *c, const job_spec *job, double now, resolved 
     memset(rj, 0, sizeof *rj);
     rj->job = job;
     rj->cutoff = now - c->ttl;
+    rj->cpu = job->vcpus_milli;
+    rj->mem = job->memory_mb;
+    rj->gpu = job->gpus;
     rj->virt = (uint8_t)job->virt;
     rj->need_arch = job->arch.n > 0;
+    rj->has_direct = job->has_direct;
+    rj->has_addons = job->addons.n > 0;
+    rj->has_csi = job->csi.n > 0;
     for (size_t i = 0; i < job->arch.n; i++) {
         int k = namedict_find(&c->arch, job->arch.v[i]);
         if (k >= 0)
@@ -148,33 +158,37 @@ static bool direct_ok(const cluster *c, uint32_t pos, const job_spec *job)
 {
     const node_cold *k = &c->cold[pos];
     for (size_t i = 0; i < job->hosts.n; i++)
-        if (strcmp(job->hosts.v[i], k->host) == 0 || strcmp(job->hosts.v[i], k->id) == 0)
+        if ((k->host && strcmp(job->hosts.v[i], k->host) == 0) ||
+            strcmp(job->hosts.v[i], k->id) == 0)
             return true;
     return false;
 }
 
 /* The one feasibility function: used to choose and again to commit. */
-static inline int check_node(const cluster *c, uint32_t pos, const resolved *rj)
+static inline __attribute__((always_inline)) int check_node(const cluster *c, uint32_t pos,
+                                                            const resolved *rj)
 {
     const node_hot *h = &c->hot[pos];
-    const job_spec *job = rj->job;
     if (h->last_report < rj->cutoff)
         return REASON_INACTIVE;
     if (!(h->virt & rj->virt))
         return REASON_TECHNOLOGY;
     if (rj->need_arch && !(rj->arch[h->arch / 64] & (1ull << (h->arch % 64))))
         return REASON_ARCH;
-    if (job->has_direct && !direct_ok(c, pos, job))
+    if (rj->has_direct && !direct_ok(c, pos, rj->job))
         return REASON_DIRECT;
-    if (rj->addons_impossible || (h->addons & rj->addons) != rj->addons)
+    /* Addons and CSI drivers live in the cold record: most jobs ask for
+     * neither, so the filter pass need not stream them. */
+    if (rj->has_addons &&
+        (rj->addons_impossible || (c->cold[pos].addons & rj->addons) != rj->addons))
         return REASON_ADDONS;
-    if (rj->csi_impossible || (h->csi & rj->csi) != rj->csi)
+    if (rj->has_csi && (rj->csi_impossible || (c->cold[pos].csi & rj->csi) != rj->csi))
         return REASON_CSI;
-    if (h->free_gpu < job->gpus)
+    if (h->free_gpu < rj->gpu)
         return REASON_GPU;
-    if (h->free_cpu < job->vcpus_milli)
+    if (h->free_cpu < rj->cpu)
         return REASON_CPU;
-    if (h->free_mem < job->memory_mb)
+    if (h->free_mem < rj->mem)
         return REASON_MEMORY;
     return OK_NODE;
 }
@@ -288,25 +302,32 @@ static int rank_locked(engine_ctx *ctx, const cluster *c, const job_spec *job, d
                        engine_result *out, resolved *rj)
 {
     memset(out, 0, sizeof *out);
-    resolve(c, job, now, rj);
-    out->n_nodes = c->n;
-    if (reserve_space((void **)&ctx->qual, &ctx->qual_cap, c->n, sizeof *ctx->qual))
+    /* Everything the loop touches is a local: stores to the counters and
+     * the qualified list then cannot make the compiler reload the rest. */
+    resolved rl;
+    resolve(c, job, now, &rl);
+    const size_t n = c->n;
+    out->n_nodes = n;
+    if (reserve_space((void **)&ctx->qual, &ctx->qual_cap, n, sizeof *ctx->qual))
         return -1;
+    uint32_t *qual = ctx->qual;
+    const node_hot *hot = c->hot;
+    size_t reasons[REASON__COUNT] = {0};
     size_t q = 0;
-    int64_t maxc = 0, maxm = 0;
-    for (uint32_t i = 0; i < c->n; i++) {
-        int r = check_node(c, i, rj);
+    int32_t maxc = 0, maxm = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        int r = check_node(c, i, &rl);
         if (r != OK_NODE) {
-            out->reasons[r]++;
+            reasons[r]++;
             continue;
         }
-        ctx->qual[q++] = i;
-        if (c->hot[i].free_cpu > maxc)
-            maxc = c->hot[i].free_cpu;
-        if (c->hot[i].free_mem > maxm)
-            maxm = c->hot[i].free_mem;
+        qual[q++] = i;
+        maxc = hot[i].free_cpu > maxc ? hot[i].free_cpu : maxc;
+        maxm = hot[i].free_mem > maxm ? hot[i].free_mem : maxm;
     }
+    memcpy(out->reasons, reasons, sizeof reasons);
     out->n_qualified = q;
+    *rj = rl;
 
     size_t k = job->top_k ? job->top_k : ctx->opts.top_k;
     if (k > q)
