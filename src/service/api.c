@@ -1,0 +1,489 @@
+/* api.c - the routes of docs/API.md. Every input is decoded and validated
+ * (codec) before anything is stored, so a bad request changes nothing;
+ * intake answers only after the job is durable. */
+#include "api.h"
+
+#include <stdbool.h>
+#include <string.h>
+
+#include "codec.h"
+#include "service.h"
+#include "virt.h"
+
+#define HELLO "Hello from cluster-scheduler, the cluster scheduler\n"
+#define REPLICAS_MAX 1000
+
+static void reply_cs_error(http_reply *out, int status, const cs_error *e)
+{
+    http_reply_error(out, status, e->field, e->msg);
+}
+
+static void store_unavailable(const svc_ctx *c, http_reply *out, const char *what)
+{
+    metrics_inc(c->metrics, M_STORE_ERRORS);
+    log_error(c->log, "store: %s failed", what);
+    http_reply_error(out, 503, "store", "storage unavailable; try again");
+}
+
+static void reply_json_obj(http_reply *out, int status, json_t *doc)
+{
+    char *s = codec_dump(doc);
+    json_decref(doc);
+    http_reply_json(out, status, s);
+}
+
+static void log_notes(const svc_ctx *c, const char *job_id, unsigned notes)
+{
+    if (notes & CODEC_NOTE_GEO)
+        log_warn(c->log, "job %s: geo constraint not implemented yet, ignored", job_id);
+    if (notes & CODEC_NOTE_LATENCY)
+        log_warn(c->log, "job %s: latency constraint not implemented yet, ignored", job_id);
+}
+
+/* ---- nodes ------------------------------------------------------------- */
+
+static void node_put(const svc_ctx *c, const char *id, const char *body, size_t len,
+                     http_reply *out)
+{
+    cs_error e;
+    node_report nr;
+    node_report_init(&nr);
+    json_t *report = NULL, *old = NULL, *doc = NULL;
+    char *text = NULL;
+    bool locked = false;
+    if (node_id_check(id, &e)) {
+        reply_cs_error(out, 400, &e);
+        goto out;
+    }
+    if (!(report = codec_parse_object(body, len, &e)) || codec_node(report, &nr, &e)) {
+        reply_cs_error(out, 400, &e);
+        goto out;
+    }
+    double now = svc_now();
+    nodedocs_lock_node(c->docs, id);
+    locked = true;
+    int rc = cluster_report(c->cluster, id, &nr, now, &e);
+    if (rc < 0) {
+        reply_cs_error(out, 400, &e);
+        goto out;
+    }
+    old = nodedocs_get(c->docs, id);
+    doc = codec_node_merge(old, report);
+    text = codec_dump(doc);
+    if (!doc || !text) {
+        http_reply_error(out, 500, "server", "out of memory");
+        goto out;
+    }
+    /* Memory first, then the durable copy: both under the node's lock, so
+     * the store keeps the last merge even when reports race. The map takes
+     * doc; it is not touched here afterwards. */
+    nodedocs_put(c->docs, id, doc);
+    doc = NULL;
+    if (store_node_put(c->store, id, text, now) < 0) {
+        store_unavailable(c, out, "node put");
+        goto out;
+    }
+    nodedocs_unlock_node(c->docs, id);
+    locked = false;
+    if (rc == 1)
+        log_info(c->log, "node %s registered", id);
+    json_t *answer = svc_node_doc(c, id, now);
+    if (!answer)
+        http_reply_error(out, 404, "node_id", "node removed meanwhile");
+    else
+        reply_json_obj(out, rc == 1 ? 201 : 200, answer);
+out:
+    if (locked)
+        nodedocs_unlock_node(c->docs, id);
+    free(text);
+    json_decref(doc);
+    json_decref(old);
+    json_decref(report);
+    node_report_clear(&nr);
+}
+
+static void node_get(const svc_ctx *c, const char *id, http_reply *out)
+{
+    json_t *doc = svc_node_doc(c, id, svc_now());
+    if (!doc) {
+        http_reply_error(out, 404, "node_id", "unknown node");
+        return;
+    }
+    reply_json_obj(out, 200, doc);
+}
+
+static void nodes_list(const svc_ctx *c, http_reply *out)
+{
+    double now = svc_now();
+    json_t *snap = nodedocs_ids(c->docs);
+    json_t *list = json_array();
+    json_t *answer = NULL;
+    if (!snap || !list)
+        goto fail;
+    size_t i;
+    json_t *idv;
+    json_array_foreach(snap, i, idv)
+    {
+        json_t *doc = svc_node_doc(c, json_string_value(idv), now);
+        if (doc && json_array_append_new(list, doc))
+            goto fail;
+    }
+    answer = json_pack("{s:O}", "nodes", list);
+    json_decref(list);
+    json_decref(snap);
+    reply_json_obj(out, 200, answer);
+    return;
+fail:
+    json_decref(list);
+    json_decref(snap);
+    http_reply_error(out, 500, "server", "out of memory");
+}
+
+static void node_delete(const svc_ctx *c, const char *id, http_reply *out)
+{
+    nodedocs_lock_node(c->docs, id);
+    int in_cluster = cluster_remove(c->cluster, id) == 0;
+    int had_doc = nodedocs_remove(c->docs, id) == 0;
+    if (!in_cluster && !had_doc) {
+        nodedocs_unlock_node(c->docs, id);
+        http_reply_error(out, 404, "node_id", "unknown node");
+        return;
+    }
+    int rc = store_node_delete(c->store, id);
+    nodedocs_unlock_node(c->docs, id);
+    if (rc < 0) {
+        store_unavailable(c, out, "node delete");
+        return;
+    }
+    log_info(c->log, "node %s deleted", id);
+    reply_json_obj(out, 200, json_pack("{s:s}", "deleted", id));
+}
+
+/* ---- jobs -------------------------------------------------------------- */
+
+/* Queues one validated instance. 0 queued, 1 known already, -1 store error. */
+static int enqueue(const svc_ctx *c, const char *job_id, uint32_t instance, const char *text)
+{
+    int rc = store_enqueue(c->store, job_id, instance, text, svc_now());
+    if (rc == 0) {
+        metrics_inc(c->metrics, M_JOBS_RECEIVED);
+        log_debug(c->log, "job %s/%u queued", job_id, instance);
+    } else if (rc == 1) {
+        metrics_inc(c->metrics, M_JOBS_DUPLICATE);
+        log_info(c->log, "job %s/%u already known; request ignored", job_id, instance);
+    }
+    return rc;
+}
+
+static void deploy(const svc_ctx *c, const route_match *m, const char *body, size_t len,
+                   http_reply *out)
+{
+    cs_error e;
+    job_spec spec;
+    unsigned notes = 0;
+    char *text = NULL;
+    job_spec_init(&spec);
+    json_t *job = codec_parse_object(body, len, &e);
+    if (!job || codec_job(job, m->job_id, m->instance, "", &spec, &notes, &e)) {
+        reply_cs_error(out, 400, &e);
+        goto out;
+    }
+    log_notes(c, m->job_id, notes);
+    if (!(text = codec_dump(job))) {
+        http_reply_error(out, 500, "server", "out of memory");
+        goto out;
+    }
+    if (enqueue(c, m->job_id, m->instance, text) < 0) {
+        store_unavailable(c, out, "enqueue");
+        goto out;
+    }
+    http_reply_text(out, 200, "ok");
+out:
+    free(text);
+    job_spec_clear(&spec);
+    json_decref(job);
+}
+
+static void replicate(const svc_ctx *c, const char *body, size_t len, http_reply *out)
+{
+    cs_error e;
+    job_spec spec;
+    unsigned notes = 0;
+    char *text = NULL;
+    char id[CS_ID_MAX + 1];
+    job_spec_init(&spec);
+    json_t *root = codec_parse_object(body, len, &e);
+    if (!root) {
+        reply_cs_error(out, 400, &e);
+        goto out;
+    }
+    json_t *job = json_object_get(root, "job");
+    json_t *n = json_object_get(root, "replicas");
+    if (!json_is_object(job)) {
+        http_reply_error(out, 400, "job", "is required (the job document)");
+        goto out;
+    }
+    double reps = json_is_number(n) ? json_number_value(n) : -1;
+    if (!json_is_number(n) || reps < 1 || reps > REPLICAS_MAX || reps != (double)(long)reps) {
+        http_reply_error(out, 400, "replicas", "must be a whole number in 1..1000");
+        goto out;
+    }
+    int rc = codec_job_id(job, "job.", id, &e);
+    if (rc == 1)
+        cs_fail(&e, "job._id", "is required");
+    if (rc || codec_job(job, id, 0, "job.", &spec, &notes, &e)) {
+        reply_cs_error(out, 400, &e);
+        goto out;
+    }
+    log_notes(c, id, notes);
+    if (!(text = codec_dump(job))) {
+        http_reply_error(out, 500, "server", "out of memory");
+        goto out;
+    }
+    /* One durable write per instance; a failure half way is safe to repeat
+     * (instances already queued are recognised). */
+    for (uint32_t i = 0; i < (uint32_t)reps; i++) {
+        if (enqueue(c, id, i, text) < 0) {
+            store_unavailable(c, out, "enqueue");
+            goto out;
+        }
+    }
+    log_info(c->log, "job %s: %u replicas requested", id, (uint32_t)reps);
+    http_reply_text(out, 200, "ok");
+out:
+    free(text);
+    job_spec_clear(&spec);
+    json_decref(root);
+}
+
+/* The status document of GET /api/v1/jobs/{id}/{instance}. */
+static json_t *status_doc(const char *job_id, uint32_t instance, const store_status *st)
+{
+    json_t *doc = json_pack("{s:s, s:I, s:s}", "job_id", job_id, "instance", (json_int_t)instance,
+                            "state", job_state_name(st->state));
+    if (!doc)
+        return NULL;
+    if (st->node_id[0])
+        json_object_set_new(doc, "node_id", json_string(st->node_id));
+    json_object_set_new(doc, "received_at", json_real(st->received_at));
+    if (st->state != JOB_QUEUED)
+        json_object_set_new(doc, "decided_at", json_real(st->decided_at));
+    json_t *res = st->result ? json_loads(st->result, 0, NULL) : NULL;
+    static const char *const keys[] = {"status", "candidates", "reasons", "message", NULL};
+    for (int i = 0; res && keys[i]; i++) {
+        json_t *v = json_object_get(res, keys[i]);
+        if (v)
+            json_object_set(doc, keys[i], v);
+    }
+    json_decref(res);
+    return doc;
+}
+
+static void jobs_post(const svc_ctx *c, const char *body, size_t len, http_reply *out)
+{
+    cs_error e;
+    job_spec spec;
+    unsigned notes = 0;
+    char *text = NULL;
+    char id[CS_ID_MAX + 1];
+    uint32_t instance = 0;
+    store_status st;
+    memset(&st, 0, sizeof st);
+    job_spec_init(&spec);
+    json_t *job = codec_parse_object(body, len, &e);
+    if (!job) {
+        reply_cs_error(out, 400, &e);
+        goto out;
+    }
+    int rc = codec_job_id(job, "", id, &e);
+    if (rc == 1)
+        cs_fail(&e, "_id", "is required");
+    if (rc || codec_instance(job, "instance", &instance, &e) < 0 ||
+        codec_job(job, id, instance, "", &spec, &notes, &e)) {
+        reply_cs_error(out, 400, &e);
+        goto out;
+    }
+    log_notes(c, id, notes);
+    if (!(text = codec_dump(job))) {
+        http_reply_error(out, 500, "server", "out of memory");
+        goto out;
+    }
+    rc = enqueue(c, id, instance, text);
+    if (rc < 0) {
+        store_unavailable(c, out, "enqueue");
+        goto out;
+    }
+    if (rc == 0) {
+        reply_json_obj(out, 202,
+                       json_pack("{s:s, s:I, s:s}", "job_id", id, "instance", (json_int_t)instance,
+                                 "state", "queued"));
+        goto out;
+    }
+    rc = store_status_get(c->store, id, instance, &st);
+    if (rc < 0) {
+        store_unavailable(c, out, "status");
+        goto out;
+    }
+    if (rc == 1) /* deleted in between */
+        reply_json_obj(out, 200,
+                       json_pack("{s:s, s:I, s:s}", "job_id", id, "instance", (json_int_t)instance,
+                                 "state", "queued"));
+    else
+        reply_json_obj(out, 200, status_doc(id, instance, &st));
+out:
+    store_status_clear(&st);
+    free(text);
+    job_spec_clear(&spec);
+    json_decref(job);
+}
+
+static void job_get(const svc_ctx *c, const route_match *m, http_reply *out)
+{
+    store_status st;
+    memset(&st, 0, sizeof st);
+    int rc = store_status_get(c->store, m->job_id, m->instance, &st);
+    if (rc < 0)
+        store_unavailable(c, out, "status");
+    else if (rc == 1)
+        http_reply_error(out, 404, "job_id", "unknown job instance");
+    else
+        reply_json_obj(out, 200, status_doc(m->job_id, m->instance, &st));
+    store_status_clear(&st);
+}
+
+static void job_delete(const svc_ctx *c, const route_match *m, http_reply *out)
+{
+    int released = cluster_release(c->cluster, m->job_id, m->instance) == 0;
+    int rc = store_job_delete(c->store, m->job_id, m->instance);
+    if (rc < 0) {
+        store_unavailable(c, out, "job delete");
+        return;
+    }
+    if (rc == 1 && !released) {
+        http_reply_error(out, 404, "job_id", "unknown job instance");
+        return;
+    }
+    log_info(c->log, "job %s/%u deleted%s", m->job_id, m->instance,
+             released ? "; reservation released" : "");
+    reply_json_obj(out, 200,
+                   json_pack("{s:{s:s, s:I}}", "deleted", "job_id", m->job_id, "instance",
+                             (json_int_t)m->instance));
+}
+
+static void schedule(const svc_ctx *c, const char *body, size_t len, http_reply *out)
+{
+    cs_error e;
+    job_spec spec;
+    engine_result res;
+    char id[CS_ID_MAX + 1] = "dry-run";
+    char msg[512];
+    engine_ctx *ectx = NULL;
+    job_spec_init(&spec);
+    json_t *job = codec_parse_object(body, len, &e);
+    if (!job || codec_job_id(job, "", id, &e) < 0 || codec_job(job, id, 0, "", &spec, NULL, &e)) {
+        reply_cs_error(out, 400, &e);
+        goto out;
+    }
+    /* A context per dry run: they are rare, and this keeps HTTP threads
+     * from sharing the workers' scratch space. */
+    if (!(ectx = engine_ctx_new(&c->opts))) {
+        http_reply_error(out, 500, "server", "out of memory");
+        goto out;
+    }
+    if (engine_rank(ectx, c->cluster, &spec, svc_now(), &res, &e)) {
+        reply_cs_error(out, 500, &e);
+        goto out;
+    }
+    engine_message(&res, &spec, msg, sizeof msg);
+    reply_json_obj(out, 200, codec_schedule_answer(&res, msg));
+out:
+    engine_ctx_free(ectx);
+    job_spec_clear(&spec);
+    json_decref(job);
+}
+
+/* ---- metrics ----------------------------------------------------------- */
+
+typedef struct node_counts {
+    size_t active, inactive, reservations;
+} node_counts;
+
+static int count_node(const node_view *v, void *ud)
+{
+    node_counts *n = ud;
+    if (v->active)
+        n->active++;
+    else
+        n->inactive++;
+    n->reservations += v->n_reservations;
+    return 0;
+}
+
+static void metrics_page(const svc_ctx *c, http_reply *out)
+{
+    node_counts nc = {0, 0, 0};
+    cluster_foreach(c->cluster, svc_now(), count_node, &nc);
+    metrics_gauges g = {
+        .queue_depth = store_queue_depth(c->store),
+        .outbox_depth = store_outbox_depth(c->store),
+        .nodes_active = nc.active,
+        .nodes_inactive = nc.inactive,
+        .reservations = nc.reservations,
+        .workers = (size_t)c->cfg->workers,
+    };
+    char *text = metrics_render(c->metrics, &g);
+    if (!text) {
+        http_reply_error(out, 500, "server", "out of memory");
+        return;
+    }
+    http_reply_json(out, 200, text);
+    out->content_type = "text/plain; version=0.0.4; charset=utf-8";
+}
+
+void api_handle(void *ud, const route_match *m, const char *body, size_t len, http_reply *out)
+{
+    const svc_ctx *c = ud;
+    switch (m->route) {
+    case ROUTE_HELLO:
+        http_reply_text(out, 200, HELLO);
+        return;
+    case ROUTE_STATUS:
+        http_reply_text(out, 200, "ok");
+        return;
+    case ROUTE_METRICS:
+        metrics_page(c, out);
+        return;
+    case ROUTE_DEPLOY:
+        deploy(c, m, body, len, out);
+        return;
+    case ROUTE_REPLICATE:
+        replicate(c, body, len, out);
+        return;
+    case ROUTE_NODES:
+        nodes_list(c, out);
+        return;
+    case ROUTE_NODE:
+        if (m->method == METHOD_PUT)
+            node_put(c, m->node_id, body, len, out);
+        else if (m->method == METHOD_DELETE)
+            node_delete(c, m->node_id, out);
+        else
+            node_get(c, m->node_id, out);
+        return;
+    case ROUTE_JOBS:
+        jobs_post(c, body, len, out);
+        return;
+    case ROUTE_JOB:
+        if (m->method == METHOD_DELETE)
+            job_delete(c, m, out);
+        else
+            job_get(c, m, out);
+        return;
+    case ROUTE_SCHEDULE:
+        schedule(c, body, len, out);
+        return;
+    default:
+        http_reply_error(out, 404, "path", "no such route");
+        return;
+    }
+}

@@ -1,0 +1,85 @@
+/* codec.h - JSON <-> core: turns job documents and node reports into the
+ * core's validated structs (every error names the JSON field, e.g.
+ * "vcpus" or "constraints[0].node"), and builds the JSON the service
+ * answers and sends: node documents, results, dry runs, errors. Pure: no
+ * I/O, no globals; every function is safe to call from any thread. */
+#ifndef CS_CODEC_H
+#define CS_CODEC_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cluster.h"
+#include "engine.h"
+#include "error.h"
+#include "job.h"
+#include "node.h"
+
+/* Things a decoded job asked for that the service accepts but ignores;
+ * the caller logs them. */
+enum {
+    CODEC_NOTE_GEO = 1u << 0,
+    CODEC_NOTE_LATENCY = 1u << 1,
+};
+
+/* Parses a request body that must be one JSON object (duplicate keys
+ * rejected). Returns a new reference, or NULL with err (field "body"). */
+json_t *codec_parse_object(const char *body, size_t len, cs_error *err);
+
+/* The job's id from "_id" (or "id"): 0 and out filled, 1 when absent,
+ * -1 when invalid. prefix is put before field names ("" or "job."). */
+int codec_job_id(const json_t *job, const char *prefix, char out[CS_ID_MAX + 1], cs_error *err);
+
+/* Reads an optional whole number in 0..CS_INSTANCE_MAX under key:
+ * 0 and out set, 1 absent (out untouched), -1 invalid. */
+int codec_instance(const json_t *obj, const char *key, uint32_t *out, cs_error *err);
+
+/* Decodes a job document into out (initialised here; the caller clears
+ * it even on failure). id: the job id to use (the URL's wins over the
+ * body's); NULL means take it from the body. notes: CODEC_NOTE_* bits, may
+ * be NULL. Returns 0, or -1 with err naming the field (with prefix). */
+int codec_job(const json_t *job, const char *id, uint32_t instance, const char *prefix,
+              job_spec *out, unsigned *notes, cs_error *err);
+
+/* Decodes a node report (any subset of fields) into out (initialised
+ * here; the caller clears it). 0, or -1 with err. */
+int codec_node(const json_t *report, node_report *out, cs_error *err);
+
+/* A new node document: old (may be NULL) with the report's fields laid
+ * over it. JSON nulls and the keys the service computes (_id, active,
+ * free, reserved, last_report, reservations) are not stored; sending
+ * virtualization drops a stored technology and the other way round.
+ * NULL when out of memory. */
+json_t *codec_node_merge(const json_t *old, const json_t *report);
+
+/* The node document as answered and sent: "_id", the stored fields, and
+ * the live view (active, last_report, free, reserved, reservations).
+ * stored may be NULL. New reference or NULL. */
+json_t *codec_node_doc(const json_t *stored, const node_view *v);
+
+/* [{"node_id":..,"score":..}, ...] best first. */
+json_t *codec_candidates(const engine_result *r);
+/* {"insufficient_cpu": 7, ...}: only the reasons that rejected a node. */
+json_t *codec_reasons(const engine_result *r);
+
+/* Result documents for the cluster manager, as compact JSON strings
+ * (caller frees), or NULL when out of memory. job: the job as received
+ * (borrowed). node_doc: from codec_node_doc (borrowed). */
+char *codec_result_placed(const json_t *job, const json_t *node_doc, const engine_result *r,
+                          const char *message);
+char *codec_result_unplaced(const json_t *job, const engine_result *r, const char *message);
+/* A job the worker could not decode (it passed intake, so only a changed
+ * configuration or a bug gets here): not placed, with the error. */
+char *codec_result_invalid(const json_t *job, const cs_error *e);
+
+/* {"nodes":..,"qualified":..,"candidates":..,"reasons":..,"message":..} */
+json_t *codec_schedule_answer(const engine_result *r, const char *message);
+
+/* {"error":{"field":..,"message":..}} as a string (caller frees). */
+char *codec_error_json(const char *field, const char *message);
+
+/* json_dumps with the service's flags (compact, keys in insertion order). */
+char *codec_dump(const json_t *v);
+
+#endif

@@ -1,0 +1,385 @@
+/* deliver.c - a bounded in-memory queue of results to POST, drained by a
+ * few threads with one keep-alive libcurl handle each. The queue is only
+ * a fast path: every item is already durable in the store's outbox, so
+ * dropping one (queue full, shutdown) loses nothing; the periodic outbox
+ * scan finds it again. */
+#include "deliver.h"
+
+#include <curl/curl.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "service.h"
+
+#define QUEUE_CAP 4096
+#define MAX_THREADS 8
+#define POLL_INTERVAL 0.25 /* s between outbox scans */
+#define POLL_BATCH 64
+/* A fresh result belongs to the fast path; the outbox scan leaves it
+ * alone for this long, so the two never deliver the same row at once. */
+#define FAST_PATH_GRACE 2.0
+#define HANDLED_MAX 4096
+
+typedef struct entry {
+    outbox_item it;
+    double received_at;
+} entry;
+
+typedef struct dthread {
+    deliver *d;
+    pthread_t thread;
+    bool started;
+    int index;
+} dthread;
+
+struct deliver {
+    const config *cfg;
+    cslog *log;
+    store *store;
+    metrics *m;
+    char base_url[CONFIG_STR_MAX + 64];
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    entry *ring; /* guarded by lock */
+    size_t head, n;
+    int64_t inflight[MAX_THREADS]; /* outbox ids being POSTed; 0 = none */
+    bool stop;
+    bool polling;
+    /* Ids finished while a scan ran: the scan's read of the store may
+     * predate their completion, so it must not queue them again. */
+    int64_t *handled;
+    size_t n_handled;
+    bool handled_overflow;
+    double next_poll;  /* monotonic */
+    double started_at; /* wall clock: older rows are not on the fast path */
+    atomic_bool abort; /* read by curl's progress callback */
+    int nthreads;
+    dthread t[MAX_THREADS];
+};
+
+double deliver_backoff(uint32_t attempts)
+{
+    if (attempts < 1)
+        attempts = 1;
+    if (attempts > 16)
+        return 30.0;
+    double d = 0.5 * ldexp(1.0, (int)attempts - 1);
+    return d > 30.0 ? 30.0 : d;
+}
+
+/* Under lock: is this outbox id queued or being delivered? */
+static bool known_locked(const deliver *d, int64_t id)
+{
+    for (size_t i = 0; i < d->n; i++)
+        if (d->ring[(d->head + i) % QUEUE_CAP].it.id == id)
+            return true;
+    for (int i = 0; i < d->nthreads; i++)
+        if (d->inflight[i] == id)
+            return true;
+    return false;
+}
+
+/* Under lock: queues e (moved) or frees it when full or stopping. */
+static void push_locked(deliver *d, entry *e)
+{
+    if (d->stop || d->n == QUEUE_CAP) {
+        log_debug(d->log, "result %s/%u left in the outbox (delivery queue full)", e->it.job_id,
+                  e->it.instance);
+        outbox_item_clear(&e->it);
+        return;
+    }
+    d->ring[(d->head + d->n) % QUEUE_CAP] = *e;
+    d->n++;
+    pthread_cond_signal(&d->cond);
+}
+
+void deliver_submit(deliver *d, outbox_item *item, double received_at)
+{
+    entry e = {*item, received_at};
+    memset(item, 0, sizeof *item);
+    pthread_mutex_lock(&d->lock);
+    if (known_locked(d, e.it.id))
+        outbox_item_clear(&e.it);
+    else
+        push_locked(d, &e);
+    pthread_mutex_unlock(&d->lock);
+}
+
+/* Called outside the lock; only one thread polls at a time. */
+static void poll_outbox(deliver *d)
+{
+    outbox_item items[POLL_BATCH];
+    memset(items, 0, sizeof items);
+    double now = svc_now();
+    int k = store_outbox_due(d->store, now, items, POLL_BATCH);
+    if (k < 0) {
+        metrics_inc(d->m, M_STORE_ERRORS);
+        log_warn(d->log, "reading the result outbox failed");
+        return;
+    }
+    pthread_mutex_lock(&d->lock);
+    for (int i = 0; i < k; i++) {
+        bool handled = d->handled_overflow;
+        for (size_t h = 0; h < d->n_handled && !handled; h++)
+            handled = d->handled[h] == items[i].id;
+        if (handled) {
+            outbox_item_clear(&items[i]);
+            continue;
+        }
+        bool fresh = items[i].attempts == 0 && items[i].created_at >= d->started_at &&
+                     now - items[i].created_at < FAST_PATH_GRACE;
+        if (fresh || known_locked(d, items[i].id)) {
+            outbox_item_clear(&items[i]);
+            continue;
+        }
+        entry e = {items[i], 0};
+        push_locked(d, &e);
+    }
+    pthread_mutex_unlock(&d->lock);
+}
+
+static size_t discard_body(char *p, size_t size, size_t n, void *ud)
+{
+    (void)p;
+    (void)ud;
+    return size * n;
+}
+
+static int on_progress(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
+{
+    (void)dt;
+    (void)dn;
+    (void)ut;
+    (void)un;
+    deliver *d = ud;
+    return atomic_load(&d->abort) ? 1 : 0;
+}
+
+/* POSTs one result and records the outcome in the store. */
+static void deliver_one(deliver *d, CURL *curl, entry *e)
+{
+    char url[sizeof d->base_url + 3 * CS_ID_MAX + 16];
+    char *esc = curl_easy_escape(curl, e->it.job_id, 0);
+    if (!esc)
+        return;
+    snprintf(url, sizeof url, "%s%s/%u", d->base_url, esc, e->it.instance);
+    curl_free(esc);
+    curl_easy_setopt(curl, CURLOPT_URL, url);
+    curl_easy_setopt(curl, CURLOPT_POSTFIELDS, e->it.payload ? e->it.payload : "");
+    curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE,
+                     (curl_off_t)(e->it.payload ? strlen(e->it.payload) : 0));
+    CURLcode rc = curl_easy_perform(curl);
+    long code = 0;
+    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &code);
+    if (rc == CURLE_OK && code >= 200 && code < 300) {
+        if (store_outbox_done(d->store, e->it.id) < 0) {
+            metrics_inc(d->m, M_STORE_ERRORS);
+            log_warn(d->log, "result %s/%u delivered but not marked done (it may be sent again)",
+                     e->it.job_id, e->it.instance);
+        }
+        metrics_inc(d->m, M_RESULTS_DELIVERED);
+        if (e->received_at > 0)
+            metrics_observe(d->m, H_REQUEST_TO_RESULT, svc_now() - e->received_at);
+        log_debug(d->log, "result %s/%u delivered (HTTP %ld)", e->it.job_id, e->it.instance, code);
+        return;
+    }
+    if (atomic_load(&d->abort))
+        return; /* shutting down: the row stays due in the outbox */
+    char why[128];
+    if (rc != CURLE_OK)
+        snprintf(why, sizeof why, "%s", curl_easy_strerror(rc));
+    else
+        snprintf(why, sizeof why, "HTTP %ld", code);
+    metrics_inc(d->m, M_RESULTS_FAILED);
+    double now = svc_now();
+    uint32_t attempts = e->it.attempts + 1;
+    if (now - e->it.created_at >= d->cfg->result_retry) {
+        metrics_inc(d->m, M_RESULTS_GIVEN_UP);
+        log_error(d->log, "result %s/%u given up after %u attempts over %.0f s: %s", e->it.job_id,
+                  e->it.instance, attempts, now - e->it.created_at, why);
+        if (store_outbox_give_up(d->store, e->it.id) < 0)
+            metrics_inc(d->m, M_STORE_ERRORS);
+        return;
+    }
+    double delay = deliver_backoff(attempts);
+    metrics_inc(d->m, M_RESULTS_RETRIED);
+    log_warn(d->log, "result %s/%u not delivered (%s); attempt %u, retry in %.1f s", e->it.job_id,
+             e->it.instance, why, attempts, delay);
+    if (store_outbox_retry(d->store, e->it.id, attempts, now + delay) < 0)
+        metrics_inc(d->m, M_STORE_ERRORS);
+}
+
+static CURL *make_handle(deliver *d, struct curl_slist **hdrs)
+{
+    CURL *curl = curl_easy_init();
+    if (!curl)
+        return NULL;
+    /* No "Expect: 100-continue": it costs a round trip per result. */
+    *hdrs = curl_slist_append(NULL, "Content-Type: application/json");
+    if (*hdrs)
+        *hdrs = curl_slist_append(*hdrs, "Expect:");
+    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, *hdrs);
+    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, (long)(d->cfg->result_timeout * 1000));
+    long connect_ms = (long)(d->cfg->result_timeout * 1000);
+    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, connect_ms < 2000 ? connect_ms : 2000L);
+    curl_easy_setopt(curl, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http");
+    curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, discard_body);
+    curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, on_progress);
+    curl_easy_setopt(curl, CURLOPT_XFERINFODATA, d);
+    return curl;
+}
+
+static double mono_now(void)
+{
+    return svc_mono();
+}
+
+static void *deliver_main(void *arg)
+{
+    dthread *t = arg;
+    deliver *d = t->d;
+    struct curl_slist *hdrs = NULL;
+    CURL *curl = make_handle(d, &hdrs);
+    if (!curl) {
+        log_error(d->log, "deliverer %d: cannot create a curl handle", t->index);
+        curl_slist_free_all(hdrs);
+        return NULL;
+    }
+    pthread_mutex_lock(&d->lock);
+    while (!d->stop) {
+        if (d->n > 0) {
+            entry e = d->ring[d->head];
+            d->head = (d->head + 1) % QUEUE_CAP;
+            d->n--;
+            d->inflight[t->index] = e.it.id;
+            pthread_mutex_unlock(&d->lock);
+            deliver_one(d, curl, &e);
+            outbox_item_clear(&e.it);
+            pthread_mutex_lock(&d->lock);
+            d->inflight[t->index] = 0;
+            if (d->polling) {
+                if (d->n_handled < HANDLED_MAX)
+                    d->handled[d->n_handled++] = e.it.id;
+                else
+                    d->handled_overflow = true; /* the scan drops its batch */
+            }
+            continue;
+        }
+        double now = mono_now();
+        if (!d->polling && now >= d->next_poll) {
+            d->polling = true;
+            d->n_handled = 0;
+            d->handled_overflow = false;
+            pthread_mutex_unlock(&d->lock);
+            poll_outbox(d);
+            pthread_mutex_lock(&d->lock);
+            d->polling = false;
+            d->next_poll = mono_now() + POLL_INTERVAL;
+            continue;
+        }
+        double wait = d->next_poll - now;
+        if (wait < 0.01 || wait > POLL_INTERVAL)
+            wait = POLL_INTERVAL;
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        long ns = ts.tv_nsec + (long)(wait * 1e9);
+        ts.tv_sec += ns / 1000000000L;
+        ts.tv_nsec = ns % 1000000000L;
+        pthread_cond_timedwait(&d->cond, &d->lock, &ts);
+    }
+    pthread_mutex_unlock(&d->lock);
+    curl_easy_cleanup(curl);
+    curl_slist_free_all(hdrs);
+    return NULL;
+}
+
+deliver *deliver_new(const config *cfg, cslog *log, store *st, metrics *m, int threads,
+                     cs_error *err)
+{
+    deliver *d = calloc(1, sizeof *d);
+    if (!d || !(d->ring = calloc(QUEUE_CAP, sizeof *d->ring)) ||
+        !(d->handled = calloc(HANDLED_MAX, sizeof *d->handled))) {
+        if (d)
+            free(d->ring);
+        free(d);
+        cs_fail(err, "deliver", "out of memory");
+        return NULL;
+    }
+    d->cfg = cfg;
+    d->log = log;
+    d->store = st;
+    d->m = m;
+    d->started_at = svc_now();
+    /* An IPv6 literal needs brackets in a URL. */
+    bool v6 = strchr(cfg->manager_host, ':') != NULL;
+    snprintf(d->base_url, sizeof d->base_url, "http://%s%s%s:%d/api/result/", v6 ? "[" : "",
+             cfg->manager_host, v6 ? "]" : "", cfg->manager_port);
+    pthread_mutex_init(&d->lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&d->cond, &ca);
+    pthread_condattr_destroy(&ca);
+    atomic_init(&d->abort, false);
+    if (threads < 1)
+        threads = 1;
+    if (threads > MAX_THREADS)
+        threads = MAX_THREADS;
+    d->nthreads = threads;
+    for (int i = 0; i < threads; i++) {
+        dthread *t = &d->t[i];
+        t->d = d;
+        t->index = i;
+        if (pthread_create(&t->thread, NULL, deliver_main, t)) {
+            cs_fail(err, "deliver", "cannot start delivery thread %d", i);
+            deliver_free(d);
+            return NULL;
+        }
+        t->started = true;
+    }
+    return d;
+}
+
+void deliver_stop(deliver *d)
+{
+    if (!d)
+        return;
+    pthread_mutex_lock(&d->lock);
+    d->stop = true;
+    atomic_store(&d->abort, true);
+    pthread_cond_broadcast(&d->cond);
+    pthread_mutex_unlock(&d->lock);
+    for (int i = 0; i < d->nthreads; i++) {
+        if (d->t[i].started)
+            pthread_join(d->t[i].thread, NULL);
+        d->t[i].started = false;
+    }
+    pthread_mutex_lock(&d->lock);
+    while (d->n > 0) {
+        outbox_item_clear(&d->ring[d->head].it);
+        d->head = (d->head + 1) % QUEUE_CAP;
+        d->n--;
+    }
+    pthread_mutex_unlock(&d->lock);
+}
+
+void deliver_free(deliver *d)
+{
+    if (!d)
+        return;
+    deliver_stop(d);
+    pthread_mutex_destroy(&d->lock);
+    pthread_cond_destroy(&d->cond);
+    free(d->ring);
+    free(d->handled);
+    free(d);
+}

@@ -1,0 +1,122 @@
+/* reaper.c - re-schedules instances whose node stopped reporting. The
+ * reservation is released first, so the worker that takes the re-queued
+ * instance does not find it "already placed" on the dead node. */
+#include "reaper.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "service.h"
+
+#define BATCH 256
+
+struct reaper {
+    const svc_ctx *ctx;
+    pthread_t thread;
+    bool started;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool stop; /* guarded by lock */
+};
+
+int reaper_run_once(const svc_ctx *c, double now)
+{
+    reservation_view batch[BATCH];
+    int total = 0;
+    /* Bounded, in case a reservation could not be released. */
+    for (int round = 0; round < 1000; round++) {
+        size_t n = cluster_stale_placements(c->cluster, now, batch, BATCH);
+        for (size_t i = 0; i < n; i++) {
+            const reservation_view *r = &batch[i];
+            log_warn(c->log, "job %s/%u: node %s inactive, re-scheduling", r->job_id, r->instance,
+                     r->node_id);
+            cluster_release(c->cluster, r->job_id, r->instance);
+            if (store_requeue(c->store, r->job_id, r->instance, now) < 0) {
+                /* The instance stays "placed" in the store; after a restart
+                 * its reservation is restored and this pass runs again. */
+                metrics_inc(c->metrics, M_STORE_ERRORS);
+                log_error(c->log, "job %s/%u on inactive node %s: re-queueing failed", r->job_id,
+                          r->instance, r->node_id);
+                continue;
+            }
+            metrics_inc(c->metrics, M_JOBS_RESCHEDULED);
+            total++;
+        }
+        /* Released ones are no longer stale, so the next call moves on;
+         * stop when a batch was not full. */
+        if (n < BATCH)
+            break;
+    }
+    return total;
+}
+
+static void *reaper_main(void *arg)
+{
+    reaper *r = arg;
+    pthread_mutex_lock(&r->lock);
+    while (!r->stop) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        double iv = r->ctx->cfg->reaper_interval;
+        long ns = ts.tv_nsec + (long)((iv - (double)(long)iv) * 1e9);
+        ts.tv_sec += (time_t)iv + ns / 1000000000L;
+        ts.tv_nsec = ns % 1000000000L;
+        while (!r->stop && pthread_cond_timedwait(&r->cond, &r->lock, &ts) == 0)
+            ;
+        if (r->stop)
+            break;
+        pthread_mutex_unlock(&r->lock);
+        reaper_run_once(r->ctx, svc_now());
+        pthread_mutex_lock(&r->lock);
+    }
+    pthread_mutex_unlock(&r->lock);
+    return NULL;
+}
+
+reaper *reaper_new(const svc_ctx *ctx, cs_error *err)
+{
+    reaper *r = calloc(1, sizeof *r);
+    if (!r) {
+        cs_fail(err, "reaper", "out of memory");
+        return NULL;
+    }
+    r->ctx = ctx;
+    pthread_mutex_init(&r->lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&r->cond, &ca);
+    pthread_condattr_destroy(&ca);
+    if (pthread_create(&r->thread, NULL, reaper_main, r)) {
+        cs_fail(err, "reaper", "cannot start the reaper thread");
+        reaper_free(r);
+        return NULL;
+    }
+    r->started = true;
+    return r;
+}
+
+void reaper_stop(reaper *r)
+{
+    if (!r)
+        return;
+    pthread_mutex_lock(&r->lock);
+    r->stop = true;
+    pthread_cond_broadcast(&r->cond);
+    pthread_mutex_unlock(&r->lock);
+    if (r->started)
+        pthread_join(r->thread, NULL);
+    r->started = false;
+}
+
+void reaper_free(reaper *r)
+{
+    if (!r)
+        return;
+    reaper_stop(r);
+    pthread_mutex_destroy(&r->lock);
+    pthread_cond_destroy(&r->cond);
+    free(r);
+}

@@ -1,0 +1,248 @@
+/* worker.c - take a job from the queue, decide, record, hand over the
+ * result. The decision and its reservation happen in the cluster table
+ * first; store_finish then makes them durable together with the result's
+ * outbox row, and only a durable outcome is handed to the deliverer. */
+#include "worker.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "codec.h"
+#include "deliver.h"
+#include "service.h"
+
+#define TAKE_TIMEOUT_MS 200 /* how soon a worker notices a stop request */
+#define FINISH_TRIES 3
+
+typedef struct worker {
+    worker_pool *pool;
+    engine_ctx *ectx;
+    pthread_t thread;
+    bool started;
+    int index;
+} worker;
+
+struct worker_pool {
+    const svc_ctx *ctx;
+    int n;
+    worker *w;
+    atomic_bool stop;
+};
+
+/* The outcome of one decision, before it is recorded. */
+typedef struct outcome {
+    job_state state;
+    char *result;       /* JSON for the cluster manager */
+    bool reserved_here; /* this decision charged a reservation (undo on failure) */
+    bool has_res;
+    reservation_view res;
+    char node_id[CS_ID_MAX + 1];
+    char message[256];
+} outcome;
+
+static void decide(worker *w, const store_job *job, json_t *body, outcome *o)
+{
+    const svc_ctx *c = w->pool->ctx;
+    job_spec spec;
+    cs_error e = {{0}, {0}};
+    unsigned notes = 0;
+    engine_result res;
+    memset(o, 0, sizeof *o);
+    o->state = JOB_UNSCHEDULABLE;
+    if (!body) {
+        cs_fail(&e, "body", "stored job is not valid JSON");
+        goto invalid;
+    }
+    if (codec_job(body, job->job_id, job->instance, "", &spec, &notes, &e)) {
+        job_spec_clear(&spec);
+        goto invalid;
+    }
+    /* A node removed between the choice and the document fetch drops the
+     * reservation with it: choose again, a few times at most. */
+    bool decided = false;
+    for (int attempt = 0; attempt < 3 && !decided; attempt++) {
+        double now = svc_now();
+        double t0 = svc_mono();
+        int rc = engine_place(w->ectx, c->cluster, &spec, now, &res, &e);
+        metrics_observe(c->metrics, H_DECISION, svc_mono() - t0);
+        if (rc) {
+            job_spec_clear(&spec);
+            goto invalid;
+        }
+        if (res.existing)
+            snprintf(o->message, sizeof o->message, "already placed on %s", res.node_id);
+        else
+            engine_message(&res, &spec, o->message, sizeof o->message);
+        if (!res.placed && !res.existing) {
+            o->result = codec_result_unplaced(body, &res, o->message);
+            decided = true;
+            break;
+        }
+        json_t *doc = svc_node_doc(c, res.node_id, now);
+        if (!doc || cluster_placement(c->cluster, job->job_id, job->instance, &o->res)) {
+            json_decref(doc);
+            log_warn(c->log, "job %s/%u: node %s vanished while placing; choosing again",
+                     job->job_id, job->instance, res.node_id);
+            continue;
+        }
+        o->has_res = true;
+        o->reserved_here = !res.existing;
+        o->state = JOB_PLACED;
+        snprintf(o->node_id, sizeof o->node_id, "%s", res.node_id);
+        o->result = codec_result_placed(body, doc, &res, o->message);
+        json_decref(doc);
+        decided = true;
+    }
+    if (!decided) {
+        memset(&res, 0, sizeof res);
+        snprintf(o->message, sizeof o->message, "the chosen nodes kept being removed");
+        o->result = codec_result_unplaced(body, &res, o->message);
+    }
+    job_spec_clear(&spec);
+    return;
+invalid:
+    log_warn(c->log, "job %s/%u cannot be decided: %s: %s", job->job_id, job->instance, e.field,
+             e.msg);
+    snprintf(o->message, sizeof o->message, "invalid job: %s: %s", e.field, e.msg);
+    o->result = codec_result_invalid(body, &e);
+}
+
+static void process(worker *w, store_job *job)
+{
+    const svc_ctx *c = w->pool->ctx;
+    json_error_t je;
+    json_t *body = json_loads(job->body ? job->body : "", JSON_REJECT_DUPLICATES, &je);
+    outcome o;
+    decide(w, job, body, &o);
+    json_decref(body);
+    if (!o.result) {
+        log_error(c->log, "job %s/%u: out of memory building its result", job->job_id,
+                  job->instance);
+        if (o.reserved_here)
+            cluster_release(c->cluster, job->job_id, job->instance);
+        return;
+    }
+    double now = svc_now();
+    int64_t oid = -1;
+    for (int i = 0; i < FINISH_TRIES && oid < 0; i++) {
+        if (i)
+            usleep(100000);
+        oid = store_finish(c->store, job->job_id, job->instance, o.state, o.has_res ? &o.res : NULL,
+                           o.result, now);
+    }
+    if (oid < 0) {
+        /* Not durable: undo the reservation so memory matches the store;
+         * the job stays queued in the store and is placed after a restart. */
+        metrics_inc(c->metrics, M_STORE_ERRORS);
+        if (o.reserved_here)
+            cluster_release(c->cluster, job->job_id, job->instance);
+        log_error(c->log, "job %s/%u: recording the outcome failed; reservation released",
+                  job->job_id, job->instance);
+        free(o.result);
+        return;
+    }
+    if (oid == 0) {
+        /* The instance was deleted while this worker held it: nothing to
+         * record or send, and its reservation must not outlive it. */
+        if (o.reserved_here)
+            cluster_release(c->cluster, job->job_id, job->instance);
+        log_info(c->log, "job %s/%u was deleted while being placed; outcome dropped", job->job_id,
+                 job->instance);
+        free(o.result);
+        return;
+    }
+    if (o.state == JOB_PLACED) {
+        metrics_inc(c->metrics, M_JOBS_PLACED);
+        log_info(c->log, "job %s/%u placed on %s (%s)", job->job_id, job->instance, o.node_id,
+                 o.message);
+    } else {
+        metrics_inc(c->metrics, M_JOBS_UNSCHEDULABLE);
+        log_info(c->log, "job %s/%u unschedulable: %s", job->job_id, job->instance, o.message);
+    }
+    outbox_item it;
+    memset(&it, 0, sizeof it);
+    it.id = oid;
+    snprintf(it.job_id, sizeof it.job_id, "%s", job->job_id);
+    it.instance = job->instance;
+    it.payload = o.result;
+    it.created_at = now;
+    it.next_at = now;
+    deliver_submit(c->deliver, &it, job->received_at);
+}
+
+static void *worker_main(void *arg)
+{
+    worker *w = arg;
+    worker_pool *p = w->pool;
+    while (!atomic_load(&p->stop)) {
+        store_job job;
+        memset(&job, 0, sizeof job);
+        int rc = store_take(p->ctx->store, &job, TAKE_TIMEOUT_MS);
+        if (rc < 0)
+            break; /* store closing */
+        if (rc > 0)
+            continue;
+        process(w, &job);
+        store_job_clear(&job);
+    }
+    return NULL;
+}
+
+worker_pool *worker_pool_new(const svc_ctx *ctx, int n, cs_error *err)
+{
+    worker_pool *p = calloc(1, sizeof *p);
+    if (!p || !(p->w = calloc((size_t)n, sizeof *p->w))) {
+        free(p);
+        cs_fail(err, "workers", "out of memory");
+        return NULL;
+    }
+    p->ctx = ctx;
+    p->n = n;
+    atomic_init(&p->stop, false);
+    for (int i = 0; i < n; i++) {
+        worker *w = &p->w[i];
+        w->pool = p;
+        w->index = i;
+        w->ectx = engine_ctx_new(&ctx->opts);
+        if (!w->ectx) {
+            cs_fail(err, "workers", "out of memory");
+            goto fail;
+        }
+        if (pthread_create(&w->thread, NULL, worker_main, w)) {
+            cs_fail(err, "workers", "cannot start worker thread %d", i);
+            goto fail;
+        }
+        w->started = true;
+    }
+    return p;
+fail:
+    worker_pool_free(p);
+    return NULL;
+}
+
+void worker_pool_stop(worker_pool *p)
+{
+    if (!p)
+        return;
+    atomic_store(&p->stop, true);
+    for (int i = 0; i < p->n; i++) {
+        if (p->w[i].started)
+            pthread_join(p->w[i].thread, NULL);
+        p->w[i].started = false;
+    }
+}
+
+void worker_pool_free(worker_pool *p)
+{
+    if (!p)
+        return;
+    worker_pool_stop(p);
+    for (int i = 0; i < p->n; i++)
+        engine_ctx_free(p->w[i].ectx);
+    free(p->w);
+    free(p);
+}

@@ -1,0 +1,762 @@
+"""harness.py - helpers for the end-to-end tests of cluster-scheduler.
+
+Standard library only. Everything listens on 127.0.0.1 and every wait is
+bounded in time. Pieces:
+
+  free_port()        a free loopback TCP port (bind to port 0, read it back)
+  wait_until(...)    poll a predicate with small sleeps, bounded
+  http_request(...)  one HTTP request on a fresh connection -> Response
+  ResultReceiver     a threaded HTTP server that plays the cluster manager:
+                     records every POST /api/result/<job>/<inst>, can answer
+                     503 or be stopped and started again on the same port
+  Service            the real binary (CS_BIN) with a temp DATA_DIR, stderr
+                     captured to a file; SIGTERM (exit code checked) or SIGKILL
+  E2ETestCase        unittest.TestCase with helpers that register cleanups,
+                     so everything is stopped even when a test fails
+
+Set CS_E2E_KEEP=1 to keep the temp directories (data dirs, logs).
+"""
+
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import unittest
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+HOST = "127.0.0.1"
+
+# Bounds used throughout (seconds). Sanitizer builds start and stop slower.
+READY_TIMEOUT = 30.0
+STOP_TIMEOUT = 20.0
+REQUEST_TIMEOUT = 15.0
+RESULT_TIMEOUT = 30.0
+
+SANITIZER_MARKERS = (
+    "ERROR: AddressSanitizer",
+    "ERROR: LeakSanitizer",
+    "ERROR: ThreadSanitizer",
+    "WARNING: ThreadSanitizer",
+    "runtime error:",
+    "SUMMARY: UndefinedBehaviorSanitizer",
+)
+
+
+def cs_bin():
+    """Path of the binary under test: $CS_BIN, else a build dir next to the
+    sources. None when nothing is found (tests then skip)."""
+    p = os.environ.get("CS_BIN")
+    if p:
+        return p
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    for d in ("build", "build-h4"):
+        cand = os.path.join(root, d, "cluster-scheduler")
+        if os.access(cand, os.X_OK):
+            return cand
+    return None
+
+
+def free_port():
+    """A port that was free on 127.0.0.1 a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def wait_until(pred, timeout, interval=0.05, msg=None):
+    """Calls pred() until it returns a truthy value (returned) or timeout
+    seconds have passed (AssertionError; msg may be a callable)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() >= deadline:
+            if callable(msg):
+                msg = msg()
+            raise AssertionError(msg or "condition not met within %.1f s" % timeout)
+        time.sleep(interval)
+
+
+# --------------------------------------------------------------------------
+# HTTP client
+
+
+class Response:
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = headers  # dict, lower-case names
+        self.body = body  # bytes
+
+    @property
+    def text(self):
+        return self.body.decode("utf-8", "replace")
+
+    def json(self):
+        return json.loads(self.body.decode("utf-8"))
+
+    def __repr__(self):
+        b = self.text
+        if len(b) > 400:
+            b = b[:400] + "..."
+        return "<Response %d %r>" % (self.status, b)
+
+
+def http_request(port, method, path, body=None, headers=None, timeout=REQUEST_TIMEOUT):
+    """One request on a fresh connection. body: dict/list (sent as JSON),
+    str or bytes (sent as is), or None."""
+    if body is not None and not isinstance(body, (bytes, str)):
+        body = json.dumps(body)
+    if isinstance(body, str):
+        body = body.encode("utf-8")
+    hdrs = {}
+    if body is not None:
+        hdrs["Content-Type"] = "application/json"
+    hdrs.update(headers or {})
+    conn = http.client.HTTPConnection(HOST, port, timeout=timeout)
+    try:
+        conn.request(method, path, body=body, headers=hdrs)
+        r = conn.getresponse()
+        data = r.read()
+        return Response(r.status, {k.lower(): v for k, v in r.getheaders()}, data)
+    finally:
+        conn.close()
+
+
+# --------------------------------------------------------------------------
+# The cluster manager stand-in
+
+
+class Result:
+    """One POST the receiver got."""
+
+    def __init__(self, path, job, inst, raw, status, headers=None):
+        self.path = path
+        self.headers = headers or {}  # lower-case names
+        self.job = job
+        self.inst = inst
+        self.raw = raw
+        self.status = status  # what the receiver answered
+        self.at = time.monotonic()
+        try:
+            self.body = json.loads(raw.decode("utf-8"))
+        except ValueError:
+            self.body = None
+
+    @property
+    def accepted(self):
+        return 200 <= self.status < 300
+
+    def __repr__(self):
+        return "<Result %s/%s %d %s>" % (self.job, self.inst, self.status, self.raw[:300])
+
+
+class _ReceiverHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as libcurl reuses connections
+
+    def log_message(self, fmt, *args):  # quiet
+        pass
+
+    def setup(self):
+        super().setup()
+        # the answer goes out in two writes (headers, body): without this,
+        # Nagle and delayed ACKs add ~40 ms to every result
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.server.owner._track(self.connection, True)
+
+    def finish(self):
+        try:
+            super().finish()
+        finally:
+            self.server.owner._track(self.connection, False)
+
+    def _read_body(self):
+        te = (self.headers.get("Transfer-Encoding") or "").lower()
+        if "chunked" in te:
+            out = b""
+            while True:
+                line = self.rfile.readline(1024)
+                if not line:
+                    break
+                size = int(line.split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    # trailers until an empty line
+                    while True:
+                        t = self.rfile.readline(1024)
+                        if not t or t in (b"\r\n", b"\n"):
+                            break
+                    break
+                out += self.rfile.read(size)
+                self.rfile.readline(8)
+            return out
+        n = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(n) if n > 0 else b""
+
+    def _answer(self, status, text):
+        data = text.encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_POST(self):
+        raw = self._read_body()
+        owner = self.server.owner
+        if owner.mode == "hang":
+            # recorded as not accepted; never answers: waits until the mode
+            # changes (bounded), then drops the connection
+            owner._record(self.path, raw, status=0, headers=self.headers)
+            owner._unhang.wait(20)
+            self.close_connection = True
+            return
+        status = owner._record(self.path, raw, headers=self.headers)
+        self._answer(status, "ok" if status < 300 else "unavailable")
+
+    def do_PUT(self):
+        self.do_POST()
+
+    def do_GET(self):
+        self._answer(200, "cluster manager stand-in")
+
+
+class _Server(ThreadingHTTPServer):
+    allow_reuse_address = True
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        pass  # connections cut by stop() or by the service are expected
+
+
+class ResultReceiver:
+    """Plays the cluster manager: records every POST /api/result/<job>/<inst>.
+    mode "ok" answers 200, "503" answers 503 (the result is recorded as not
+    accepted). stop() closes the listener and every open connection (the
+    service then sees connection refused); start() listens on the same port.
+    """
+
+    def __init__(self, port=None):
+        self.port = port or free_port()
+        self.mode = "ok"
+        self._cv = threading.Condition()
+        self._all = []  # every Result, in arrival order
+        self._conns = set()
+        self._unhang = threading.Event()
+        self._server = None
+        self._thread = None
+
+    # -- lifecycle --
+    def start(self):
+        if self._server is not None:
+            return self
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                srv = _Server((HOST, self.port), _ReceiverHandler)
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        srv.owner = self
+        if self.mode == "hang":
+            self._unhang.clear()
+        self._server = srv
+        self._thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05},
+                                         daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self):
+        srv, self._server = self._server, None
+        if srv is None:
+            return
+        self._unhang.set()
+        srv.shutdown()
+        srv.server_close()
+        with self._cv:
+            conns = list(self._conns)
+        for c in conns:
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            try:
+                c.close()
+            except OSError:
+                pass
+        self._thread.join(5)
+
+    @property
+    def running(self):
+        return self._server is not None
+
+    def set_mode(self, mode):
+        """ok: 200; 503: 503; hang: read the request, never answer."""
+        assert mode in ("ok", "503", "hang")
+        if mode == "hang":
+            self._unhang.clear()
+        self.mode = mode
+        if mode != "hang":
+            self._unhang.set()
+
+    def _track(self, conn, add):
+        with self._cv:
+            if add:
+                self._conns.add(conn)
+            else:
+                self._conns.discard(conn)
+
+    def _record(self, path, raw, status=None, headers=None):
+        parts = path.split("?")[0].strip("/").split("/")
+        job = inst = None
+        if len(parts) == 4 and parts[0] == "api" and parts[1] == "result":
+            job = parts[2]
+            try:
+                inst = int(parts[3])
+            except ValueError:
+                inst = parts[3]
+        if status is None:
+            status = 200 if (self.mode == "ok" and job is not None) else (
+                503 if job is not None else 404)
+        with self._cv:
+            hdrs = {k.lower(): v for k, v in headers.items()} if headers else {}
+            self._all.append(Result(path, job, inst, raw, status, hdrs))
+            self._cv.notify_all()
+        return status
+
+    # -- queries --
+    def all(self):
+        with self._cv:
+            return list(self._all)
+
+    def accepted(self, job=None, inst=None):
+        with self._cv:
+            return [r for r in self._all if r.accepted and (job is None or r.job == job)
+                    and (inst is None or r.inst == inst)]
+
+    def rejected(self, job=None):
+        with self._cv:
+            return [r for r in self._all if not r.accepted and (job is None or r.job == job)]
+
+    def wait_for(self, count, timeout=RESULT_TIMEOUT, job=None, inst=None, pred=None):
+        """Waits until at least count accepted results (optionally for one
+        job / instance and matching pred(result)) arrived; returns them."""
+        def sel():
+            return [r for r in self._all if r.accepted and (job is None or r.job == job)
+                    and (inst is None or r.inst == inst) and (pred is None or pred(r))]
+        deadline = time.monotonic() + timeout
+        with self._cv:
+            while True:
+                got = sel()
+                if len(got) >= count:
+                    return got
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(
+                        "receiver: %d of %d results (job=%s inst=%s) within %.1f s; all: %r"
+                        % (len(got), count, job, inst, timeout, self._all[-20:]))
+                self._cv.wait(min(left, 0.2))
+
+    def wait_attempts(self, count, timeout=RESULT_TIMEOUT, job=None):
+        """Waits until at least count POSTs (accepted or not) arrived."""
+        def n():
+            with self._cv:
+                return len([r for r in self._all if job is None or r.job == job])
+        wait_until(lambda: n() >= count, timeout,
+                   msg=lambda: "receiver: %d of %d attempts within %.1f s" % (n(), count, timeout))
+        return self.all()
+
+
+# --------------------------------------------------------------------------
+# The service under test
+
+
+class Service:
+    """Runs the binary with env configuration and a DATA_DIR.
+
+    settings: dict of environment variables added to the defaults below
+    (values are str()'d; a value of None removes the variable).
+    """
+
+    def __init__(self, workdir, manager_port, data_dir=None, port=None, workers=2,
+                 node_ttl=15, settings=None, args=None, name="svc"):
+        self.binary = cs_bin()
+        self.workdir = workdir
+        self.port = port or free_port()
+        self.manager_port = manager_port
+        self.data_dir = data_dir or tempfile.mkdtemp(prefix="data-", dir=workdir)
+        self.name = name
+        self.args = list(args or [])
+        env = dict(os.environ)
+        for k in ("REDIS_ADDR", "MY_PORT", "BIND_ADDR", "CLUSTER_MANAGER_URL",
+                  "CLUSTER_MANAGER_PORT", "DATA_DIR", "WORKERS", "NODE_TTL"):
+            env.pop(k, None)
+        env.update({
+            "MY_PORT": str(self.port),
+            "BIND_ADDR": HOST,
+            "CLUSTER_MANAGER_URL": HOST,
+            "CLUSTER_MANAGER_PORT": str(manager_port),
+            "DATA_DIR": self.data_dir,
+            "WORKERS": str(workers),
+            "NODE_TTL": str(node_ttl),
+        })
+        env.setdefault("ASAN_OPTIONS", "detect_leaks=1")
+        for k, v in (settings or {}).items():
+            if v is None:
+                env.pop(k, None)
+            else:
+                env[k] = str(v)
+        self.env = env
+        self.proc = None
+        self.returncode = None
+        self.starts = 0
+        self.stderr_path = None
+
+    # -- lifecycle --
+    def start(self, ready_timeout=READY_TIMEOUT):
+        assert self.proc is None, "already running"
+        self.starts += 1
+        self.stderr_path = os.path.join(self.workdir, "%s-%d.stderr" % (self.name, self.starts))
+        out_path = os.path.join(self.workdir, "%s-%d.stdout" % (self.name, self.starts))
+        with open(self.stderr_path, "wb") as err, open(out_path, "wb") as out:
+            self.proc = subprocess.Popen([self.binary] + self.args, env=self.env,
+                                         stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                                         cwd=self.workdir)
+        self.returncode = None
+        deadline = time.monotonic() + ready_timeout
+        while True:
+            rc = self.proc.poll()
+            if rc is not None:
+                self.returncode = rc
+                self.proc = None
+                raise AssertionError("%s exited with %d before answering /status:\n%s"
+                                     % (self.name, rc, self.tail()))
+            try:
+                r = self.request("GET", "/status", timeout=2)
+                if r.status == 200 and r.text.strip() == "ok":
+                    return self
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                self.kill()
+                raise AssertionError("%s did not answer GET /status ok within %.0f s:\n%s"
+                                     % (self.name, ready_timeout, self.tail()))
+            time.sleep(0.05)
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def signal_stop(self, sig=signal.SIGTERM, timeout=STOP_TIMEOUT):
+        """Sends sig and waits for the exit; returns the exit code (or raises
+        AssertionError after SIGKILL if it does not exit in time)."""
+        if self.proc is None:
+            return self.returncode
+        p = self.proc
+        try:
+            p.send_signal(sig)
+            rc = p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait(10)
+            self.proc = None
+            self.returncode = -9
+            raise AssertionError("%s did not exit within %.0f s of signal %d:\n%s"
+                                 % (self.name, timeout, sig, self.tail()))
+        self.proc = None
+        self.returncode = rc
+        return rc
+
+    def terminate(self, timeout=STOP_TIMEOUT):
+        """SIGTERM, asserting exit code 0."""
+        rc = self.signal_stop(signal.SIGTERM, timeout)
+        if rc != 0:
+            raise AssertionError("%s exited with %r on SIGTERM (expected 0):\n%s"
+                                 % (self.name, rc, self.tail()))
+        return rc
+
+    def kill(self):
+        """SIGKILL (kill -9) and reap."""
+        if self.proc is None:
+            return
+        p = self.proc
+        try:
+            p.kill()
+        except OSError:
+            pass
+        p.wait(10)
+        self.proc = None
+        self.returncode = -9
+
+    # -- logs --
+    def stderr_text(self):
+        texts = []
+        for i in range(1, self.starts + 1):
+            path = os.path.join(self.workdir, "%s-%d.stderr" % (self.name, i))
+            try:
+                with open(path, "rb") as f:
+                    texts.append(f.read().decode("utf-8", "replace"))
+            except OSError:
+                pass
+        return "\n".join(texts)
+
+    def tail(self, n=40):
+        if not self.stderr_path:
+            return ""
+        try:
+            with open(self.stderr_path, "rb") as f:
+                lines = f.read().decode("utf-8", "replace").splitlines()
+        except OSError:
+            return ""
+        return "--- %s stderr (last %d lines) ---\n%s" % (self.name, n, "\n".join(lines[-n:]))
+
+    def sanitizer_report(self):
+        text = self.stderr_text()
+        for m in SANITIZER_MARKERS:
+            i = text.find(m)
+            if i >= 0:
+                return text[max(0, i - 200):i + 3000]
+        return None
+
+    # -- HTTP --
+    def request(self, method, path, body=None, headers=None, timeout=REQUEST_TIMEOUT):
+        return http_request(self.port, method, path, body, headers, timeout)
+
+    def get(self, path, **kw):
+        return self.request("GET", path, **kw)
+
+    def get_json(self, path, expect=200):
+        r = self.request("GET", path)
+        if r.status != expect:
+            raise AssertionError("GET %s: expected %d, got %r" % (path, expect, r))
+        return r.json()
+
+    def put_node(self, node_id, doc, expect=(200, 201)):
+        r = self.request("PUT", "/api/v1/nodes/" + node_id, doc)
+        if expect is not None:
+            exp = expect if isinstance(expect, tuple) else (expect,)
+            if r.status not in exp:
+                raise AssertionError("PUT node %s: expected %s, got %r" % (node_id, exp, r))
+        return r
+
+    def deploy(self, job, inst=0, job_id=None, method="POST"):
+        jid = job_id or job["_id"]
+        r = self.request(method, "/api/calculate/deploy/%s/%d" % (jid, inst), job)
+        if r.status != 200 or r.text.strip() != "ok":
+            raise AssertionError("deploy %s/%d: expected 200 ok, got %r" % (jid, inst, r))
+        return r
+
+    def node(self, node_id):
+        return self.get_json("/api/v1/nodes/" + node_id)
+
+    def job_status(self, job_id, inst=0):
+        return self.get_json("/api/v1/jobs/%s/%d" % (job_id, inst))
+
+    def wait_job_state(self, job_id, inst=0, states=("placed",), timeout=RESULT_TIMEOUT):
+        last = [None]
+
+        def check():
+            r = self.request("GET", "/api/v1/jobs/%s/%d" % (job_id, inst))
+            last[0] = r
+            if r.status == 200 and r.json().get("state") in states:
+                return r.json()
+            return None
+        return wait_until(check, timeout, interval=0.05,
+                          msg=lambda: "job %s/%d not in %s within %.0f s; last %r"
+                          % (job_id, inst, states, timeout, last[0]))
+
+    def metrics(self):
+        r = self.get("/metrics")
+        if r.status != 200:
+            raise AssertionError("GET /metrics: %r" % r)
+        return parse_metrics(r.text)
+
+
+def parse_metrics(text):
+    """Prometheus text -> {sample name with labels: value}, and the # TYPE
+    lines as {"__types__": {family: type}}."""
+    samples = {}
+    types = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        if line.startswith("#"):
+            parts = line.split(None, 3)
+            if len(parts) >= 4 and parts[1] == "TYPE":
+                types[parts[2]] = parts[3].strip()
+            continue
+        # name{labels} value [timestamp]
+        if "}" in line:
+            i = line.rindex("}")
+            name, rest = line[:i + 1], line[i + 1:].split()
+        else:
+            name, *rest = line.split()
+        if rest:
+            try:
+                samples[name] = float(rest[0])
+            except ValueError:
+                pass
+    samples["__types__"] = types
+    return samples
+
+
+def metric_sum(samples, family):
+    """Sum of every sample of a family (name with or without labels),
+    excluding histogram sub-series."""
+    total = 0.0
+    found = False
+    for k, v in samples.items():
+        if k == "__types__":
+            continue
+        base = k.split("{")[0]
+        if base == family:
+            total += v
+            found = True
+    return total if found else None
+
+
+# --------------------------------------------------------------------------
+# Documents
+
+
+def node_doc(vcpus=4, memory=4096, virt=("container",), host=None, arch="amd64", **extra):
+    d = {"virtualization": list(virt), "vcpus": vcpus, "memory": memory, "architecture": arch}
+    if host:
+        d["host"] = host
+    d.update(extra)
+    return d
+
+
+def job_doc(job_id, vcpus=1, memory=512, virt="container", **extra):
+    d = {"_id": job_id, "virtualization": virt, "vcpus": vcpus, "memory": memory}
+    d.update(extra)
+    return d
+
+
+class Heartbeat:
+    """A thread that PUTs a node's report every interval seconds until
+    stopped (a worker node that is alive)."""
+
+    def __init__(self, svc, node_id, doc, interval=0.5):
+        self.svc, self.node_id, self.doc, self.interval = svc, node_id, doc, interval
+        self._stop = threading.Event()
+        self.sent = 0
+        self.failures = 0
+        self._t = threading.Thread(target=self._run, daemon=True)
+
+    def start(self):
+        self._t.start()
+        return self
+
+    def _run(self):
+        while not self._stop.is_set():
+            try:
+                r = self.svc.request("PUT", "/api/v1/nodes/" + self.node_id, self.doc, timeout=5)
+                if r.status in (200, 201):
+                    self.sent += 1
+                else:
+                    self.failures += 1
+            except OSError:
+                self.failures += 1
+            self._stop.wait(self.interval)
+
+    def stop(self):
+        self._stop.set()
+        self._t.join(10)
+
+
+# --------------------------------------------------------------------------
+# Test case base
+
+
+class E2ETestCase(unittest.TestCase):
+    """Each test gets a temp dir; services and receivers made through the
+    helpers are stopped in cleanups (LIFO) even when the test fails. A
+    service still running at cleanup is stopped with SIGTERM and must exit
+    0; its stderr must hold no sanitizer report."""
+
+    maxDiff = 4000
+
+    @classmethod
+    def setUpClass(cls):
+        if not cs_bin():
+            raise unittest.SkipTest("CS_BIN not set and no built cluster-scheduler found")
+        if not os.access(cs_bin(), os.X_OK):
+            raise AssertionError("CS_BIN=%s is not an executable" % cs_bin())
+
+    def setUp(self):
+        self.workdir = tempfile.mkdtemp(prefix="cs-e2e-%s-" % self._testMethodName)
+        if not os.environ.get("CS_E2E_KEEP"):
+            self.addCleanup(shutil.rmtree, self.workdir, True)
+        self._services = []
+
+    # -- factories --
+    def receiver(self, start=True, port=None):
+        r = ResultReceiver(port)
+        if start:
+            r.start()
+        self.addCleanup(r.stop)
+        return r
+
+    def service(self, receiver, start=True, **kw):
+        kw.setdefault("name", "svc%d" % (len(self._services) + 1))
+        port = receiver.port if isinstance(receiver, ResultReceiver) else receiver
+        svc = Service(self.workdir, port, **kw)
+        self._services.append(svc)
+        self.addCleanup(self._stop_service, svc)
+        if start:
+            svc.start()
+        return svc
+
+    def _stop_service(self, svc):
+        problems = []
+        if svc.alive():
+            try:
+                svc.terminate()
+            except AssertionError as e:
+                problems.append(str(e))
+        elif svc.proc is not None:
+            rc = svc.proc.poll()
+            svc.proc = None
+            if rc not in (0, None):
+                problems.append("%s had exited by itself with %r:\n%s" % (svc.name, rc, svc.tail()))
+        rep = svc.sanitizer_report()
+        if rep:
+            problems.append("%s: sanitizer report in stderr:\n%s" % (svc.name, rep))
+        if problems:
+            raise AssertionError("\n".join(problems))
+
+    # -- assertions --
+    def assertJSONError(self, resp, status, field=None, msg=""):
+        """resp has the given status and a body {"error": {"field": str,
+        "message": str}}; field (str: must occur in the field name; tuple:
+        one of them must occur) when given."""
+        ctx = "%s: %r" % (msg, resp)
+        self.assertEqual(resp.status, status, ctx)
+        try:
+            body = resp.json()
+        except ValueError:
+            self.fail("error body is not JSON: " + ctx)
+        self.assertIsInstance(body, dict, ctx)
+        err = body.get("error")
+        self.assertIsInstance(err, dict, ctx)
+        self.assertIsInstance(err.get("field"), str, ctx)
+        self.assertIsInstance(err.get("message"), str, ctx)
+        self.assertTrue(err["message"], ctx)
+        if field is not None:
+            fields = field if isinstance(field, tuple) else (field,)
+            self.assertTrue(any(f in err["field"] for f in fields),
+                            "error field %r does not name %r; %s" % (err["field"], fields, ctx))
+        return err
+
+    def assertAlive(self, svc):
+        self.assertTrue(svc.alive(), "service died:\n" + svc.tail())
+        r = svc.get("/status", timeout=5)
+        self.assertEqual((r.status, r.text.strip()), (200, "ok"))

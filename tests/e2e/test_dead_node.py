@@ -1,0 +1,91 @@
+"""Dead-node re-scheduling: a node that stops reporting for NODE_TTL is
+marked inactive and its instances are placed again elsewhere; the cluster
+manager gets a second result for the same job id and instance."""
+
+import time
+import unittest
+
+from harness import E2ETestCase, Heartbeat, job_doc, node_doc, wait_until
+
+TTL = 2
+REAPER = 1
+
+
+class DeadNodeTest(E2ETestCase):
+    def _service(self, recv):
+        return self.service(recv, workers=2, node_ttl=TTL,
+                            settings={"REAPER_INTERVAL": REAPER})
+
+    def test_instances_move_to_live_node(self):
+        recv = self.receiver()
+        svc = self._service(recv)
+        doc_a = node_doc(vcpus=4, memory=4096, host="ha")
+        doc_b = node_doc(vcpus=4, memory=4096, host="hb")
+        hb_a = Heartbeat(svc, "A", doc_a).start()
+        self.addCleanup(hb_a.stop)
+        wait_until(lambda: hb_a.sent >= 1, 10, msg="node A never registered")
+
+        # A is the only node: both instances land there
+        svc.deploy(job_doc("dn", vcpus=1, memory=512), 0)
+        svc.deploy(job_doc("dn", vcpus=1, memory=512), 1)
+        first = recv.wait_for(2, job="dn")
+        for r in first:
+            self.assertIs(r.body["found"], True, r)
+            self.assertEqual(r.body["node"]["_id"], "A")
+
+        # B comes up and stays up; A goes silent
+        hb_b = Heartbeat(svc, "B", doc_b).start()
+        self.addCleanup(hb_b.stop)
+        wait_until(lambda: hb_b.sent >= 1, 10, msg="node B never registered")
+        hb_a.stop()
+        silent_since = time.monotonic()
+
+        def on_b(r):
+            return r.body and r.body.get("found") is True and r.body["node"]["_id"] == "B"
+        for inst in (0, 1):
+            recv.wait_for(1, job="dn", inst=inst, pred=on_b, timeout=TTL + REAPER + 15)
+        elapsed = time.monotonic() - silent_since
+        # A's last report was at most one heartbeat interval before silent_since
+        self.assertGreaterEqual(elapsed, TTL - 0.7, "moved before the TTL ran out")
+        m = svc.metrics()
+        self.assertEqual(m.get("cluster_scheduler_jobs_rescheduled_total"), 2)
+        self.assertEqual(m.get("cluster_scheduler_nodes_inactive"), 1)
+
+        for inst in (0, 1):
+            got = recv.accepted(job="dn", inst=inst)
+            self.assertEqual([r.body["node"]["_id"] for r in got], ["A", "B"], got)
+            self.assertEqual(got[1].body["job"], job_doc("dn", vcpus=1, memory=512))
+            st = svc.job_status("dn", inst)
+            self.assertEqual((st["state"], st["node_id"]), ("placed", "B"))
+
+        a = svc.node("A")
+        self.assertIs(a["active"], False)
+        self.assertEqual(a["reservations"], 0, "A's reservations are released")
+        b = svc.node("B")
+        self.assertIs(b["active"], True)
+        self.assertEqual(b["reservations"], 2)
+        self.assertGreater(hb_b.sent, 2)
+        self.assertEqual(hb_b.failures, 0)
+        # nothing else moves while B keeps reporting
+        time.sleep(TTL + REAPER)
+        self.assertEqual(len(recv.accepted(job="dn")), 4, recv.all())
+
+    def test_no_live_node_gives_not_found(self):
+        recv = self.receiver()
+        svc = self._service(recv)
+        svc.put_node("solo", node_doc(), expect=201)
+        svc.deploy(job_doc("orphan"), 0)
+        [r] = recv.wait_for(1, job="orphan")
+        self.assertEqual(r.body["node"]["_id"], "solo")
+        # solo goes silent and there is nowhere else: the new result says so
+        res = recv.wait_for(2, job="orphan", timeout=TTL + REAPER + 15)
+        b = res[1].body
+        self.assertIs(b["found"], False, b)
+        self.assertEqual(b["status"], "NO_QUALIFIED_WORKER_FOUND")
+        self.assertEqual(b["reasons"], {"inactive": 1})
+        self.assertEqual(svc.job_status("orphan", 0)["state"], "unschedulable")
+        self.assertEqual(svc.node("solo")["reservations"], 0)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,228 @@
+/* test_config.c - defaults, environment, flags (which win), and a clear
+ * error naming the setting for every bad value. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "log.h"
+
+/* A fake environment: "NAME=value" strings, NULL-terminated. */
+static const char *fake_getenv(void *ud, const char *name)
+{
+    const char *const *env = ud;
+    size_t n = strlen(name);
+    for (; env && *env; env++)
+        if (strncmp(*env, name, n) == 0 && (*env)[n] == '=')
+            return *env + n + 1;
+    return NULL;
+}
+
+static int parse(config *c, const char *const *env, int argc, const char **argv, char *err)
+{
+    const char *args[32] = {"cluster-scheduler"};
+    for (int i = 0; i < argc; i++)
+        args[i + 1] = argv[i];
+    return config_parse(c, argc + 1, (char **)args, fake_getenv, (void *)env, err, 256);
+}
+
+static void test_defaults(void **state)
+{
+    (void)state;
+    config c;
+    char err[256] = "";
+    assert_int_equal(parse(&c, NULL, 0, NULL, err), CONFIG_OK);
+    assert_int_equal(c.port, 10005);
+    assert_string_equal(c.bind, "127.0.0.1");
+    assert_string_equal(c.manager_host, "127.0.0.1");
+    assert_int_equal(c.manager_port, 10000);
+    assert_string_equal(c.redis, "");
+    assert_string_equal(c.data_dir, "./data");
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    assert_int_equal(c.workers, cores > 0 ? cores : 1);
+    assert_true(c.node_ttl == 15.0);
+    assert_true(c.reaper_interval == 5.0);
+    assert_true(c.result_retry == 600.0);
+    assert_string_equal(config_strategy_names[c.strategy], "most-free");
+    assert_int_equal(c.top_k, 10);
+    assert_int_equal(c.max_body, 1048576);
+    assert_int_equal(c.conn_timeout, 10);
+    assert_int_equal(c.log_level, CSLOG_INFO);
+}
+
+static void test_env(void **state)
+{
+    (void)state;
+    const char *env[] = {"MY_PORT=8080",
+                         "BIND_ADDR=::1",
+                         "CLUSTER_MANAGER_URL=cluster_manager",
+                         "CLUSTER_MANAGER_PORT=10100",
+                         "DATA_DIR=/var/lib/cs",
+                         "WORKERS=3",
+                         "NODE_TTL=2.5",
+                         "STRATEGY=spread",
+                         "LOG_LEVEL=debug",
+                         "REDIS_ADDR=",
+                         "TOP_K=",
+                         NULL};
+    config c;
+    char err[256] = "";
+    assert_int_equal(parse(&c, env, 0, NULL, err), CONFIG_OK);
+    assert_int_equal(c.port, 8080);
+    assert_string_equal(c.bind, "::1");
+    assert_string_equal(c.manager_host, "cluster_manager");
+    assert_int_equal(c.manager_port, 10100);
+    assert_string_equal(c.data_dir, "/var/lib/cs");
+    assert_int_equal(c.workers, 3);
+    assert_true(c.node_ttl == 2.5);
+    assert_string_equal(config_strategy_names[c.strategy], "spread");
+    assert_int_equal(c.log_level, CSLOG_DEBUG);
+    assert_string_equal(c.redis, ""); /* empty counts as unset */
+    assert_int_equal(c.top_k, 10);
+}
+
+static void test_flags_override_env(void **state)
+{
+    (void)state;
+    const char *env[] = {"MY_PORT=8080", "CLUSTER_MANAGER_URL=a", "CLUSTER_MANAGER_PORT=1",
+                         "WORKERS=3", NULL};
+    const char *argv[] = {"--port",         "9000",    "--manager=cm.local:7000",
+                          "--workers=auto", "--redis", "redis://:pw@r:6379",
+                          "--max-body",     "2048"};
+    config c;
+    char err[256] = "";
+    assert_int_equal(parse(&c, env, 8, argv, err), CONFIG_OK);
+    assert_int_equal(c.port, 9000);
+    assert_string_equal(c.manager_host, "cm.local");
+    assert_int_equal(c.manager_port, 7000);
+    assert_true(c.workers >= 1);
+    assert_string_equal(c.redis, "redis://:pw@r:6379");
+    assert_int_equal(c.max_body, 2048);
+
+    const char *v6[] = {"--manager", "[::1]:9"};
+    assert_int_equal(parse(&c, NULL, 2, v6, err), CONFIG_OK);
+    assert_string_equal(c.manager_host, "::1");
+    assert_int_equal(c.manager_port, 9);
+}
+
+static void test_help(void **state)
+{
+    (void)state;
+    config c;
+    char err[256] = "";
+    const char *argv[] = {"--port", "nonsense", "--help"};
+    assert_int_equal(parse(&c, NULL, 3, argv, err), CONFIG_HELP);
+    const char *h[] = {"-h"};
+    assert_int_equal(parse(&c, NULL, 1, h, err), CONFIG_HELP);
+    /* the help text names every variable */
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    config_help(f, "cluster-scheduler");
+    fclose(f);
+    const char *names[] = {"MY_PORT",
+                           "BIND_ADDR",
+                           "CLUSTER_MANAGER_URL",
+                           "CLUSTER_MANAGER_PORT",
+                           "--manager",
+                           "REDIS_ADDR",
+                           "DATA_DIR",
+                           "WORKERS",
+                           "NODE_TTL",
+                           "REAPER_INTERVAL",
+                           "RESULT_RETRY_S",
+                           "STRATEGY",
+                           "TOP_K",
+                           "MAX_BODY",
+                           "CONN_TIMEOUT",
+                           "MAX_CONNECTIONS",
+                           "LOG_LEVEL",
+                           "10005"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (!strstr(text, names[i]))
+            fail_msg("help lacks %s", names[i]);
+    free(text);
+}
+
+/* Each bad value fails, and the message names the setting. */
+static void expect_env_error(const char *assignment, const char *name)
+{
+    const char *env[] = {assignment, NULL};
+    config c;
+    char err[256] = "";
+    if (parse(&c, env, 0, NULL, err) != CONFIG_ERROR)
+        fail_msg("%s accepted", assignment);
+    if (!strstr(err, name))
+        fail_msg("%s: message '%s' does not name %s", assignment, err, name);
+}
+
+static void expect_flag_error(const char *flag, const char *value, const char *name)
+{
+    const char *argv[] = {flag, value};
+    config c;
+    char err[256] = "";
+    if (parse(&c, NULL, value ? 2 : 1, argv, err) != CONFIG_ERROR)
+        fail_msg("%s %s accepted", flag, value ? value : "");
+    if (!strstr(err, name))
+        fail_msg("%s: message '%s' does not name %s", flag, err, name);
+}
+
+static void test_bad_values(void **state)
+{
+    (void)state;
+    expect_env_error("MY_PORT=0", "MY_PORT");
+    expect_env_error("MY_PORT=65536", "MY_PORT");
+    expect_env_error("MY_PORT=80x", "MY_PORT");
+    expect_env_error("MY_PORT=-1", "MY_PORT");
+    expect_env_error("BIND_ADDR=localhost", "BIND_ADDR");
+    expect_env_error("BIND_ADDR=1.2.3.4.5", "BIND_ADDR");
+    expect_env_error("CLUSTER_MANAGER_URL=http://x", "CLUSTER_MANAGER_URL");
+    expect_env_error("CLUSTER_MANAGER_URL=a b", "CLUSTER_MANAGER_URL");
+    expect_env_error("CLUSTER_MANAGER_PORT=abc", "CLUSTER_MANAGER_PORT");
+    expect_env_error("WORKERS=0", "WORKERS");
+    expect_env_error("WORKERS=lots", "WORKERS");
+    expect_env_error("WORKERS=100000", "WORKERS");
+    expect_env_error("NODE_TTL=0", "NODE_TTL");
+    expect_env_error("NODE_TTL=nan", "NODE_TTL");
+    expect_env_error("NODE_TTL=inf", "NODE_TTL");
+    expect_env_error("NODE_TTL=-5", "NODE_TTL");
+    expect_env_error("REAPER_INTERVAL=0", "REAPER_INTERVAL");
+    expect_env_error("RESULT_RETRY_S=-1", "RESULT_RETRY_S");
+    expect_env_error("STRATEGY=random", "STRATEGY");
+    expect_env_error("TOP_K=0", "TOP_K");
+    expect_env_error("MAX_BODY=10", "MAX_BODY");
+    expect_env_error("CONN_TIMEOUT=0", "CONN_TIMEOUT");
+    expect_env_error("MAX_CONNECTIONS=0", "MAX_CONNECTIONS");
+    expect_env_error("LOG_LEVEL=loud", "LOG_LEVEL");
+    char longdir[400] = "DATA_DIR=";
+    memset(longdir + 9, 'd', 300);
+    longdir[309] = 0;
+    expect_env_error(longdir, "DATA_DIR");
+
+    expect_flag_error("--port", "x", "--port");
+    expect_flag_error("--port", NULL, "--port");
+    expect_flag_error("--manager", "hostonly", "--manager");
+    expect_flag_error("--manager", "h:0", "--manager");
+    expect_flag_error("--manager", "h/x:10", "--manager");
+    expect_flag_error("--data-dir", "", "--data-dir");
+    expect_flag_error("--nonsense", "1", "--nonsense");
+    expect_flag_error("positional", NULL, "positional");
+    expect_flag_error("--", NULL, "--");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_defaults),           cmocka_unit_test(test_env),
+        cmocka_unit_test(test_flags_override_env), cmocka_unit_test(test_help),
+        cmocka_unit_test(test_bad_values),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
