@@ -533,6 +533,17 @@ size_t cluster_stale_placements(cluster *c, double now, reservation_view *out, s
     return n;
 }
 
+size_t cluster_placements_on(cluster *c, const char *node_id, reservation_view *out, size_t max)
+{
+    size_t n = 0;
+    pthread_rwlock_rdlock(&c->lock);
+    for (size_t i = 0; i < c->n_res && n < max; i++)
+        if (strcmp(c->res[i].node_id, node_id) == 0)
+            resv_to_view(&c->res[i], &out[n++]);
+    pthread_rwlock_unlock(&c->lock);
+    return n;
+}
+
 size_t cluster_memory_bytes(cluster *c)
 {
     pthread_rwlock_rdlock(&c->lock);

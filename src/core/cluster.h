@@ -82,6 +82,9 @@ int cluster_restore(cluster *c, const reservation_view *r, cs_error *err);
  * to max of them; returns how many were written. */
 size_t cluster_stale_placements(cluster *c, double now, reservation_view *out, size_t max);
 
+/* Reservations on one node, up to max; returns how many were written. */
+size_t cluster_placements_on(cluster *c, const char *node_id, reservation_view *out, size_t max);
+
 /* Approximate bytes the table uses (nodes, indexes, dictionaries). */
 size_t cluster_memory_bytes(cluster *c);
 

@@ -4,9 +4,11 @@
 #include "api.h"
 
 #include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "codec.h"
+#include "reaper.h"
 #include "service.h"
 #include "virt.h"
 
@@ -141,30 +143,55 @@ fail:
 
 static void node_delete(const svc_ctx *c, const char *id, http_reply *out)
 {
+    /* Its instances are placed again elsewhere, as for a node that died:
+     * collect them before the node (and its reservations) go. */
+    size_t cap = 64, n;
+    reservation_view *placed = NULL;
+    for (;;) {
+        reservation_view *p = realloc(placed, cap * sizeof *p);
+        if (!p) {
+            free(placed);
+            http_reply_error(out, 500, "server", "out of memory");
+            return;
+        }
+        placed = p;
+        n = cluster_placements_on(c->cluster, id, placed, cap);
+        if (n < cap)
+            break;
+        cap *= 2;
+    }
     nodedocs_lock_node(c->docs, id);
     int in_cluster = cluster_remove(c->cluster, id) == 0;
     int had_doc = nodedocs_remove(c->docs, id) == 0;
     if (!in_cluster && !had_doc) {
         nodedocs_unlock_node(c->docs, id);
+        free(placed);
         http_reply_error(out, 404, "node_id", "unknown node");
         return;
     }
     int rc = store_node_delete(c->store, id);
     nodedocs_unlock_node(c->docs, id);
     if (rc < 0) {
+        free(placed);
         store_unavailable(c, out, "node delete");
         return;
     }
-    log_info(c->log, "node %s deleted", id);
-    reply_json_obj(out, 200, json_pack("{s:s}", "deleted", id));
+    double now = svc_now();
+    size_t moved = 0;
+    for (size_t i = 0; i < n; i++)
+        if (reaper_requeue(c, &placed[i], now, "deleted") == 0)
+            moved++;
+    free(placed);
+    log_info(c->log, "node %s deleted, %zu instances re-scheduled", id, moved);
+    reply_json_obj(out, 200,
+                   json_pack("{s:s,s:I}", "deleted", id, "rescheduled", (json_int_t)moved));
 }
 
 /* ---- jobs -------------------------------------------------------------- */
 
-/* Queues one validated instance. 0 queued, 1 known already, -1 store error. */
-static int enqueue(const svc_ctx *c, const char *job_id, uint32_t instance, const char *text)
+/* Counts and logs what the store said of one instance. */
+static void count_enqueue(const svc_ctx *c, const char *job_id, uint32_t instance, int rc)
 {
-    int rc = store_enqueue(c->store, job_id, instance, text, svc_now());
     if (rc == 0) {
         metrics_inc(c->metrics, M_JOBS_RECEIVED);
         log_debug(c->log, "job %s/%u queued", job_id, instance);
@@ -172,6 +199,13 @@ static int enqueue(const svc_ctx *c, const char *job_id, uint32_t instance, cons
         metrics_inc(c->metrics, M_JOBS_DUPLICATE);
         log_info(c->log, "job %s/%u already known; request ignored", job_id, instance);
     }
+}
+
+/* Queues one validated instance. 0 queued, 1 known already, -1 store error. */
+static int enqueue(const svc_ctx *c, const char *job_id, uint32_t instance, const char *text)
+{
+    int rc = store_enqueue(c->store, job_id, instance, text, svc_now());
+    count_enqueue(c, job_id, instance, rc);
     return rc;
 }
 
@@ -240,13 +274,15 @@ static void replicate(const svc_ctx *c, const char *body, size_t len, http_reply
         http_reply_error(out, 500, "server", "out of memory");
         goto out;
     }
-    /* One durable write per instance; a failure half way is safe to repeat
-     * (instances already queued are recognised). */
-    for (uint32_t i = 0; i < (uint32_t)reps; i++) {
-        if (enqueue(c, id, i, text) < 0) {
-            store_unavailable(c, out, "enqueue");
-            goto out;
-        }
+    /* All instances in one group commit; a failure half way is safe to
+     * repeat (instances already queued are recognised). */
+    int rcs[REPLICAS_MAX];
+    int many = store_enqueue_many(c->store, id, (uint32_t)reps, text, svc_now(), rcs);
+    for (uint32_t i = 0; i < (uint32_t)reps; i++)
+        count_enqueue(c, id, i, rcs[i]);
+    if (many < 0) {
+        store_unavailable(c, out, "enqueue");
+        goto out;
     }
     log_info(c->log, "job %s: %u replicas requested", id, (uint32_t)reps);
     http_reply_text(out, 200, "ok");

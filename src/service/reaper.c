@@ -21,6 +21,23 @@ struct reaper {
     bool stop; /* guarded by lock */
 };
 
+int reaper_requeue(const svc_ctx *c, const reservation_view *r, double now, const char *why)
+{
+    log_warn(c->log, "job %s/%u: node %s %s, re-scheduling", r->job_id, r->instance, r->node_id,
+             why);
+    cluster_release(c->cluster, r->job_id, r->instance);
+    if (store_requeue(c->store, r->job_id, r->instance, now) < 0) {
+        /* The instance stays "placed" in the store; after a restart its
+         * reservation is restored and the reaper finds it again. */
+        metrics_inc(c->metrics, M_STORE_ERRORS);
+        log_error(c->log, "job %s/%u on node %s: re-queueing failed", r->job_id, r->instance,
+                  r->node_id);
+        return -1;
+    }
+    metrics_inc(c->metrics, M_JOBS_RESCHEDULED);
+    return 0;
+}
+
 int reaper_run_once(const svc_ctx *c, double now)
 {
     reservation_view batch[BATCH];
@@ -28,22 +45,9 @@ int reaper_run_once(const svc_ctx *c, double now)
     /* Bounded, in case a reservation could not be released. */
     for (int round = 0; round < 1000; round++) {
         size_t n = cluster_stale_placements(c->cluster, now, batch, BATCH);
-        for (size_t i = 0; i < n; i++) {
-            const reservation_view *r = &batch[i];
-            log_warn(c->log, "job %s/%u: node %s inactive, re-scheduling", r->job_id, r->instance,
-                     r->node_id);
-            cluster_release(c->cluster, r->job_id, r->instance);
-            if (store_requeue(c->store, r->job_id, r->instance, now) < 0) {
-                /* The instance stays "placed" in the store; after a restart
-                 * its reservation is restored and this pass runs again. */
-                metrics_inc(c->metrics, M_STORE_ERRORS);
-                log_error(c->log, "job %s/%u on inactive node %s: re-queueing failed", r->job_id,
-                          r->instance, r->node_id);
-                continue;
-            }
-            metrics_inc(c->metrics, M_JOBS_RESCHEDULED);
-            total++;
-        }
+        for (size_t i = 0; i < n; i++)
+            if (reaper_requeue(c, &batch[i], now, "inactive") == 0)
+                total++;
         /* Released ones are no longer stale, so the next call moves on;
          * stop when a batch was not full. */
         if (n < BATCH)

@@ -5,6 +5,7 @@
 #ifndef CS_REAPER_H
 #define CS_REAPER_H
 
+#include "cluster.h"
 #include "error.h"
 
 struct svc_ctx;
@@ -15,6 +16,11 @@ typedef struct reaper reaper;
 reaper *reaper_new(const struct svc_ctx *ctx, cs_error *err);
 /* One pass, as the thread runs it; returns the instances re-queued. */
 int reaper_run_once(const struct svc_ctx *ctx, double now);
+/* Puts one placed instance back in the queue after its node went away
+ * (inactive or deleted): releases the reservation, re-queues durably,
+ * counts it. 0, or -1 when the store failed (logged). */
+int reaper_requeue(const struct svc_ctx *ctx, const reservation_view *r, double now,
+                   const char *why);
 void reaper_stop(reaper *r);
 void reaper_free(reaper *r);
 

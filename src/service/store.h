@@ -64,8 +64,12 @@ void store_close(store *s);
 /* Queues a job instance durably. Returns 0 when queued, 1 when this job id
  * and instance is already known (queued or decided: nothing is written, the
  * caller reports the existing state), -1 on a storage error. */
-int store_enqueue(store *s, const char *job_id, uint32_t instance, const char *body,
-                  double now);
+int store_enqueue(store *s, const char *job_id, uint32_t instance, const char *body, double now);
+/* Queues instances 0..n-1 of one job (replicate) in as few transactions as
+ * possible; rcs[i] gets what store_enqueue would return for instance i.
+ * Returns 0, or -1 when any instance failed. */
+int store_enqueue_many(store *s, const char *job_id, uint32_t n, const char *body, double now,
+                       int *rcs);
 /* Puts a decided instance back in the queue (dead node: place it again).
  * Its old outcome is dropped in the same transaction. */
 int store_requeue(store *s, const char *job_id, uint32_t instance, double now);
@@ -79,7 +83,9 @@ size_t store_queue_depth(store *s);
 /* --- Outcomes -------------------------------------------------------- */
 /* Records a worker's decision in one transaction: the job's state and
  * result, the reservation (when placed; NULL otherwise), and an outbox row
- * holding `result` for delivery. Returns the outbox id (> 0) or -1. */
+ * holding `result` for delivery. Returns the outbox id (> 0), 0 when the
+ * instance was deleted meanwhile (nothing written, nothing to deliver: the
+ * caller drops its reservation), or -1. */
 int64_t store_finish(store *s, const char *job_id, uint32_t instance, job_state state,
                      const reservation_view *res, const char *result, double now);
 /* 0 and out filled, 1 unknown instance, -1 error. */
@@ -105,9 +111,9 @@ int store_load(store *s, const store_loader *l);
 /* Up to max items due at now (next_at <= now), oldest first. Returns the
  * count; the caller owns the items. Items stay in the outbox until done. */
 int store_outbox_due(store *s, double now, outbox_item *out, int max);
-int store_outbox_done(store *s, int64_t id);                 /* delivered */
+int store_outbox_done(store *s, int64_t id); /* delivered */
 int store_outbox_retry(store *s, int64_t id, uint32_t attempts, double next_at);
-int store_outbox_give_up(store *s, int64_t id);              /* removed, counted by caller */
+int store_outbox_give_up(store *s, int64_t id); /* removed, counted by caller */
 size_t store_outbox_depth(store *s);
 
 #endif

@@ -658,37 +658,52 @@ static void *writer_main(void *arg)
     return NULL;
 }
 
-/* Hands an op to the writer and sleeps until its transaction committed (or
- * failed). Returns the op's result. */
-static int64_t submit(store *s, op *o)
+/* Hands n ops to the writer in one go (so they share a transaction when
+ * they fit in one batch) and sleeps until every one committed or failed. */
+static void submit_many(store *s, op *ops, size_t n)
 {
-    o->rc = -1;
-    o->done = false;
-    o->append = NULL;
-    o->unqueue = false;
-    o->outbox_delta = 0;
-    o->next = NULL;
-    if (pthread_cond_init(&o->cond, NULL) != 0)
-        return -1;
+    size_t inited = 0;
+    for (; inited < n; inited++) {
+        op *o = &ops[inited];
+        o->rc = -1;
+        o->done = false;
+        o->append = NULL;
+        o->unqueue = false;
+        o->outbox_delta = 0;
+        o->next = inited + 1 < n ? &ops[inited + 1] : NULL;
+        if (pthread_cond_init(&o->cond, NULL) != 0)
+            break;
+    }
     pthread_mutex_lock(&s->mu);
-    if (s->closing) {
+    if (s->closing || inited < n) {
         pthread_mutex_unlock(&s->mu);
-        pthread_cond_destroy(&o->cond);
-        return -1;
+        for (size_t i = 0; i < inited; i++)
+            pthread_cond_destroy(&ops[i].cond);
+        for (size_t i = 0; i < n; i++)
+            ops[i].rc = -1;
+        return;
     }
     s->users++;
     if (s->tail)
-        s->tail->next = o;
+        s->tail->next = &ops[0];
     else
-        s->head = o;
-    s->tail = o;
+        s->head = &ops[0];
+    s->tail = &ops[n - 1];
     pthread_cond_signal(&s->work);
-    while (!o->done)
-        pthread_cond_wait(&o->cond, &s->mu);
+    for (size_t i = 0; i < n; i++)
+        while (!ops[i].done)
+            pthread_cond_wait(&ops[i].cond, &s->mu);
     if (--s->users == 0 && s->closing)
         pthread_cond_broadcast(&s->idle);
     pthread_mutex_unlock(&s->mu);
-    pthread_cond_destroy(&o->cond);
+    for (size_t i = 0; i < n; i++)
+        pthread_cond_destroy(&ops[i].cond);
+}
+
+/* One op: its result. */
+static int64_t submit(store *s, op *o)
+{
+    submit_many(s, o, 1);
     return o->rc;
 }
 
@@ -990,6 +1005,27 @@ int store_enqueue(store *s, const char *job_id, uint32_t instance, const char *b
         return -1;
     op o = {.kind = OP_ENQUEUE, .id = job_id, .instance = instance, .text = body, .t = now};
     return (int)submit(s, &o);
+}
+
+int store_enqueue_many(store *s, const char *job_id, uint32_t n, const char *body, double now,
+                       int *rcs)
+{
+    if (!s || !id_ok(job_id) || !body || !isfinite(now) || n == 0 || !rcs)
+        return -1;
+    op *ops = calloc(n, sizeof *ops);
+    if (!ops)
+        return -1;
+    for (uint32_t i = 0; i < n; i++)
+        ops[i] = (op){.kind = OP_ENQUEUE, .id = job_id, .instance = i, .text = body, .t = now};
+    submit_many(s, ops, n);
+    int rc = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        rcs[i] = (int)ops[i].rc;
+        if (rcs[i] < 0)
+            rc = -1;
+    }
+    free(ops);
+    return rc;
 }
 
 int store_requeue(store *s, const char *job_id, uint32_t instance, double now)

@@ -86,6 +86,23 @@ class DeadNodeTest(E2ETestCase):
         self.assertEqual(svc.job_status("orphan", 0)["state"], "unschedulable")
         self.assertEqual(svc.node("solo")["reservations"], 0)
 
+    def test_deleted_node_instances_move(self):
+        """DELETE of a node re-schedules what was placed on it, at once."""
+        recv = self.receiver()
+        svc = self.service(recv, workers=2)
+        svc.put_node("big", node_doc(vcpus=16, memory=16384), expect=201)
+        svc.deploy(job_doc("mv", vcpus=1, memory=512), 0)
+        [r] = recv.wait_for(1, job="mv")
+        self.assertEqual(r.body["node"]["_id"], "big")
+        svc.put_node("small", node_doc(vcpus=2, memory=2048), expect=201)
+        resp = svc.request("DELETE", "/api/v1/nodes/big")
+        self.assertEqual(resp.status, 200, resp)
+        self.assertEqual(resp.json()["rescheduled"], 1)
+        res = recv.wait_for(2, job="mv", timeout=15)
+        self.assertEqual(res[1].body["node"]["_id"], "small")
+        self.assertEqual(svc.job_status("mv", 0)["node_id"], "small")
+        self.assertEqual(svc.node("small")["reservations"], 1)
+
 
 if __name__ == "__main__":
     unittest.main()

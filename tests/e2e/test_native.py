@@ -46,7 +46,7 @@ class NodesTest(E2ETestCase):
 
         r = self.svc.request("DELETE", "/api/v1/nodes/w1")
         self.assertEqual(r.status, 200, r)
-        self.assertEqual(r.json(), {"deleted": "w1"})
+        self.assertEqual(r.json(), {"deleted": "w1", "rescheduled": 0})
         r = self.svc.request("GET", "/api/v1/nodes/w1")
         self.assertJSONError(r, 404)
         r = self.svc.request("DELETE", "/api/v1/nodes/w1")

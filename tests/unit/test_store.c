@@ -684,11 +684,35 @@ static void test_kill9(void **state)
     assert_string_equal(l.rv[0].node_id, "node-k");
 }
 
+/* Replicate queues all instances at once; one already known is reported
+ * as such and the rest keep their order. */
+static void test_enqueue_many(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(store_enqueue(f->s, "rep", 2, "{}", 1.0), 0);
+    int rcs[5];
+    assert_int_equal(store_enqueue_many(f->s, "rep", 5, "{\"r\":1}", 2.0, rcs), 0);
+    int want[5] = {0, 0, 1, 0, 0};
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(rcs[i], want[i]);
+    uint32_t order[5] = {2, 0, 1, 3, 4};
+    for (int i = 0; i < 5; i++) {
+        store_job j;
+        assert_int_equal(store_take(f->s, &j, 1000), 0);
+        assert_string_equal(j.job_id, "rep");
+        assert_int_equal(j.instance, order[i]);
+        store_job_clear(&j);
+    }
+    assert_int_equal(store_queue_depth(f->s), 0);
+    assert_int_equal(store_enqueue_many(f->s, "rep", 0, "{}", 3.0, rcs), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_enqueue_take_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_duplicate, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_enqueue_many, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_duplicate, setup, teardown),
         cmocka_unit_test_setup_teardown(test_finish_status, setup, teardown),
         cmocka_unit_test_setup_teardown(test_outbox, setup, teardown),
