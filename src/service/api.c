@@ -389,12 +389,13 @@ static void job_get(const svc_ctx *c, const route_match *m, http_reply *out)
 
 static void job_delete(const svc_ctx *c, const route_match *m, http_reply *out)
 {
-    int released = cluster_release(c->cluster, m->job_id, m->instance) == 0;
+    /* Durable first: if the store fails, memory still matches it. */
     int rc = store_job_delete(c->store, m->job_id, m->instance);
     if (rc < 0) {
         store_unavailable(c, out, "job delete");
         return;
     }
+    int released = cluster_release(c->cluster, m->job_id, m->instance) == 0;
     if (rc == 1 && !released) {
         http_reply_error(out, 404, "job_id", "unknown job instance");
         return;

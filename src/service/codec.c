@@ -377,7 +377,9 @@ static int node_virt(const json_t *v, const char *key, node_report *out, cs_erro
         if (virt_from_name(s) && node_report_add_virt(out, s, &e))
             return relabel(err, f, &e);
     }
-    if (json_array_size(v) > 0 && !out->virt)
+    /* An empty list would be stored in the node document and then fail the
+     * node's replay after a restart: a node runs something or it is no node. */
+    if (!out->virt)
         return cs_fail(err, key, "names no known virtualization (container, unikernel, wasm, vm)");
     return 0;
 }

@@ -155,6 +155,23 @@ static void process(worker *w, store_job *job)
         free(o.result);
         return;
     }
+    reservation_view held;
+    if (o.state == JOB_PLACED &&
+        (cluster_placement(c->cluster, job->job_id, job->instance, &held) != 0 ||
+         strcmp(held.node_id, o.node_id) != 0)) {
+        /* The node died or was deleted while this worker recorded the
+         * outcome: the reaper or the delete found the instance still in
+         * this worker's hands and could not re-queue it. Re-queueing now
+         * also drops the outbox row just written, so no stale result goes. */
+        log_warn(c->log, "job %s/%u: node %s went away while being placed, re-scheduling",
+                 job->job_id, job->instance, o.node_id);
+        if (store_requeue(c->store, job->job_id, job->instance, svc_now()) == 0)
+            metrics_inc(c->metrics, M_JOBS_RESCHEDULED);
+        else
+            metrics_inc(c->metrics, M_STORE_ERRORS);
+        free(o.result);
+        return;
+    }
     if (o.state == JOB_PLACED) {
         metrics_inc(c->metrics, M_JOBS_PLACED);
         log_info(c->log, "job %s/%u placed on %s (%s)", job->job_id, job->instance, o.node_id,
