@@ -330,7 +330,7 @@ static int rank_locked(engine_ctx *ctx, const cluster *c, const job_spec *job, d
     *rj = rl;
 
     size_t k = job->top_k ? job->top_k : ctx->opts.top_k;
-    if (k > q)
+    if (k >= CS_TOPK_MAX || k > q) /* CS_TOPK_MAX asks for all, however large the cluster */
         k = q;
     if (reserve_space((void **)&ctx->heap, &ctx->heap_cap, k, sizeof *ctx->heap) ||
         reserve_space((void **)&ctx->cands, &ctx->cands_cap, k, sizeof *ctx->cands))

@@ -332,7 +332,13 @@ int codec_job(const json_t *job, const char *id, uint32_t instance, const char *
     if (rc == 0 && job_spec_set_strategy(out, s, &e))
         return relabel(err, f, &e);
 
-    rc = get_number(job, "top_k", prefix, &d, err);
+    const json_t *tk = json_object_get(job, "top_k");
+    if (json_is_string(tk) && strcmp(json_string_value(tk), "all") == 0) {
+        out->top_k = CS_TOPK_MAX; /* the engine reads this as "every qualified node" */
+        rc = 1;
+    } else {
+        rc = get_number(job, "top_k", prefix, &d, err);
+    }
     if (rc < 0)
         return -1;
     if (rc == 0) {

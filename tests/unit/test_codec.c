@@ -156,6 +156,13 @@ static void test_job_minimal_and_full(void **state)
     assert_int_equal(j.vcpus_milli, 0);
     assert_int_equal(j.hosts.n, 2);
     job_spec_clear(&j);
+
+    /* "all" asks for every qualified node, whatever the cluster size */
+    assert_int_equal(job_from("{\"_id\":\"j4\",\"virtualization\":\"container\",\"top_k\":\"all\"}",
+                              &j, NULL, &e),
+                     0);
+    assert_int_equal(j.top_k, CS_TOPK_MAX);
+    job_spec_clear(&j);
 }
 
 static void test_job_id_sources(void **state)
@@ -250,6 +257,8 @@ static void test_job_errors(void **state)
     expect_job_error("{\"_id\":\"j\",\"virtualization\":\"container\",\"strategy\":\"x\"}",
                      "strategy");
     expect_job_error("{\"_id\":\"j\",\"virtualization\":\"container\",\"top_k\":0}", "top_k");
+    expect_job_error("{\"_id\":\"j\",\"virtualization\":\"container\",\"top_k\":\"most\"}",
+                     "top_k");
     expect_job_error("{\"_id\":\"j\",\"virtualization\":\"container\",\"top_k\":2.5}", "top_k");
     expect_job_error("{\"_id\":\"j\",\"virtualization\":\"container\",\"top_k\":1000000}", "top_k");
 
