@@ -307,16 +307,32 @@ static void resv_remove_at(cluster *c, uint32_t pos)
     c->n_res--;
 }
 
-int cluster_remove(cluster *c, const char *node_id)
+int cluster_remove(cluster *c, const char *node_id, reservation_view **dropped, size_t *n_dropped)
 {
     int rc = -1;
+    if (dropped) {
+        *dropped = NULL;
+        *n_dropped = 0;
+    }
     pthread_rwlock_wrlock(&c->lock);
     uint32_t pos = cluster_find_locked(c, node_id);
     if (pos == IDXMAP_NONE)
         goto out;
+    size_t n = 0;
+    if (dropped) {
+        /* Counted and copied under the same write lock as the removal, so
+         * no placement can land on the node between the two. */
+        for (size_t i = 0; i < c->n_res; i++)
+            n += strcmp(c->res[i].node_id, node_id) == 0;
+        if (n && !(*dropped = malloc(n * sizeof **dropped)))
+            goto out;
+    }
     for (size_t i = c->n_res; i-- > 0;)
-        if (strcmp(c->res[i].node_id, node_id) == 0)
+        if (strcmp(c->res[i].node_id, node_id) == 0) {
+            if (dropped)
+                resv_to_view(&c->res[i], &(*dropped)[(*n_dropped)++]);
             resv_remove_at(c, (uint32_t)i);
+        }
     idxmap_remove(&c->by_id, c->cold[pos].hash, pos);
     free(c->cold[pos].host);
     uint32_t last = (uint32_t)(c->n - 1);
@@ -529,17 +545,6 @@ size_t cluster_stale_placements(cluster *c, double now, reservation_view *out, s
         if (npos == IDXMAP_NONE || now - c->hot[npos].last_report > c->ttl)
             resv_to_view(&c->res[i], &out[n++]);
     }
-    pthread_rwlock_unlock(&c->lock);
-    return n;
-}
-
-size_t cluster_placements_on(cluster *c, const char *node_id, reservation_view *out, size_t max)
-{
-    size_t n = 0;
-    pthread_rwlock_rdlock(&c->lock);
-    for (size_t i = 0; i < c->n_res && n < max; i++)
-        if (strcmp(c->res[i].node_id, node_id) == 0)
-            resv_to_view(&c->res[i], &out[n++]);
     pthread_rwlock_unlock(&c->lock);
     return n;
 }

@@ -62,8 +62,10 @@ double cluster_ttl(const cluster *c);
  * memory. Returns 0, 1 when the node is new, or -1 with err filled. */
 int cluster_report(cluster *c, const char *node_id, const node_report *r, double now,
                    cs_error *err);
-/* Removes the node and drops its reservations. Returns 0, or -1 if unknown. */
-int cluster_remove(cluster *c, const char *node_id);
+/* Removes the node and drops its reservations. When dropped is not NULL it
+ * receives a malloc'ed copy of them (caller frees; NULL when none) and
+ * n_dropped their count. Returns 0, or -1 if unknown or out of memory. */
+int cluster_remove(cluster *c, const char *node_id, reservation_view **dropped, size_t *n_dropped);
 
 size_t cluster_size(cluster *c);
 int cluster_get(cluster *c, const char *node_id, double now, node_view *out);
@@ -81,9 +83,6 @@ int cluster_restore(cluster *c, const reservation_view *r, cs_error *err);
 /* Reservations on nodes whose last report is older than the TTL at now, up
  * to max of them; returns how many were written. */
 size_t cluster_stale_placements(cluster *c, double now, reservation_view *out, size_t max);
-
-/* Reservations on one node, up to max; returns how many were written. */
-size_t cluster_placements_on(cluster *c, const char *node_id, reservation_view *out, size_t max);
 
 /* Approximate bytes the table uses (nodes, indexes, dictionaries). */
 size_t cluster_memory_bytes(cluster *c);

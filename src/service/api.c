@@ -143,25 +143,12 @@ fail:
 
 static void node_delete(const svc_ctx *c, const char *id, http_reply *out)
 {
-    /* Its instances are placed again elsewhere, as for a node that died:
-     * collect them before the node (and its reservations) go. */
-    size_t cap = 64, n;
+    /* Its instances are placed again elsewhere, as for a node that died;
+     * the cluster hands back the reservations it dropped with the node. */
+    size_t n = 0;
     reservation_view *placed = NULL;
-    for (;;) {
-        reservation_view *p = realloc(placed, cap * sizeof *p);
-        if (!p) {
-            free(placed);
-            http_reply_error(out, 500, "server", "out of memory");
-            return;
-        }
-        placed = p;
-        n = cluster_placements_on(c->cluster, id, placed, cap);
-        if (n < cap)
-            break;
-        cap *= 2;
-    }
     nodedocs_lock_node(c->docs, id);
-    int in_cluster = cluster_remove(c->cluster, id) == 0;
+    int in_cluster = cluster_remove(c->cluster, id, &placed, &n) == 0;
     int had_doc = nodedocs_remove(c->docs, id) == 0;
     if (!in_cluster && !had_doc) {
         nodedocs_unlock_node(c->docs, id);

@@ -9,6 +9,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cluster.h"
@@ -304,12 +305,12 @@ static void test_remove(void **state)
     add_node(c, "n1", 4, 4096, NOW);
     add_node(c, "n2", 4, 4096, NOW);
     restore(c, "j", 0, "n1", 1, 512, NOW);
-    assert_int_equal(cluster_remove(c, "n1"), 0);
+    assert_int_equal(cluster_remove(c, "n1", NULL, NULL), 0);
     assert_int_equal(cluster_size(c), 1);
     node_view v;
     assert_int_equal(cluster_get(c, "n1", NOW, &v), -1);
-    assert_int_equal(cluster_remove(c, "n1"), -1);
-    assert_int_equal(cluster_remove(c, "never"), -1);
+    assert_int_equal(cluster_remove(c, "n1", NULL, NULL), -1);
+    assert_int_equal(cluster_remove(c, "never", NULL, NULL), -1);
     /* Its reservations went with it. */
     reservation_view rv;
     assert_int_equal(cluster_placement(c, "j", 0, &rv), -1);
@@ -318,8 +319,37 @@ static void test_remove(void **state)
     add_node(c, "n1", 4, 4096, NOW + 1);
     v = get(c, "n1", NOW + 1);
     assert_int_equal(v.reserved_cpu_milli, 0);
+    /* The caller can get back what was dropped, to place it again. */
+    restore(c, "j", 1, "n1", 1, 512, NOW + 1);
+    restore(c, "j", 2, "n2", 1, 512, NOW + 1);
+    restore(c, "k", 0, "n1", 2, 256, NOW + 1);
+    reservation_view *dropped = NULL;
+    size_t nd = 99;
+    assert_int_equal(cluster_remove(c, "n1", &dropped, &nd), 0);
+    assert_int_equal(nd, 2);
+    assert_non_null(dropped);
+    unsigned seen = 0;
+    for (size_t i = 0; i < nd; i++) {
+        assert_string_equal(dropped[i].node_id, "n1");
+        if (strcmp(dropped[i].job_id, "j") == 0 && dropped[i].instance == 1)
+            seen |= 1;
+        if (strcmp(dropped[i].job_id, "k") == 0 && dropped[i].instance == 0 &&
+            dropped[i].cpu_milli == 2000)
+            seen |= 2;
+    }
+    assert_int_equal(seen, 3);
+    free(dropped);
+    assert_int_equal(cluster_placement(c, "j", 2, &rv), 0);
+    assert_int_equal(cluster_remove(c, "n2", &dropped, &nd), 0);
+    assert_int_equal(nd, 1);
+    free(dropped);
+    add_node(c, "n3", 4, 4096, NOW + 1);
+    assert_int_equal(cluster_remove(c, "n3", &dropped, &nd), 0);
+    assert_int_equal(nd, 0);
+    assert_null(dropped);
+    add_node(c, "n1", 4, 4096, NOW + 1);
     assert_int_equal(v.n_reservations, 0);
-    assert_int_equal(cluster_size(c), 2);
+    assert_int_equal(cluster_size(c), 1);
     cluster_free(c);
 }
 
