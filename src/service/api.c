@@ -81,7 +81,18 @@ static void node_put(const svc_ctx *c, const char *id, const char *body, size_t 
      * doc; it is not touched here afterwards. */
     nodedocs_put(c->docs, id, doc);
     doc = NULL;
-    if (store_node_put(c->store, id, text, now) < 0) {
+    node_view nv;
+    store_node_caps caps = {0};
+    if (cluster_get(c->cluster, id, now, &nv) == 0) {
+        caps.cpu_milli = nv.vcpus_milli;
+        caps.memory_mb = nv.memory_mb;
+        caps.gpus = nv.gpus;
+    }
+    caps.cpu_pct_set = (nr.set & NODE_F_CPU_PCT) != 0;
+    caps.cpu_pct = nr.cpu_percent;
+    caps.mem_pct_set = (nr.set & NODE_F_MEM_PCT) != 0;
+    caps.mem_pct = nr.memory_percent;
+    if (store_node_put(c->store, id, text, now, &caps) < 0) {
         store_unavailable(c, out, "node put");
         goto out;
     }
@@ -156,16 +167,17 @@ static void node_delete(const svc_ctx *c, const char *id, http_reply *out)
         http_reply_error(out, 404, "node_id", "unknown node");
         return;
     }
-    int rc = store_node_delete(c->store, id);
+    size_t moved = 0;
+    int rc = store_node_delete(c->store, id, &moved);
     nodedocs_unlock_node(c->docs, id);
     if (rc < 0) {
         free(placed);
         store_unavailable(c, out, "node delete");
         return;
     }
+    /* A shared store re-queued them itself, in the same step. */
     double now = svc_now();
-    size_t moved = 0;
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n && !store_shared(c->store); i++)
         if (reaper_requeue(c, &placed[i], now, "deleted") == 0)
             moved++;
     free(placed);

@@ -23,10 +23,11 @@ struct reaper {
 
 int reaper_requeue(const svc_ctx *c, const reservation_view *r, double now, const char *why)
 {
-    log_warn(c->log, "job %s/%u: node %s %s, re-scheduling", r->job_id, r->instance, r->node_id,
-             why);
     cluster_release(c->cluster, r->job_id, r->instance);
-    if (store_requeue(c->store, r->job_id, r->instance, now) < 0) {
+    /* Only while it is still placed on that node: another process sharing
+     * the store may have moved it already. */
+    int rc = store_requeue(c->store, r->job_id, r->instance, r->node_id, now);
+    if (rc < 0) {
         /* The instance stays "placed" in the store; after a restart its
          * reservation is restored and the reaper finds it again. */
         metrics_inc(c->metrics, M_STORE_ERRORS);
@@ -34,6 +35,10 @@ int reaper_requeue(const svc_ctx *c, const reservation_view *r, double now, cons
                   r->node_id);
         return -1;
     }
+    if (rc > 0)
+        return 1;
+    log_warn(c->log, "job %s/%u: node %s %s, re-scheduled", r->job_id, r->instance, r->node_id,
+             why);
     metrics_inc(c->metrics, M_JOBS_RESCHEDULED);
     return 0;
 }

@@ -18,7 +18,8 @@ reaper *reaper_new(const struct svc_ctx *ctx, cs_error *err);
 int reaper_run_once(const struct svc_ctx *ctx, double now);
 /* Puts one placed instance back in the queue after its node went away
  * (inactive or deleted): releases the reservation, re-queues durably,
- * counts it. 0, or -1 when the store failed (logged). */
+ * counts it. 0, 1 when the store no longer has it placed on that node
+ * (another process moved it), or -1 when the store failed (logged). */
 int reaper_requeue(const struct svc_ctx *ctx, const reservation_view *r, double now,
                    const char *why);
 void reaper_stop(reaper *r);

@@ -1,8 +1,12 @@
 /* store.h - the durable side of the service: job queue, job outcomes,
- * node documents, reservations and the result outbox. The embedded backend
- * is SQLite in WAL mode (store_sqlite.c); a Redis backend follows the same
- * contract. Every write is group-committed: many callers' writes share one
- * transaction, and each call returns only after its write is durable. */
+ * node documents, reservations and the result outbox. Two backends behind
+ * one table of functions (store_ops, in store_impl.h): SQLite in WAL mode
+ * (store_sqlite.c, the embedded default; group commit: many callers' writes
+ * share one transaction, each call returns once its write is durable) and
+ * Redis (store_redis.c; several processes share it). A *shared* store
+ * (Redis) is the authority for reservations: workers rank on their local
+ * copy of the cluster and commit with store_place; the local copy follows
+ * the store's change feed through store_follow. */
 #ifndef CS_STORE_H
 #define CS_STORE_H
 
@@ -30,6 +34,8 @@ typedef struct store_job {
     char *body;
     double received_at; /* seconds since the epoch */
     uint32_t attempts;  /* times it was handed to a worker before */
+    uint64_t version;   /* shared stores: change-feed position at intake; a
+                         * worker's local copy must reach it before ranking */
 } store_job;
 void store_job_clear(store_job *j); /* frees body */
 
@@ -57,6 +63,8 @@ void outbox_item_clear(outbox_item *o);
 
 /* Opens (creating if needed) DATA_DIR/scheduler.db. NULL with err filled. */
 store *store_sqlite_open(const char *dir, cs_error *err);
+/* True when other processes share the store (Redis): see store_place. */
+bool store_shared(const store *s);
 /* Flushes pending writes, wakes every waiter (store_take returns -1), frees. */
 void store_close(store *s);
 
@@ -71,8 +79,10 @@ int store_enqueue(store *s, const char *job_id, uint32_t instance, const char *b
 int store_enqueue_many(store *s, const char *job_id, uint32_t n, const char *body, double now,
                        int *rcs);
 /* Puts a decided instance back in the queue (dead node: place it again).
- * Its old outcome is dropped in the same transaction. */
-int store_requeue(store *s, const char *job_id, uint32_t instance, double now);
+ * Its old outcome is dropped in the same transaction. on_node: re-queue
+ * only while it is placed on that node (NULL: whatever its state). 0 when
+ * re-queued, 1 when it was not in that state, -1 on error. */
+int store_requeue(store *s, const char *job_id, uint32_t instance, const char *on_node, double now);
 /* Next queued instance, in arrival order, waiting up to timeout_ms.
  * 0 = got one (caller owns out), 1 = timed out, -1 = store closing.
  * An instance handed out and not finished is handed out again after a
@@ -88,15 +98,43 @@ size_t store_queue_depth(store *s);
  * caller drops its reservation), or -1. */
 int64_t store_finish(store *s, const char *job_id, uint32_t instance, job_state state,
                      const reservation_view *res, const char *result, double now);
+/* Shared stores only: commits a placement on res->node_id if the node is
+ * still active (last report within ttl at now) and has room for res by the
+ * store's own count of every process's reservations, all in one atomic
+ * step with the job's state, the result's outbox entry and the queue
+ * acknowledgement. */
+typedef enum store_place_rc {
+    STORE_PLACED = 0,  /* *outbox_id set */
+    STORE_NO_ROOM = 1, /* node gone, inactive or full: try the next one */
+    STORE_DECIDED = 2, /* already decided elsewhere; held_node names its node
+                        * ("" when unschedulable) */
+    STORE_GONE = 3,    /* the instance was deleted */
+} store_place_rc;
+int store_place(store *s, const char *job_id, uint32_t instance, const reservation_view *res,
+                const char *result, double now, double ttl, int64_t *outbox_id,
+                char held_node[CS_ID_MAX + 1]);
 /* 0 and out filled, 1 unknown instance, -1 error. */
 int store_status_get(store *s, const char *job_id, uint32_t instance, store_status *out);
 /* Forgets the instance and its reservation. 0, 1 unknown, -1 error. */
 int store_job_delete(store *s, const char *job_id, uint32_t instance);
 
 /* --- Nodes ----------------------------------------------------------- */
+/* What a shared store needs to check capacity itself: the node's capacity
+ * after the report, and the usage figures this report carried. */
+typedef struct store_node_caps {
+    int64_t cpu_milli, memory_mb;
+    int32_t gpus;
+    bool cpu_pct_set, mem_pct_set;
+    double cpu_pct, mem_pct;
+} store_node_caps;
 /* doc: the node's merged JSON document; last_report: its time. */
-int store_node_put(store *s, const char *node_id, const char *doc, double last_report);
-int store_node_delete(store *s, const char *node_id); /* also its reservations */
+int store_node_put(store *s, const char *node_id, const char *doc, double last_report,
+                   const store_node_caps *caps);
+/* Forgets the node and its reservations: 0, 1 unknown, -1 error. A shared
+ * store also re-queues the instances placed on it, atomically, and counts
+ * them in *requeued (may be NULL); the embedded store leaves that to its
+ * caller and sets 0. */
+int store_node_delete(store *s, const char *node_id, size_t *requeued);
 
 /* Replays durable state at start: every node (id, doc, last report), then
  * every reservation. Callbacks return 0 to go on. */
@@ -106,6 +144,23 @@ typedef struct store_loader {
     void *ud;
 } store_loader;
 int store_load(store *s, const store_loader *l);
+
+/* Shared stores: the change feed. Calls back for every change made by any
+ * process since the last call (nodes reported or deleted, reservations
+ * made or dropped), waiting up to timeout_ms for one. The first call, and
+ * any call after the feed lost changes, starts with reload() and a full
+ * snapshot through node() and reservation(). Returns the number of changes
+ * applied (>= 0), or -1 on error; *seq gets the feed position reached. */
+typedef struct store_follower {
+    void (*reload)(void *ud); /* a snapshot follows: forget what is known */
+    int (*node)(void *ud, const char *node_id, const char *doc, double last_report,
+                bool cpu_pct_set, bool mem_pct_set);
+    void (*node_gone)(void *ud, const char *node_id);
+    void (*reservation)(void *ud, const reservation_view *r);
+    void (*release)(void *ud, const char *job_id, uint32_t instance);
+    void *ud;
+} store_follower;
+int store_follow(store *s, const store_follower *f, int timeout_ms, uint64_t *seq);
 
 /* --- Outbox ---------------------------------------------------------- */
 /* Up to max items due at now (next_at <= now), oldest first. Returns the

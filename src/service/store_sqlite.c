@@ -6,7 +6,7 @@
  * costs a handful of commits instead of N. Reads use a second connection.
  * The queue itself lives in memory (rebuilt from the jobs table at open) and
  * only ever shows jobs whose row has committed. */
-#include "store.h"
+#include "store_impl.h"
 
 #include <errno.h>
 #include <math.h>
@@ -81,7 +81,7 @@ static const char *const W_SQL[W_COUNT] = {
     [W_SP_ROLLBACK] = "ROLLBACK TO op",
     [W_JOB_INSERT] = "INSERT INTO jobs(job_id, instance, state, body, received_at, seq)"
                      " VALUES(?, ?, 0, ?, ?, ?) ON CONFLICT(job_id, instance) DO NOTHING",
-    [W_JOB_GET] = "SELECT state, body, received_at, attempts FROM jobs"
+    [W_JOB_GET] = "SELECT state, body, received_at, attempts, node_id FROM jobs"
                   " WHERE job_id = ? AND instance = ?",
     [W_JOB_REQUEUE] = "UPDATE jobs SET state = 0, result = NULL, node_id = '', decided_at = NULL,"
                       " seq = ?, attempts = attempts + 1 WHERE job_id = ? AND instance = ?",
@@ -151,7 +151,9 @@ typedef struct op {
     struct op *next;
 } op;
 
-struct store {
+typedef struct sqstore sqstore;
+struct sqstore {
+    store base; /* first: the generic handle points here */
     char path[PATH_CAP];
     sqlite3 *wdb; /* writer thread only (and open, before it starts) */
     sqlite3 *rdb; /* under rmu */
@@ -180,45 +182,6 @@ struct store {
     bool writer_started;
     atomic_size_t outbox_n;
 };
-
-const char *job_state_name(job_state st)
-{
-    switch (st) {
-    case JOB_QUEUED:
-        return "queued";
-    case JOB_PLACED:
-        return "placed";
-    case JOB_UNSCHEDULABLE:
-        return "unschedulable";
-    }
-    return "unknown";
-}
-
-void store_job_clear(store_job *j)
-{
-    if (!j)
-        return;
-    free(j->body);
-    j->body = NULL;
-}
-
-void store_status_clear(store_status *st)
-{
-    if (!st)
-        return;
-    free(st->body);
-    free(st->result);
-    st->body = NULL;
-    st->result = NULL;
-}
-
-void outbox_item_clear(outbox_item *o)
-{
-    if (!o)
-        return;
-    free(o->payload);
-    o->payload = NULL;
-}
 
 /* --- small helpers ----------------------------------------------------- */
 
@@ -357,7 +320,7 @@ static void qnode_free(qnode *q)
 }
 
 /* Caller holds qmu. */
-static void queue_push(store *s, qnode *q)
+static void queue_push(sqstore *s, qnode *q)
 {
     q->next = NULL;
     if (s->qtail)
@@ -369,7 +332,7 @@ static void queue_push(store *s, qnode *q)
 }
 
 /* Caller holds qmu. Deletes are rare, so a linear scan is fine. */
-static void queue_remove(store *s, const char *job_id, uint32_t instance)
+static void queue_remove(sqstore *s, const char *job_id, uint32_t instance)
 {
     qnode *prev = NULL;
     for (qnode *q = s->qhead; q; prev = q, q = q->next) {
@@ -389,7 +352,7 @@ static void queue_remove(store *s, const char *job_id, uint32_t instance)
 
 /* API entry for calls that do not go through the writer: counted so that
  * store_close can wait for them before tearing down. */
-static int enter(store *s)
+static int enter(sqstore *s)
 {
     int rc = 0;
     pthread_mutex_lock(&s->mu);
@@ -401,7 +364,7 @@ static int enter(store *s)
     return rc;
 }
 
-static void leave(store *s)
+static void leave(sqstore *s)
 {
     pthread_mutex_lock(&s->mu);
     if (--s->users == 0 && s->closing)
@@ -411,7 +374,7 @@ static void leave(store *s)
 
 /* --- the writer -------------------------------------------------------- */
 
-static int64_t apply_enqueue(store *s, op *o)
+static int64_t apply_enqueue(sqstore *s, op *o)
 {
     int64_t rc = -1;
     qnode *q = qnode_new(o->id, o->instance, o->text, o->t, 0);
@@ -432,7 +395,7 @@ out:
     return rc;
 }
 
-static int64_t apply_requeue(store *s, op *o)
+static int64_t apply_requeue(sqstore *s, op *o)
 {
     int64_t rc = -1;
     qnode *q = NULL;
@@ -441,6 +404,15 @@ static int64_t apply_requeue(store *s, op *o)
     if (row <= 0) {
         rc = row == 0 ? 1 : -1;
         goto out;
+    }
+    if (o->text) {
+        const unsigned char *node = sqlite3_column_text(get, 4);
+        if (sqlite3_column_int(get, 0) != JOB_PLACED || !node ||
+            strcmp((const char *)node, o->text) != 0) {
+            stmt_done(get);
+            rc = 1;
+            goto out;
+        }
     }
     if (sqlite3_column_int(get, 0) == JOB_QUEUED) {
         /* Already queued or in a worker's hands: queuing it twice would
@@ -474,7 +446,7 @@ out:
     return rc;
 }
 
-static int64_t apply_finish(store *s, op *o)
+static int64_t apply_finish(sqstore *s, op *o)
 {
     const char *node = o->res ? o->res->node_id : "";
     if (exec_stmt(s->w[W_JOB_FINISH], "ittdtu", (int64_t)o->state, o->text, node, o->t, o->id,
@@ -496,7 +468,7 @@ static int64_t apply_finish(store *s, op *o)
     return sqlite3_last_insert_rowid(s->wdb);
 }
 
-static int64_t apply_job_delete(store *s, op *o)
+static int64_t apply_job_delete(sqstore *s, op *o)
 {
     if (exec_stmt(s->w[W_JOB_DELETE], "tu", o->id, o->instance) != 0)
         return -1;
@@ -510,7 +482,7 @@ static int64_t apply_job_delete(store *s, op *o)
     return existed ? 0 : 1;
 }
 
-static int64_t apply_node_delete(store *s, op *o)
+static int64_t apply_node_delete(sqstore *s, op *o)
 {
     if (exec_stmt(s->w[W_NODE_DELETE], "t", o->id) != 0)
         return -1;
@@ -520,7 +492,7 @@ static int64_t apply_node_delete(store *s, op *o)
     return existed ? 0 : 1;
 }
 
-static int64_t apply_one(store *s, op *o)
+static int64_t apply_one(sqstore *s, op *o)
 {
     switch (o->kind) {
     case OP_ENQUEUE:
@@ -553,7 +525,7 @@ static int64_t apply_one(store *s, op *o)
 /* Runs one op inside the batch's transaction. Ops of several statements run
  * in a savepoint so that one failing op leaves the others of its batch
  * intact instead of half-applied. */
-static int64_t apply(store *s, op *o)
+static int64_t apply(sqstore *s, op *o)
 {
     bool multi = o->kind == OP_REQUEUE || o->kind == OP_FINISH || o->kind == OP_JOB_DELETE ||
                  o->kind == OP_NODE_DELETE;
@@ -577,7 +549,7 @@ static int64_t apply(store *s, op *o)
 
 /* Publishes a committed batch to memory: queue changes in batch order, so a
  * delete followed by a new enqueue of the same instance ends up queued. */
-static void publish(store *s, op *batch)
+static void publish(sqstore *s, op *batch)
 {
     bool pushed = false;
     int64_t delta = 0;
@@ -601,7 +573,7 @@ static void publish(store *s, op *batch)
         atomic_fetch_sub(&s->outbox_n, (size_t)-delta);
 }
 
-static void run_batch(store *s, op *batch)
+static void run_batch(sqstore *s, op *batch)
 {
     bool ok = exec_stmt(s->w[W_BEGIN], "") == 0;
     s->doomed = false;
@@ -627,7 +599,7 @@ static void run_batch(store *s, op *batch)
 
 static void *writer_main(void *arg)
 {
-    store *s = arg;
+    sqstore *s = arg;
     for (;;) {
         pthread_mutex_lock(&s->mu);
         while (!s->head && !s->closing)
@@ -660,7 +632,7 @@ static void *writer_main(void *arg)
 
 /* Hands n ops to the writer in one go (so they share a transaction when
  * they fit in one batch) and sleeps until every one committed or failed. */
-static void submit_many(store *s, op *ops, size_t n)
+static void submit_many(sqstore *s, op *ops, size_t n)
 {
     size_t inited = 0;
     for (; inited < n; inited++) {
@@ -701,7 +673,7 @@ static void submit_many(store *s, op *ops, size_t n)
 }
 
 /* One op: its result. */
-static int64_t submit(store *s, op *o)
+static int64_t submit(sqstore *s, op *o)
 {
     submit_many(s, o, 1);
     return o->rc;
@@ -737,7 +709,7 @@ static int mkdir_p(const char *dir)
     return 0;
 }
 
-static int sync_init(store *s)
+static int sync_init(sqstore *s)
 {
     pthread_condattr_t ca;
     bool ca_ok = false, mu = false, work = false, idle = false, qmu = false, qcond = false;
@@ -779,7 +751,7 @@ fail:
 }
 
 /* Frees whatever open got as far as creating; the writer is already gone. */
-static void teardown(store *s)
+static void teardown(sqstore *s)
 {
     for (int i = 0; i < W_COUNT; i++)
         (void)sqlite3_finalize(s->w[i]); /* repeats the last step's code, already handled */
@@ -877,7 +849,7 @@ out:
 
 /* Rebuilds the in-memory queue from the queued rows, in arrival order, and
  * the counters the writer keeps. Runs before the writer starts. */
-static int load_state(store *s, cs_error *err)
+static int load_state(sqstore *s, cs_error *err)
 {
     sqlite3_stmt *st = NULL;
     int rc = -1, step;
@@ -919,9 +891,11 @@ out:
     return rc;
 }
 
+static const store_ops SQLITE_OPS;
+
 store *store_sqlite_open(const char *dir, cs_error *err)
 {
-    store *s = NULL;
+    sqstore *s = NULL;
     if (!dir || !*dir) {
         cs_fail(err, "data_dir", "is empty");
         goto fail;
@@ -939,6 +913,7 @@ store *store_sqlite_open(const char *dir, cs_error *err)
         cs_fail(err, "data_dir", "out of memory");
         goto fail;
     }
+    s->base.ops = &SQLITE_OPS;
     int n = snprintf(s->path, sizeof s->path, "%s/scheduler.db", dir);
     if (n < 0 || (size_t)n >= sizeof s->path) {
         cs_fail(err, "data_dir", "path too long");
@@ -965,15 +940,16 @@ store *store_sqlite_open(const char *dir, cs_error *err)
         goto fail;
     }
     s->writer_started = true;
-    return s;
+    return &s->base;
 fail:
     if (s)
         teardown(s);
     return NULL;
 }
 
-void store_close(store *s)
+static void sq_close(store *base)
 {
+    sqstore *s = (sqstore *)base;
     if (!s)
         return;
     pthread_mutex_lock(&s->mu);
@@ -999,17 +975,20 @@ void store_close(store *s)
 
 /* --- intake ------------------------------------------------------------ */
 
-int store_enqueue(store *s, const char *job_id, uint32_t instance, const char *body, double now)
+static int sq_enqueue(store *base, const char *job_id, uint32_t instance, const char *body,
+                      double now)
 {
+    sqstore *s = (sqstore *)base;
     if (!s || !id_ok(job_id) || !body || !isfinite(now))
         return -1;
     op o = {.kind = OP_ENQUEUE, .id = job_id, .instance = instance, .text = body, .t = now};
     return (int)submit(s, &o);
 }
 
-int store_enqueue_many(store *s, const char *job_id, uint32_t n, const char *body, double now,
-                       int *rcs)
+static int sq_enqueue_many(store *base, const char *job_id, uint32_t n, const char *body,
+                           double now, int *rcs)
 {
+    sqstore *s = (sqstore *)base;
     if (!s || !id_ok(job_id) || !body || !isfinite(now) || n == 0 || !rcs)
         return -1;
     op *ops = calloc(n, sizeof *ops);
@@ -1028,16 +1007,19 @@ int store_enqueue_many(store *s, const char *job_id, uint32_t n, const char *bod
     return rc;
 }
 
-int store_requeue(store *s, const char *job_id, uint32_t instance, double now)
+static int sq_requeue(store *base, const char *job_id, uint32_t instance, const char *on_node,
+                      double now)
 {
-    if (!s || !id_ok(job_id) || !isfinite(now))
+    sqstore *s = (sqstore *)base;
+    if (!s || !id_ok(job_id) || !isfinite(now) || (on_node && !id_ok(on_node)))
         return -1;
-    op o = {.kind = OP_REQUEUE, .id = job_id, .instance = instance, .t = now};
+    op o = {.kind = OP_REQUEUE, .id = job_id, .instance = instance, .text = on_node, .t = now};
     return (int)submit(s, &o);
 }
 
-int store_take(store *s, store_job *out, int timeout_ms)
+static int sq_take(store *base, store_job *out, int timeout_ms)
 {
+    sqstore *s = (sqstore *)base;
     if (!s || !out)
         return -1;
     if (enter(s) != 0)
@@ -1082,8 +1064,9 @@ int store_take(store *s, store_job *out, int timeout_ms)
     return rc;
 }
 
-size_t store_queue_depth(store *s)
+static size_t sq_queue_depth(store *base)
 {
+    sqstore *s = (sqstore *)base;
     if (!s || enter(s) != 0)
         return 0;
     pthread_mutex_lock(&s->qmu);
@@ -1095,9 +1078,10 @@ size_t store_queue_depth(store *s)
 
 /* --- outcomes ---------------------------------------------------------- */
 
-int64_t store_finish(store *s, const char *job_id, uint32_t instance, job_state state,
-                     const reservation_view *res, const char *result, double now)
+static int64_t sq_finish(store *base, const char *job_id, uint32_t instance, job_state state,
+                         const reservation_view *res, const char *result, double now)
 {
+    sqstore *s = (sqstore *)base;
     if (!s || !id_ok(job_id) || !result || !isfinite(now))
         return -1;
     if (state != JOB_PLACED && state != JOB_UNSCHEDULABLE)
@@ -1114,8 +1098,9 @@ int64_t store_finish(store *s, const char *job_id, uint32_t instance, job_state 
     return submit(s, &o);
 }
 
-int store_status_get(store *s, const char *job_id, uint32_t instance, store_status *out)
+static int sq_status_get(store *base, const char *job_id, uint32_t instance, store_status *out)
 {
+    sqstore *s = (sqstore *)base;
     if (!s || !id_ok(job_id) || !out)
         return -1;
     memset(out, 0, sizeof *out);
@@ -1149,8 +1134,9 @@ out:
     return rc;
 }
 
-int store_job_delete(store *s, const char *job_id, uint32_t instance)
+static int sq_job_delete(store *base, const char *job_id, uint32_t instance)
 {
+    sqstore *s = (sqstore *)base;
     if (!s || !id_ok(job_id))
         return -1;
     op o = {.kind = OP_JOB_DELETE, .id = job_id, .instance = instance};
@@ -1159,16 +1145,22 @@ int store_job_delete(store *s, const char *job_id, uint32_t instance)
 
 /* --- nodes ------------------------------------------------------------- */
 
-int store_node_put(store *s, const char *node_id, const char *doc, double last_report)
+static int sq_node_put(store *base, const char *node_id, const char *doc, double last_report,
+                       const store_node_caps *caps)
 {
+    sqstore *s = (sqstore *)base;
+    (void)caps; /* the cluster table in memory is the authority here */
     if (!s || !id_ok(node_id) || !doc || !isfinite(last_report))
         return -1;
     op o = {.kind = OP_NODE_PUT, .id = node_id, .text = doc, .t = last_report};
     return (int)submit(s, &o);
 }
 
-int store_node_delete(store *s, const char *node_id)
+static int sq_node_delete(store *base, const char *node_id, size_t *requeued)
 {
+    sqstore *s = (sqstore *)base;
+    if (requeued)
+        *requeued = 0;
     if (!s || !id_ok(node_id))
         return -1;
     op o = {.kind = OP_NODE_DELETE, .id = node_id};
@@ -1178,8 +1170,9 @@ int store_node_delete(store *s, const char *node_id)
 /* Runs on a connection of its own inside one read transaction: the nodes and
  * reservations come from the same snapshot, and the callbacks may call any
  * store function without meeting a lock this holds. */
-int store_load(store *s, const store_loader *l)
+static int sq_load(store *base, const store_loader *l)
 {
+    sqstore *s = (sqstore *)base;
     if (!s || !l)
         return -1;
     if (enter(s) != 0)
@@ -1249,8 +1242,9 @@ out:
 
 /* --- outbox ------------------------------------------------------------ */
 
-int store_outbox_due(store *s, double now, outbox_item *out, int max)
+static int sq_outbox_due(store *base, double now, outbox_item *out, int max)
 {
+    sqstore *s = (sqstore *)base;
     if (!s || !out || max < 0 || isnan(now))
         return -1;
     if (max == 0)
@@ -1294,29 +1288,55 @@ out:
     return n;
 }
 
-int store_outbox_done(store *s, int64_t id)
+static int sq_outbox_done(store *base, int64_t id)
 {
+    sqstore *s = (sqstore *)base;
     if (!s)
         return -1;
     op o = {.kind = OP_OUTBOX_DONE, .outbox_id = id};
     return (int)submit(s, &o);
 }
 
-int store_outbox_retry(store *s, int64_t id, uint32_t attempts, double next_at)
+static int sq_outbox_retry(store *base, int64_t id, uint32_t attempts, double next_at)
 {
+    sqstore *s = (sqstore *)base;
     if (!s || !isfinite(next_at))
         return -1;
     op o = {.kind = OP_OUTBOX_RETRY, .outbox_id = id, .attempts = attempts, .t = next_at};
     return (int)submit(s, &o);
 }
 
-int store_outbox_give_up(store *s, int64_t id)
+static int sq_outbox_give_up(store *base, int64_t id)
 {
     /* The same removal as a delivery; only the caller's counters differ. */
-    return store_outbox_done(s, id);
+    return sq_outbox_done(base, id);
 }
 
-size_t store_outbox_depth(store *s)
+static size_t sq_outbox_depth(store *base)
 {
+    sqstore *s = (sqstore *)base;
     return s ? atomic_load(&s->outbox_n) : 0;
 }
+
+static const store_ops SQLITE_OPS = {
+    .shared = false,
+    .close = sq_close,
+    .enqueue = sq_enqueue,
+    .enqueue_many = sq_enqueue_many,
+    .requeue = sq_requeue,
+    .take = sq_take,
+    .queue_depth = sq_queue_depth,
+    .finish = sq_finish,
+    .place = NULL,
+    .status_get = sq_status_get,
+    .job_delete = sq_job_delete,
+    .node_put = sq_node_put,
+    .node_delete = sq_node_delete,
+    .load = sq_load,
+    .follow = NULL,
+    .outbox_due = sq_outbox_due,
+    .outbox_done = sq_outbox_done,
+    .outbox_retry = sq_outbox_retry,
+    .outbox_give_up = sq_outbox_give_up,
+    .outbox_depth = sq_outbox_depth,
+};

@@ -165,7 +165,7 @@ static void process(worker *w, store_job *job)
          * also drops the outbox row just written, so no stale result goes. */
         log_warn(c->log, "job %s/%u: node %s went away while being placed, re-scheduling",
                  job->job_id, job->instance, o.node_id);
-        if (store_requeue(c->store, job->job_id, job->instance, svc_now()) == 0)
+        if (store_requeue(c->store, job->job_id, job->instance, NULL, svc_now()) == 0)
             metrics_inc(c->metrics, M_JOBS_RESCHEDULED);
         else
             metrics_inc(c->metrics, M_STORE_ERRORS);

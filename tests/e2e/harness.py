@@ -11,6 +11,9 @@ bounded in time. Pieces:
                      503 or be stopped and started again on the same port
   Service            the real binary (CS_BIN) with a temp DATA_DIR, stderr
                      captured to a file; SIGTERM (exit code checked) or SIGKILL
+  RedisServer        a throw-away redis-server on a free loopback port with
+                     its own dir (AOF, fsync always), stop/kill/restart on
+                     the same port and data, and a tiny RESP client (cmd)
   E2ETestCase        unittest.TestCase with helpers that register cleanups,
                      so everything is stopped even when a test fails
 
@@ -673,6 +676,253 @@ class Heartbeat:
 
 
 # --------------------------------------------------------------------------
+# Redis
+
+
+class RedisError(Exception):
+    """An error reply (-ERR ..., -NOAUTH ...) from Redis."""
+
+
+def _resp_encode(args):
+    out = [b"*%d\r\n" % len(args)]
+    for a in args:
+        if isinstance(a, str):
+            a = a.encode("utf-8")
+        elif not isinstance(a, bytes):
+            a = str(a).encode("utf-8")
+        out.append(b"$%d\r\n%s\r\n" % (len(a), a))
+    return b"".join(out)
+
+
+class _RespReader:
+    def __init__(self, sock):
+        self.sock = sock
+        self.buf = b""
+
+    def _fill(self):
+        d = self.sock.recv(65536)
+        if not d:
+            raise ConnectionError("redis closed the connection")
+        self.buf += d
+
+    def _line(self):
+        while b"\r\n" not in self.buf:
+            self._fill()
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line
+
+    def _exact(self, n):
+        while len(self.buf) < n + 2:
+            self._fill()
+        data, self.buf = self.buf[:n], self.buf[n + 2:]
+        return data
+
+    def read(self):
+        """One reply: str (simple/bulk, utf-8), int, None, list, or a
+        RedisError instance (returned, not raised, so arrays keep going)."""
+        line = self._line()
+        t, rest = line[:1], line[1:]
+        if t == b"+":
+            return rest.decode("utf-8", "replace")
+        if t == b"-":
+            return RedisError(rest.decode("utf-8", "replace"))
+        if t == b":":
+            return int(rest)
+        if t == b"$":
+            n = int(rest)
+            return None if n < 0 else self._exact(n).decode("utf-8", "replace")
+        if t == b"*":
+            n = int(rest)
+            return None if n < 0 else [self.read() for _ in range(n)]
+        raise ConnectionError("unexpected RESP reply %r" % line[:100])
+
+
+class RedisServer:
+    """redis-server for one test: loopback only, its own dir, no RDB, AOF
+    with fsync always (so stop/kill and restart keep every acknowledged
+    write). redis-server must be on PATH: its absence fails the test.
+
+    url            redis://[:pw@]127.0.0.1:P (url_for() for other forms)
+    start()        runs it and waits (bounded) for PING to answer
+    stop()/kill()  SIGTERM (SIGKILL after a bound) / SIGKILL
+    restart()      stop then start on the same port and dir
+    cmd(*args)     one command on a kept connection (AUTH first when a
+                   password is set; a SELECT sticks until reconnect, which
+                   selects the same db again); error replies raise
+                   RedisError
+    """
+
+    def __init__(self, workdir, port=None, password=None, name="redis"):
+        self.workdir = workdir
+        self.port = port or free_port()
+        self.password = password
+        self.name = name
+        self.dir = tempfile.mkdtemp(prefix="%s-data-" % name, dir=workdir)
+        self.proc = None
+        self.starts = 0
+        self.log_path = None
+        self._sock = None
+        self._reader = None
+        self._db = 0
+        self._lock = threading.Lock()
+
+    # -- addresses --
+    @property
+    def url(self):
+        return self.url_for()
+
+    def url_for(self, password=None, user=None, db=None):
+        """A URL naming this server; password defaults to the server's."""
+        pw = self.password if password is None else password
+        cred = ""
+        if pw:
+            cred = "%s:%s@" % (user or "", pw)
+        return "redis://%s%s:%d%s" % (cred, HOST, self.port, "" if db is None else "/%d" % db)
+
+    # -- lifecycle --
+    def start(self, timeout=10.0):
+        assert self.proc is None, "redis already running"
+        binary = shutil.which("redis-server")
+        if not binary:
+            raise AssertionError("redis-server not found on PATH: the Redis-mode tests need it "
+                                 "(Debian/Ubuntu: apt-get install redis-server)")
+        self.starts += 1
+        self.log_path = os.path.join(self.workdir, "%s-%d.log" % (self.name, self.starts))
+        argv = [binary, "--port", str(self.port), "--bind", HOST, "--save", "",
+                "--appendonly", "yes", "--appendfsync", "always", "--dir", self.dir,
+                "--daemonize", "no"]
+        if self.password:
+            argv += ["--requirepass", self.password]
+        with open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log,
+                                         stderr=subprocess.STDOUT, cwd=self.dir)
+        deadline = time.monotonic() + timeout
+        while True:
+            rc = self.proc.poll()
+            if rc is not None:
+                self.proc = None
+                raise AssertionError("redis-server exited with %d at start:\n%s"
+                                     % (rc, self.tail()))
+            if self._ping_ready():
+                return self
+            if time.monotonic() > deadline:
+                self.kill()
+                raise AssertionError("redis-server did not answer PING within %.0f s:\n%s"
+                                     % (timeout, self.tail()))
+            time.sleep(0.05)
+
+    def _ping_ready(self):
+        """True when PING answers +PONG (or -NOAUTH with a password set);
+        -LOADING (AOF replay) and connection errors mean not yet."""
+        try:
+            with socket.create_connection((HOST, self.port), timeout=1) as s:
+                s.sendall(_resp_encode(["PING"]))
+                r = _RespReader(s).read()
+        except (OSError, ValueError):
+            return False
+        if r == "PONG":
+            return True
+        return isinstance(r, RedisError) and str(r).upper().startswith("NOAUTH")
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, timeout=10.0):
+        self._disconnect()
+        if self.proc is None:
+            return
+        p = self.proc
+        try:
+            p.send_signal(signal.SIGTERM)
+            p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait(10)
+        except OSError:
+            pass
+        self.proc = None
+
+    def kill(self):
+        self._disconnect()
+        if self.proc is None:
+            return
+        p = self.proc
+        try:
+            p.kill()
+        except OSError:
+            pass
+        p.wait(10)
+        self.proc = None
+
+    def restart(self, timeout=10.0):
+        self.stop()
+        return self.start(timeout)
+
+    def tail(self, n=30):
+        try:
+            with open(self.log_path, "rb") as f:
+                lines = f.read().decode("utf-8", "replace").splitlines()
+        except (OSError, TypeError):
+            return ""
+        return "--- %s log (last %d lines) ---\n%s" % (self.name, n, "\n".join(lines[-n:]))
+
+    # -- client --
+    def _disconnect(self):
+        with self._lock:
+            if self._sock is not None:
+                try:
+                    self._sock.close()
+                except OSError:
+                    pass
+            self._sock = self._reader = None
+
+    def _connect(self):
+        s = socket.create_connection((HOST, self.port), timeout=REQUEST_TIMEOUT)
+        rd = _RespReader(s)
+        try:
+            if self.password:
+                s.sendall(_resp_encode(["AUTH", self.password]))
+                r = rd.read()
+                if isinstance(r, RedisError):
+                    raise r
+            if self._db:
+                s.sendall(_resp_encode(["SELECT", self._db]))
+                r = rd.read()
+                if isinstance(r, RedisError):
+                    raise r
+        except BaseException:
+            s.close()
+            raise
+        self._sock, self._reader = s, rd
+
+    def cmd(self, *args):
+        """Sends one command, returns the reply (str, int, None, list);
+        an error reply raises RedisError."""
+        with self._lock:
+            for attempt in (0, 1):
+                try:
+                    if self._sock is None:
+                        self._connect()
+                    self._sock.sendall(_resp_encode(args))
+                    r = self._reader.read()
+                    break
+                except (OSError, ConnectionError):
+                    if self._sock is not None:
+                        try:
+                            self._sock.close()
+                        except OSError:
+                            pass
+                    self._sock = self._reader = None
+                    if attempt:
+                        raise
+        if isinstance(r, RedisError):
+            raise r
+        if args and str(args[0]).upper() == "SELECT":
+            self._db = int(args[1])
+        return r
+
+
+# --------------------------------------------------------------------------
 # Test case base
 
 
@@ -714,6 +964,14 @@ class E2ETestCase(unittest.TestCase):
         if start:
             svc.start()
         return svc
+
+    def redis(self, start=True, port=None, password=None, name=None):
+        """A RedisServer for this test (stopped in a cleanup)."""
+        r = RedisServer(self.workdir, port=port, password=password, name=name or "redis")
+        self.addCleanup(r.stop)
+        if start:
+            r.start()
+        return r
 
     def _stop_service(self, svc):
         problems = []

@@ -325,16 +325,16 @@ static void load(store *s, loaded *out)
 static void test_requeue(void **state)
 {
     fixture *f = *state;
-    assert_int_equal(store_requeue(f->s, "nope", 0, 1.0), 1);
+    assert_int_equal(store_requeue(f->s, "nope", 0, NULL, 1.0), 1);
     assert_int_equal(store_enqueue(f->s, "r", 0, "{\"b\":1}", 1.0), 0);
     assert_int_equal(store_enqueue(f->s, "other", 0, "{}", 1.5), 0);
     /* Still queued: requeue changes nothing and adds no second copy. */
-    assert_int_equal(store_requeue(f->s, "r", 0, 1.7), 0);
+    assert_int_equal(store_requeue(f->s, "r", 0, NULL, 1.7), 0);
     assert_int_equal(store_queue_depth(f->s), 2);
     take_expect(f->s, "r", 0, NULL);
     reservation_view r = res_on("r", 0, "dead-node");
     assert_true(store_finish(f->s, "r", 0, JOB_PLACED, &r, "{\"found\":true}", 2.0) > 0);
-    assert_int_equal(store_requeue(f->s, "r", 0, 3.0), 0);
+    assert_int_equal(store_requeue(f->s, "r", 0, NULL, 3.0), 0);
     assert_int_equal(store_queue_depth(f->s), 2);
     take_expect(f->s, "other", 0, NULL); /* requeued goes to the back */
     store_job j = {0};
@@ -370,9 +370,9 @@ static void test_reopen(void **state)
     take_expect(f->s, "q1", 1, NULL);
     reservation_view r = res_on("q1", 1, "n-a");
     assert_true(store_finish(f->s, "q1", 1, JOB_PLACED, &r, "{\"found\":true}", 9.0) > 0);
-    assert_int_equal(store_node_put(f->s, "n-a", "{\"vcpus\":4}", 7.0), 0);
-    assert_int_equal(store_node_put(f->s, "n-b", "{\"vcpus\":2}", 7.5), 0);
-    assert_int_equal(store_node_put(f->s, "n-a", "{\"vcpus\":8}", 8.0), 0); /* update */
+    assert_int_equal(store_node_put(f->s, "n-a", "{\"vcpus\":4}", 7.0, NULL), 0);
+    assert_int_equal(store_node_put(f->s, "n-b", "{\"vcpus\":2}", 7.5, NULL), 0);
+    assert_int_equal(store_node_put(f->s, "n-a", "{\"vcpus\":8}", 8.0, NULL), 0); /* update */
 
     reopen(f);
     /* q0 was taken but never finished: handed out again, first. */
@@ -407,16 +407,16 @@ static void test_reopen(void **state)
 static void test_node_delete(void **state)
 {
     fixture *f = *state;
-    assert_int_equal(store_node_put(f->s, "keep", "{}", 1.0), 0);
-    assert_int_equal(store_node_put(f->s, "drop", "{}", 1.0), 0);
+    assert_int_equal(store_node_put(f->s, "keep", "{}", 1.0, NULL), 0);
+    assert_int_equal(store_node_put(f->s, "drop", "{}", 1.0, NULL), 0);
     const char *nodes[3] = {"drop", "keep", "drop"};
     for (uint32_t i = 0; i < 3; i++) {
         assert_int_equal(store_enqueue(f->s, "nd", i, "{}", 1.0), 0);
         reservation_view r = res_on("nd", i, nodes[i]);
         assert_true(store_finish(f->s, "nd", i, JOB_PLACED, &r, "{}", 2.0) > 0);
     }
-    assert_int_equal(store_node_delete(f->s, "drop"), 0);
-    assert_int_equal(store_node_delete(f->s, "drop"), 1);
+    assert_int_equal(store_node_delete(f->s, "drop", NULL), 0);
+    assert_int_equal(store_node_delete(f->s, "drop", NULL), 1);
     loaded l;
     load(f->s, &l);
     assert_int_equal(l.nodes, 1);
@@ -469,7 +469,7 @@ static void test_bad_args(void **state)
     assert_int_equal(store_enqueue(f->s, "a", 0, NULL, 1.0), -1);
     assert_int_equal(store_enqueue(f->s, "a", 0, "{}", NAN), -1);
     assert_int_equal(store_enqueue(f->s, max_id, 0, "{}", 1.0), 0);
-    assert_int_equal(store_requeue(f->s, long_id, 0, 1.0), -1);
+    assert_int_equal(store_requeue(f->s, long_id, 0, NULL, 1.0), -1);
     assert_int_equal(store_take(f->s, NULL, 0), -1);
     assert_int_equal(store_take(NULL, NULL, 0), -1);
     assert_int_equal(store_finish(f->s, long_id, 0, JOB_PLACED, NULL, "{}", 1.0), -1);
@@ -483,9 +483,9 @@ static void test_bad_args(void **state)
     assert_int_equal(store_status_get(f->s, long_id, 0, &st), -1);
     assert_int_equal(store_status_get(f->s, "a", 0, NULL), -1);
     assert_int_equal(store_job_delete(f->s, NULL, 0), -1);
-    assert_int_equal(store_node_put(f->s, long_id, "{}", 1.0), -1);
-    assert_int_equal(store_node_put(f->s, "n", NULL, 1.0), -1);
-    assert_int_equal(store_node_delete(f->s, long_id), -1);
+    assert_int_equal(store_node_put(f->s, long_id, "{}", 1.0, NULL), -1);
+    assert_int_equal(store_node_put(f->s, "n", NULL, 1.0, NULL), -1);
+    assert_int_equal(store_node_delete(f->s, long_id, NULL), -1);
     assert_int_equal(store_load(f->s, NULL), -1);
     assert_int_equal(store_outbox_due(f->s, 1.0, NULL, 3), -1);
     outbox_item it;
@@ -649,7 +649,7 @@ static void crash_child(const char *dir)
     reservation_view r = res_on("k9", j.instance, "node-k");
     if (store_finish(s, "k9", j.instance, JOB_PLACED, &r, "{\"found\":true}", 1.0) <= 0)
         _exit(5);
-    if (store_node_put(s, "node-k", "{\"vcpus\":4}", 1.0) != 0)
+    if (store_node_put(s, "node-k", "{\"vcpus\":4}", 1.0, NULL) != 0)
         _exit(6);
     raise(SIGKILL);
     _exit(7);

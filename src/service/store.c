@@ -1,0 +1,154 @@
+/* store.c - the public store calls: each dispatches to the backend's
+ * table (store_impl.h); plus what every backend shares. */
+#include "store_impl.h"
+
+#include <stdlib.h>
+
+const char *job_state_name(job_state st)
+{
+    switch (st) {
+    case JOB_QUEUED:
+        return "queued";
+    case JOB_PLACED:
+        return "placed";
+    case JOB_UNSCHEDULABLE:
+        return "unschedulable";
+    }
+    return "unknown";
+}
+
+void store_job_clear(store_job *j)
+{
+    if (!j)
+        return;
+    free(j->body);
+    j->body = NULL;
+}
+
+void store_status_clear(store_status *st)
+{
+    if (!st)
+        return;
+    free(st->body);
+    free(st->result);
+    st->body = NULL;
+    st->result = NULL;
+}
+
+void outbox_item_clear(outbox_item *o)
+{
+    if (!o)
+        return;
+    free(o->payload);
+    o->payload = NULL;
+}
+
+bool store_shared(const store *s)
+{
+    return s && s->ops->shared;
+}
+
+void store_close(store *s)
+{
+    if (s)
+        s->ops->close(s);
+}
+
+int store_enqueue(store *s, const char *job_id, uint32_t instance, const char *body, double now)
+{
+    return s ? s->ops->enqueue(s, job_id, instance, body, now) : -1;
+}
+
+int store_enqueue_many(store *s, const char *job_id, uint32_t n, const char *body, double now,
+                       int *rcs)
+{
+    return s ? s->ops->enqueue_many(s, job_id, n, body, now, rcs) : -1;
+}
+
+int store_requeue(store *s, const char *job_id, uint32_t instance, const char *on_node, double now)
+{
+    return s ? s->ops->requeue(s, job_id, instance, on_node, now) : -1;
+}
+
+int store_take(store *s, store_job *out, int timeout_ms)
+{
+    return s ? s->ops->take(s, out, timeout_ms) : -1;
+}
+
+size_t store_queue_depth(store *s)
+{
+    return s ? s->ops->queue_depth(s) : 0;
+}
+
+int64_t store_finish(store *s, const char *job_id, uint32_t instance, job_state state,
+                     const reservation_view *res, const char *result, double now)
+{
+    return s ? s->ops->finish(s, job_id, instance, state, res, result, now) : -1;
+}
+
+int store_place(store *s, const char *job_id, uint32_t instance, const reservation_view *res,
+                const char *result, double now, double ttl, int64_t *outbox_id,
+                char held_node[CS_ID_MAX + 1])
+{
+    if (!s || !s->ops->place)
+        return -1;
+    return s->ops->place(s, job_id, instance, res, result, now, ttl, outbox_id, held_node);
+}
+
+int store_status_get(store *s, const char *job_id, uint32_t instance, store_status *out)
+{
+    return s ? s->ops->status_get(s, job_id, instance, out) : -1;
+}
+
+int store_job_delete(store *s, const char *job_id, uint32_t instance)
+{
+    return s ? s->ops->job_delete(s, job_id, instance) : -1;
+}
+
+int store_node_put(store *s, const char *node_id, const char *doc, double last_report,
+                   const store_node_caps *caps)
+{
+    return s ? s->ops->node_put(s, node_id, doc, last_report, caps) : -1;
+}
+
+int store_node_delete(store *s, const char *node_id, size_t *requeued)
+{
+    return s ? s->ops->node_delete(s, node_id, requeued) : -1;
+}
+
+int store_load(store *s, const store_loader *l)
+{
+    return s ? s->ops->load(s, l) : -1;
+}
+
+int store_follow(store *s, const store_follower *f, int timeout_ms, uint64_t *seq)
+{
+    if (!s || !s->ops->follow)
+        return -1;
+    return s->ops->follow(s, f, timeout_ms, seq);
+}
+
+int store_outbox_due(store *s, double now, outbox_item *out, int max)
+{
+    return s ? s->ops->outbox_due(s, now, out, max) : -1;
+}
+
+int store_outbox_done(store *s, int64_t id)
+{
+    return s ? s->ops->outbox_done(s, id) : -1;
+}
+
+int store_outbox_retry(store *s, int64_t id, uint32_t attempts, double next_at)
+{
+    return s ? s->ops->outbox_retry(s, id, attempts, next_at) : -1;
+}
+
+int store_outbox_give_up(store *s, int64_t id)
+{
+    return s ? s->ops->outbox_give_up(s, id) : -1;
+}
+
+size_t store_outbox_depth(store *s)
+{
+    return s ? s->ops->outbox_depth(s) : 0;
+}

@@ -1,0 +1,42 @@
+/* store_impl.h - what a store backend provides: a table of functions that
+ * store.c's public calls dispatch to. Each backend's handle starts with a
+ * `store` whose ops point at its table. Only backends include this. */
+#ifndef CS_STORE_IMPL_H
+#define CS_STORE_IMPL_H
+
+#include "store.h"
+
+typedef struct store_ops {
+    bool shared;
+    void (*close)(store *s);
+    int (*enqueue)(store *s, const char *job_id, uint32_t instance, const char *body, double now);
+    int (*enqueue_many)(store *s, const char *job_id, uint32_t n, const char *body, double now,
+                        int *rcs);
+    int (*requeue)(store *s, const char *job_id, uint32_t instance, const char *on_node,
+                   double now);
+    int (*take)(store *s, store_job *out, int timeout_ms);
+    size_t (*queue_depth)(store *s);
+    int64_t (*finish)(store *s, const char *job_id, uint32_t instance, job_state state,
+                      const reservation_view *res, const char *result, double now);
+    int (*place)(store *s, const char *job_id, uint32_t instance, const reservation_view *res,
+                 const char *result, double now, double ttl, int64_t *outbox_id,
+                 char held_node[CS_ID_MAX + 1]);
+    int (*status_get)(store *s, const char *job_id, uint32_t instance, store_status *out);
+    int (*job_delete)(store *s, const char *job_id, uint32_t instance);
+    int (*node_put)(store *s, const char *node_id, const char *doc, double last_report,
+                    const store_node_caps *caps);
+    int (*node_delete)(store *s, const char *node_id, size_t *requeued);
+    int (*load)(store *s, const store_loader *l);
+    int (*follow)(store *s, const store_follower *f, int timeout_ms, uint64_t *seq);
+    int (*outbox_due)(store *s, double now, outbox_item *out, int max);
+    int (*outbox_done)(store *s, int64_t id);
+    int (*outbox_retry)(store *s, int64_t id, uint32_t attempts, double next_at);
+    int (*outbox_give_up)(store *s, int64_t id);
+    size_t (*outbox_depth)(store *s);
+} store_ops;
+
+struct store {
+    const store_ops *ops;
+};
+
+#endif
