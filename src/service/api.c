@@ -479,6 +479,15 @@ static void metrics_page(const svc_ctx *c, http_reply *out)
 void api_handle(void *ud, const route_match *m, const char *body, size_t len, http_reply *out)
 {
     const svc_ctx *c = ud;
+    /* A worker process answers health and metrics only: intake and the
+     * node table belong to the api processes. */
+    if (c->cfg->role == CONFIG_ROLE_WORKER && m->route != ROUTE_HELLO && m->route != ROUTE_STATUS &&
+        m->route != ROUTE_METRICS) {
+        http_reply_error(out, 404, "path",
+                         "this process runs --role worker: it serves /status and /metrics; "
+                         "send requests to an api process");
+        return;
+    }
     switch (m->route) {
     case ROUTE_HELLO:
         http_reply_text(out, 200, HELLO);

@@ -12,6 +12,7 @@
 
 #include "cs_limits.h"
 #include "log.h"
+#include "store_redis.h"
 
 const char *const config_strategy_names[] = {"most-free", "best-fit", "spread", NULL};
 static const char *const level_names[] = {"debug", "info", "warn", "error", NULL};
@@ -38,6 +39,9 @@ typedef struct setting {
 static int check_bind(const char *v, char *why, size_t len);
 static int check_host(const char *v, char *why, size_t len);
 static int check_nonempty(const char *v, char *why, size_t len);
+static int check_redis(const char *v, char *why, size_t len);
+
+const char *const config_role_names[] = {"all", "api", "worker", NULL};
 
 #define OFF(f) offsetof(config, f)
 
@@ -52,8 +56,21 @@ static const setting settings[] = {
      NULL, "port of the cluster manager"},
     {NULL, "manager", "HOST:PORT", K_HOSTPORT, NULL, 1, 65535, false, NULL, OFF(manager_host), NULL,
      "cluster manager address (overrides the two variables above)"},
-    {"REDIS_ADDR", "redis", "URL", K_STR, NULL, 0, 0, false, NULL, OFF(redis), NULL,
-     "redis://[:password@]host:port of a shared Redis; unset = embedded store"},
+    {"REDIS_ADDR", "redis", "URL", K_STR, NULL, 0, 0, false, NULL, OFF(redis), check_redis,
+     "redis://[[user]:password@]host[:port][/db] of a shared Redis; unset = embedded store"},
+    {"ROLE", "role", "ROLE", K_ENUM, "all", 0, 0, false, config_role_names, OFF(role), NULL,
+     "all, api (HTTP intake only) or worker (placement and delivery); api and worker need "
+     "REDIS_ADDR"},
+    {"REDIS_CONNECT_TIMEOUT", "redis-connect-timeout", "SECONDS", K_DOUBLE, "2", 0.01, 600, false,
+     NULL, OFF(redis_connect_timeout), NULL, "time limit of one connection attempt to Redis"},
+    {"REDIS_TIMEOUT", "redis-timeout", "SECONDS", K_DOUBLE, "5", 0.01, 600, false, NULL,
+     OFF(redis_timeout), NULL, "time limit of one Redis command"},
+    {"CLAIM_IDLE", "claim-idle", "SECONDS", K_DOUBLE, "30", 0.1, 86400, false, NULL,
+     OFF(claim_idle), NULL,
+     "a job held this long by a worker that stopped answering is taken by another"},
+    {"RESULT_LEASE", "result-lease", "SECONDS", K_DOUBLE, "10", 0.1, 3600, false, NULL,
+     OFF(result_lease), NULL,
+     "Redis mode: a result being delivered by one process is left to it this long"},
     {"DATA_DIR", "data-dir", "DIR", K_STR, "./data", 0, 0, false, NULL, OFF(data_dir),
      check_nonempty, "directory of the embedded store (created if missing)"},
     {"WORKERS", "workers", "N", K_INT, "auto", 1, 1024, true, NULL, OFF(workers), NULL,
@@ -81,6 +98,18 @@ static const setting settings[] = {
 };
 
 #define N_SETTINGS (sizeof settings / sizeof settings[0])
+
+static int check_redis(const char *v, char *why, size_t len)
+{
+    if (!*v)
+        return 0; /* empty = embedded */
+    redis_addr a;
+    cs_error e;
+    if (redis_addr_parse(v, "REDIS_ADDR", &a, &e) == 0)
+        return 0;
+    snprintf(why, len, "%s", e.msg);
+    return -1;
+}
 
 static int check_bind(const char *v, char *why, size_t len)
 {
@@ -306,6 +335,12 @@ int config_parse(config *c, int argc, char **argv, config_getenv_fn getenv_fn, v
         if (set_value(c, s, v, true, err, errlen))
             return CONFIG_ERROR;
     }
+    if (c->role != CONFIG_ROLE_ALL && !c->redis[0]) {
+        snprintf(err, errlen,
+                 "ROLE/--role %s needs REDIS_ADDR/--redis: separate processes share one Redis",
+                 config_role_names[c->role]);
+        return CONFIG_ERROR;
+    }
     return CONFIG_OK;
 }
 
@@ -335,9 +370,10 @@ void config_describe(const config *c, char *buf, size_t len)
     snprintf(buf, len,
              "port=%d bind=%s manager=%s:%d store=%s data_dir=%s workers=%d node_ttl=%gs "
              "reaper_interval=%gs result_retry=%gs result_timeout=%gs strategy=%s top_k=%d "
-             "max_body=%ld conn_timeout=%ds max_connections=%d log_level=%s",
+             "max_body=%ld conn_timeout=%ds max_connections=%d log_level=%s role=%s",
              c->port, c->bind, c->manager_host, c->manager_port, c->redis[0] ? "redis" : "embedded",
              c->data_dir, c->workers, c->node_ttl, c->reaper_interval, c->result_retry,
              c->result_timeout, config_strategy_names[c->strategy], c->top_k, c->max_body,
-             c->conn_timeout, c->max_connections, log_level_name(c->log_level));
+             c->conn_timeout, c->max_connections, log_level_name(c->log_level),
+             config_role_names[c->role]);
 }

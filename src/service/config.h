@@ -29,7 +29,16 @@ typedef struct config {
     int conn_timeout;                  /* CONN_TIMEOUT, seconds */
     int max_connections;               /* MAX_CONNECTIONS */
     int log_level;                     /* LOG_LEVEL: CSLOG_* */
+    int role;                          /* ROLE: CONFIG_ROLE_* */
+    double redis_connect_timeout;      /* REDIS_CONNECT_TIMEOUT, seconds */
+    double redis_timeout;              /* REDIS_TIMEOUT, seconds per command */
+    double claim_idle;                 /* CLAIM_IDLE, seconds */
+    double result_lease;               /* RESULT_LEASE, seconds */
 } config;
+
+/* What one process does (--role); api and worker need REDIS_ADDR. */
+enum { CONFIG_ROLE_ALL = 0, CONFIG_ROLE_API, CONFIG_ROLE_WORKER };
+extern const char *const config_role_names[];
 
 enum { CONFIG_OK = 0, CONFIG_HELP = 1, CONFIG_ERROR = -1 };
 

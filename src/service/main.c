@@ -24,11 +24,6 @@ int main(int argc, char **argv)
         fprintf(stderr, "cluster-scheduler: %s\n", err);
         return 2;
     }
-    if (cfg.redis[0]) {
-        fprintf(stderr, "cluster-scheduler: REDIS_ADDR is set, but Redis mode is not yet "
-                        "available in this version; unset it to use the embedded store\n");
-        return 2;
-    }
 
     /* Signals are taken synchronously by sigwait below; every thread
      * started from here on inherits the mask. */

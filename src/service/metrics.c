@@ -41,6 +41,8 @@ static const struct {
     {"result_deliveries_retried_total", "Result retries scheduled after a failure."},
     {"result_deliveries_given_up_total", "Results dropped after RESULT_RETRY_S."},
     {"store_errors_total", "Storage operations that failed."},
+    {"place_conflicts_total",
+     "Redis mode: candidates that another process filled before this one could commit."},
 };
 
 static const struct {

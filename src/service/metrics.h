@@ -21,6 +21,7 @@ typedef enum metric_counter {
     M_RESULTS_RETRIED,    /* retries scheduled after a failure */
     M_RESULTS_GIVEN_UP,   /* results dropped after RESULT_RETRY_S */
     M_STORE_ERRORS,       /* storage calls that failed */
+    M_PLACE_CONFLICTS,    /* shared store: a candidate filled up before the commit */
     M_COUNTER__COUNT
 } metric_counter;
 

@@ -2,15 +2,19 @@
  * at start; starts and stops the threads in dependency order. */
 #include "service.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "api.h"
 #include "codec.h"
 #include "deliver.h"
 #include "http.h"
+#include "mirror.h"
 #include "reaper.h"
+#include "store_redis.h"
 #include "worker.h"
 
 #define DELIVER_THREADS 2
@@ -24,6 +28,7 @@ struct service {
     deliver *deliver;
     worker_pool *workers;
     reaper *reaper;
+    mirror *mirror;
     http_server *http;
     size_t loaded_nodes, loaded_reservations, load_errors;
     bool stopped;
@@ -112,12 +117,33 @@ service *service_new(const config *cfg, cslog *log, cs_error *err)
         cs_fail(err, "service", "out of memory");
         goto fail;
     }
-    if (!(s->store = store_sqlite_open(cfg->data_dir, err)))
-        goto fail;
     s->ctx.cluster = s->cluster;
-    s->ctx.store = s->store;
     s->ctx.docs = s->docs;
     s->ctx.metrics = s->metrics;
+    if (cfg->redis[0]) {
+        /* Unique in the consumer group across machines and restarts. */
+        char host[128] = "host", consumer[200];
+        gethostname(host, sizeof host - 1);
+        snprintf(consumer, sizeof consumer, "%s-%ld-%ld", host, (long)getpid(), (long)time(NULL));
+        store_redis_opts ro = {cfg->redis,         consumer,
+                               cfg->claim_idle,    cfg->redis_connect_timeout,
+                               cfg->redis_timeout, cfg->result_lease};
+        if (!(s->store = store_redis_open(&ro, err)))
+            goto fail;
+        s->ctx.store = s->store;
+        if (!(s->mirror = mirror_new(&s->ctx, err)))
+            goto fail;
+        s->ctx.mirror = s->mirror;
+        log_info(log,
+                 "shared store on Redis as %s (role %s); %zu jobs queued, %zu results to "
+                 "deliver",
+                 consumer, config_role_names[cfg->role], store_queue_depth(s->store),
+                 store_outbox_depth(s->store));
+        return s;
+    }
+    if (!(s->store = store_sqlite_open(cfg->data_dir, err)))
+        goto fail;
+    s->ctx.store = s->store;
     store_loader l = {load_node, load_reservation, s};
     if (store_load(s->store, &l) < 0) {
         cs_fail(err, "DATA_DIR", "cannot read the stored state in %.100s", cfg->data_dir);
@@ -139,13 +165,16 @@ int service_start(service *s, cs_error *err)
     const config *cfg = s->ctx.cfg;
     /* Consumers before producers: the deliverer is there when the first
      * worker finishes, the workers before the first request arrives. */
-    if (!(s->deliver = deliver_new(cfg, s->ctx.log, s->store, s->metrics, DELIVER_THREADS, err)))
-        return -1;
-    s->ctx.deliver = s->deliver;
-    if (!(s->workers = worker_pool_new(&s->ctx, cfg->workers, err)))
-        return -1;
-    if (!(s->reaper = reaper_new(&s->ctx, err)))
-        return -1;
+    if (cfg->role != CONFIG_ROLE_API) {
+        if (!(s->deliver =
+                  deliver_new(cfg, s->ctx.log, s->store, s->metrics, DELIVER_THREADS, err)))
+            return -1;
+        s->ctx.deliver = s->deliver;
+        if (!(s->workers = worker_pool_new(&s->ctx, cfg->workers, err)))
+            return -1;
+        if (!(s->reaper = reaper_new(&s->ctx, err)))
+            return -1;
+    }
     if (!(s->http = http_new(cfg, s->ctx.log, s->metrics, api_handle, &s->ctx, err)))
         return -1;
     return 0;
@@ -159,6 +188,7 @@ void service_stop(service *s)
     http_stop(s->http);
     worker_pool_stop(s->workers);
     reaper_stop(s->reaper);
+    mirror_stop(s->mirror);
     /* Deliverers before the store: their last calls mark rows done. */
     deliver_stop(s->deliver);
     if (s->store)
@@ -175,6 +205,7 @@ void service_free(service *s)
     http_free(s->http);
     worker_pool_free(s->workers);
     reaper_free(s->reaper);
+    mirror_free(s->mirror);
     deliver_free(s->deliver);
     nodedocs_free(s->docs);
     cluster_free(s->cluster);

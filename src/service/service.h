@@ -18,6 +18,7 @@
 #include "store.h"
 
 struct deliver;
+struct mirror;
 
 /* Handles owned by the service, lent to its modules for its lifetime. */
 typedef struct svc_ctx {
@@ -28,7 +29,8 @@ typedef struct svc_ctx {
     nodedocs *docs;
     metrics *metrics;
     struct deliver *deliver;
-    engine_opts opts; /* engine defaults from STRATEGY and TOP_K */
+    struct mirror *mirror; /* Redis mode: the local copy's follower; else NULL */
+    engine_opts opts;      /* engine defaults from STRATEGY and TOP_K */
 } svc_ctx;
 
 typedef struct service service;

@@ -13,10 +13,13 @@
 
 #include "codec.h"
 #include "deliver.h"
+#include "mirror.h"
 #include "service.h"
 
 #define TAKE_TIMEOUT_MS 200 /* how soon a worker notices a stop request */
 #define FINISH_TRIES 3
+#define SHARED_ROUNDS 8   /* re-rankings after every candidate filled up meanwhile */
+#define MIRROR_WAIT_S 2.0 /* longest wait for the local copy to reach a job's intake */
 
 typedef struct worker {
     worker_pool *pool;
@@ -191,6 +194,160 @@ static void process(worker *w, store_job *job)
     deliver_submit(c->deliver, &it, job->received_at);
 }
 
+/* Hands a recorded outcome to the deliverer. result is moved. */
+static void hand_over(worker *w, const store_job *job, int64_t oid, char *result, double now)
+{
+    outbox_item it;
+    memset(&it, 0, sizeof it);
+    it.id = oid;
+    snprintf(it.job_id, sizeof it.job_id, "%s", job->job_id);
+    it.instance = job->instance;
+    it.payload = result;
+    it.created_at = now;
+    it.next_at = now;
+    deliver_submit(w->pool->ctx->deliver, &it, job->received_at);
+}
+
+/* Shared store (Redis): rank on the local copy, then commit candidates in
+ * order in the store, whose script checks capacity against every
+ * process's reservations; a candidate that filled up meanwhile is skipped.
+ * Nothing is reserved locally until the store said yes. */
+static void process_shared(worker *w, store_job *job)
+{
+    const svc_ctx *c = w->pool->ctx;
+    json_error_t je;
+    json_t *body = json_loads(job->body ? job->body : "", JSON_REJECT_DUPLICATES, &je);
+    job_spec spec;
+    memset(&spec, 0, sizeof spec);
+    cs_error e = {{0}, {0}};
+    unsigned notes = 0;
+    char message[256] = "";
+    char *result = NULL;
+    int64_t oid = 0;
+    bool placed = false, spec_ok = false;
+    char node_id[CS_ID_MAX + 1] = "";
+
+    /* See every node report accepted before this job. */
+    if (c->mirror && !mirror_wait(c->mirror, job->version, MIRROR_WAIT_S))
+        log_warn(c->log, "job %s/%u: the local copy lags the store; deciding anyway", job->job_id,
+                 job->instance);
+    if (!body) {
+        cs_fail(&e, "body", "stored job is not valid JSON");
+    } else if (codec_job(body, job->job_id, job->instance, "", &spec, &notes, &e) == 0) {
+        spec_ok = true;
+    }
+    if (!spec_ok) {
+        log_warn(c->log, "job %s/%u cannot be decided: %s: %s", job->job_id, job->instance, e.field,
+                 e.msg);
+        result = codec_result_invalid(body, &e);
+        goto unplaced;
+    }
+    engine_result res;
+    for (int round = 0; round < SHARED_ROUNDS; round++) {
+        double now = svc_now();
+        double t0 = svc_mono();
+        if (engine_rank(w->ectx, c->cluster, &spec, now, &res, &e)) {
+            result = codec_result_invalid(body, &e);
+            goto unplaced;
+        }
+        metrics_observe(c->metrics, H_DECISION, svc_mono() - t0);
+        engine_message(&res, &spec, message, sizeof message);
+        if (res.n_candidates == 0) {
+            result = codec_result_unplaced(body, &res, message);
+            goto unplaced;
+        }
+        uint64_t seen = c->mirror ? mirror_seq(c->mirror) : 0;
+        for (size_t i = 0; i < res.n_candidates; i++) {
+            const engine_candidate *cand = &res.candidates[i];
+            json_t *doc = svc_node_doc(c, cand->node_id, now);
+            if (!doc)
+                continue;
+            engine_result one = res;
+            one.placed = true;
+            snprintf(one.node_id, sizeof one.node_id, "%s", cand->node_id);
+            char *text = codec_result_placed(body, doc, &one, message);
+            json_decref(doc);
+            if (!text)
+                break;
+            reservation_view rv;
+            memset(&rv, 0, sizeof rv);
+            snprintf(rv.job_id, sizeof rv.job_id, "%s", job->job_id);
+            rv.instance = job->instance;
+            snprintf(rv.node_id, sizeof rv.node_id, "%s", cand->node_id);
+            rv.cpu_milli = spec.vcpus_milli;
+            rv.memory_mb = spec.memory_mb;
+            rv.gpus = spec.gpus;
+            rv.at = now;
+            char held[CS_ID_MAX + 1];
+            int rc = store_place(c->store, job->job_id, job->instance, &rv, text, now,
+                                 c->cfg->node_ttl, &oid, held);
+            if (rc == STORE_PLACED) {
+                /* Seen by this process's next decision at once; the feed
+                 * brings the same reservation again, harmlessly. */
+                cluster_restore(c->cluster, &rv, &e);
+                result = text;
+                placed = true;
+                snprintf(node_id, sizeof node_id, "%s", cand->node_id);
+                goto done;
+            }
+            free(text);
+            if (rc == STORE_NO_ROOM) {
+                metrics_inc(c->metrics, M_PLACE_CONFLICTS);
+                continue;
+            }
+            if (rc == STORE_DECIDED || rc == STORE_GONE) {
+                log_info(c->log, "job %s/%u was %s meanwhile; nothing to do", job->job_id,
+                         job->instance, rc == STORE_GONE ? "deleted" : "decided elsewhere");
+                goto out;
+            }
+            /* The store is not answering: the entry stays pending and is
+             * taken again (by this or another worker) after CLAIM_IDLE. */
+            metrics_inc(c->metrics, M_STORE_ERRORS);
+            log_error(c->log, "job %s/%u: committing the placement failed; left queued",
+                      job->job_id, job->instance);
+            goto out;
+        }
+        /* Every candidate filled up since the copy was taken: wait for the
+         * copy to catch up with the changes, then rank again. */
+        if (c->mirror)
+            mirror_wait(c->mirror, seen + 1, 0.05);
+    }
+    memset(&res, 0, sizeof res);
+    snprintf(message, sizeof message, "every qualified node filled up while placing");
+    result = codec_result_unplaced(body, &res, message);
+unplaced:
+    if (!result)
+        goto out;
+    oid = store_finish(c->store, job->job_id, job->instance, JOB_UNSCHEDULABLE, NULL, result,
+                       svc_now());
+    if (oid < 0) {
+        metrics_inc(c->metrics, M_STORE_ERRORS);
+        log_error(c->log, "job %s/%u: recording the outcome failed; left queued", job->job_id,
+                  job->instance);
+        goto out;
+    }
+    if (oid == 0) {
+        log_info(c->log, "job %s/%u was deleted or decided meanwhile", job->job_id, job->instance);
+        goto out;
+    }
+done:
+    if (placed) {
+        metrics_inc(c->metrics, M_JOBS_PLACED);
+        log_info(c->log, "job %s/%u placed on %s (%s)", job->job_id, job->instance, node_id,
+                 message);
+    } else {
+        metrics_inc(c->metrics, M_JOBS_UNSCHEDULABLE);
+        log_info(c->log, "job %s/%u unschedulable: %s", job->job_id, job->instance, message);
+    }
+    hand_over(w, job, oid, result, svc_now());
+    result = NULL;
+out:
+    free(result);
+    if (spec_ok || body)
+        job_spec_clear(&spec);
+    json_decref(body);
+}
+
 static void *worker_main(void *arg)
 {
     worker *w = arg;
@@ -203,7 +360,10 @@ static void *worker_main(void *arg)
             break; /* store closing */
         if (rc > 0)
             continue;
-        process(w, &job);
+        if (store_shared(p->ctx->store))
+            process_shared(w, &job);
+        else
+            process(w, &job);
         store_job_clear(&job);
     }
     return NULL;

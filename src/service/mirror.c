@@ -1,0 +1,230 @@
+/* mirror.c - the local copy of a shared store's cluster (see mirror.h).
+ * Applying a change is idempotent (a report sets fields, a reservation
+ * replaces the instance's, a release of nothing does nothing), so a change
+ * this process already applied locally (its own placement) is harmless
+ * when it comes back through the feed. */
+#include "mirror.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "codec.h"
+#include "service.h"
+
+#define FOLLOW_BLOCK_MS 200
+
+struct mirror {
+    const svc_ctx *ctx;
+    pthread_t thread;
+    bool started;
+    pthread_mutex_t lock;
+    pthread_cond_t cond; /* seq advanced, or stopping */
+    uint64_t seq;        /* guarded by lock */
+    bool stop;           /* guarded by lock */
+    bool failing;        /* thread only: the store is not answering */
+};
+
+static int drop_node(const node_view *v, void *ud)
+{
+    json_t *ids = ud;
+    json_array_append_new(ids, json_string(v->id));
+    return 0;
+}
+
+/* A snapshot follows: start from an empty table. */
+static void on_reload(void *ud)
+{
+    mirror *m = ud;
+    json_t *ids = json_array();
+    if (!ids)
+        return;
+    cluster_foreach(m->ctx->cluster, svc_now(), drop_node, ids);
+    size_t i;
+    json_t *v;
+    json_array_foreach(ids, i, v)
+    {
+        cluster_remove(m->ctx->cluster, json_string_value(v), NULL, NULL);
+        nodedocs_remove(m->ctx->docs, json_string_value(v));
+    }
+    json_decref(ids);
+}
+
+static int on_node(void *ud, const char *node_id, const char *doc, double last_report,
+                   bool cpu_pct_set, bool mem_pct_set)
+{
+    mirror *m = ud;
+    cs_error e;
+    node_report nr;
+    node_report_init(&nr);
+    json_t *j = json_loads(doc, 0, NULL);
+    if (!j || codec_node(j, &nr, &e)) {
+        log_warn(m->ctx->log, "node %s from the store skipped: its document does not parse",
+                 node_id);
+        goto out;
+    }
+    /* Only the usage figures this report carried start a new count of the
+     * reservations made since (as in the store's own rule). */
+    if (!cpu_pct_set)
+        nr.set &= ~NODE_F_CPU_PCT;
+    if (!mem_pct_set)
+        nr.set &= ~NODE_F_MEM_PCT;
+    nodedocs_lock_node(m->ctx->docs, node_id);
+    if (cluster_report(m->ctx->cluster, node_id, &nr, last_report, &e) < 0) {
+        /* A new node: apply its figures in full. */
+        node_report_clear(&nr);
+        node_report_init(&nr);
+        if (codec_node(j, &nr, &e) ||
+            cluster_report(m->ctx->cluster, node_id, &nr, last_report, &e) < 0) {
+            nodedocs_unlock_node(m->ctx->docs, node_id);
+            log_warn(m->ctx->log, "node %s from the store skipped: %s: %s", node_id, e.field,
+                     e.msg);
+            goto out;
+        }
+    }
+    nodedocs_put(m->ctx->docs, node_id, j);
+    j = NULL;
+    nodedocs_unlock_node(m->ctx->docs, node_id);
+out:
+    json_decref(j);
+    node_report_clear(&nr);
+    return 0;
+}
+
+static void on_node_gone(void *ud, const char *node_id)
+{
+    mirror *m = ud;
+    nodedocs_lock_node(m->ctx->docs, node_id);
+    cluster_remove(m->ctx->cluster, node_id, NULL, NULL);
+    nodedocs_remove(m->ctx->docs, node_id);
+    nodedocs_unlock_node(m->ctx->docs, node_id);
+}
+
+static void on_reservation(void *ud, const reservation_view *r)
+{
+    mirror *m = ud;
+    cs_error e;
+    if (cluster_restore(m->ctx->cluster, r, &e))
+        log_debug(m->ctx->log, "reservation %s/%u on %s not mirrored: %s", r->job_id, r->instance,
+                  r->node_id, e.msg);
+}
+
+static void on_release(void *ud, const char *job_id, uint32_t instance)
+{
+    mirror *m = ud;
+    cluster_release(m->ctx->cluster, job_id, instance);
+}
+
+static int follow_once(mirror *m, int timeout_ms)
+{
+    store_follower f = {on_reload, on_node, on_node_gone, on_reservation, on_release, m};
+    uint64_t seq = 0;
+    int n = store_follow(m->ctx->store, &f, timeout_ms, &seq);
+    if (n < 0)
+        return -1;
+    pthread_mutex_lock(&m->lock);
+    if (seq > m->seq)
+        m->seq = seq;
+    pthread_cond_broadcast(&m->cond);
+    pthread_mutex_unlock(&m->lock);
+    return n;
+}
+
+static void *mirror_main(void *arg)
+{
+    mirror *m = arg;
+    for (;;) {
+        pthread_mutex_lock(&m->lock);
+        bool stop = m->stop;
+        pthread_mutex_unlock(&m->lock);
+        if (stop)
+            break;
+        if (follow_once(m, FOLLOW_BLOCK_MS) < 0) {
+            if (!m->failing)
+                log_warn(m->ctx->log, "following the store's changes failed; retrying");
+            m->failing = true;
+            struct timespec ts = {0, 100 * 1000000L};
+            nanosleep(&ts, NULL);
+        } else if (m->failing) {
+            m->failing = false;
+            log_info(m->ctx->log, "following the store's changes again");
+        }
+    }
+    return NULL;
+}
+
+mirror *mirror_new(const svc_ctx *ctx, cs_error *err)
+{
+    mirror *m = calloc(1, sizeof *m);
+    if (!m) {
+        cs_fail(err, "mirror", "out of memory");
+        return NULL;
+    }
+    m->ctx = ctx;
+    pthread_mutex_init(&m->lock, NULL);
+    pthread_cond_init(&m->cond, NULL);
+    int n = follow_once(m, 0);
+    if (n < 0) {
+        cs_fail(err, "redis", "cannot read the cluster from the store");
+        goto fail;
+    }
+    log_info(ctx->log, "loaded %d nodes from the shared store (change feed at %llu)", n,
+             (unsigned long long)m->seq);
+    if (pthread_create(&m->thread, NULL, mirror_main, m)) {
+        cs_fail(err, "mirror", "cannot start the thread");
+        goto fail;
+    }
+    m->started = true;
+    return m;
+fail:
+    mirror_free(m);
+    return NULL;
+}
+
+bool mirror_wait(mirror *m, uint64_t seq, double timeout_s)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    long ns = ts.tv_nsec + (long)((timeout_s - (double)(long)timeout_s) * 1e9);
+    ts.tv_sec += (time_t)timeout_s + ns / 1000000000L;
+    ts.tv_nsec = ns % 1000000000L;
+    pthread_mutex_lock(&m->lock);
+    while (m->seq < seq && !m->stop)
+        if (pthread_cond_timedwait(&m->cond, &m->lock, &ts) != 0)
+            break;
+    bool ok = m->seq >= seq;
+    pthread_mutex_unlock(&m->lock);
+    return ok;
+}
+
+uint64_t mirror_seq(mirror *m)
+{
+    pthread_mutex_lock(&m->lock);
+    uint64_t s = m->seq;
+    pthread_mutex_unlock(&m->lock);
+    return s;
+}
+
+void mirror_stop(mirror *m)
+{
+    if (!m)
+        return;
+    pthread_mutex_lock(&m->lock);
+    m->stop = true;
+    pthread_cond_broadcast(&m->cond);
+    pthread_mutex_unlock(&m->lock);
+    if (m->started)
+        pthread_join(m->thread, NULL);
+    m->started = false;
+}
+
+void mirror_free(mirror *m)
+{
+    if (!m)
+        return;
+    mirror_stop(m);
+    pthread_cond_destroy(&m->cond);
+    pthread_mutex_destroy(&m->lock);
+    free(m);
+}

@@ -1,0 +1,28 @@
+/* mirror.h - keeps this process's cluster table and node documents a copy
+ * of a shared store's (Redis mode): a full snapshot at start, then every
+ * change from the store's feed, applied by one thread. Workers rank on the
+ * copy (fast, no round trip per node) and commit in the store, which has
+ * the last word on capacity. */
+#ifndef CS_MIRROR_H
+#define CS_MIRROR_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "error.h"
+
+struct svc_ctx;
+typedef struct mirror mirror;
+
+/* Loads the snapshot (synchronously: the copy is complete on return), then
+ * starts the following thread. NULL with err filled. */
+mirror *mirror_new(const struct svc_ctx *ctx, cs_error *err);
+/* Waits until the copy has applied the feed up to seq, at most timeout_s.
+ * true when it has. */
+bool mirror_wait(mirror *m, uint64_t seq, double timeout_s);
+/* Feed position applied so far. */
+uint64_t mirror_seq(mirror *m);
+void mirror_stop(mirror *m);
+void mirror_free(mirror *m);
+
+#endif

@@ -1,0 +1,1561 @@
+/* store_redis.c - the store on Redis (see store_redis.h). Keys, all under
+ * the prefix "cs:":
+ *   jobs            Stream of queued instances (job, inst, v = feed position
+ *                   at intake), read through the consumer group cs:workers
+ *   job:<inst>:<id> hash: state (0 queued, 1 placed, 2 unschedulable), body,
+ *                   recv, dec, node, result, eid (its current stream entry),
+ *                   handed (times given to a worker)
+ *   node:<id>       hash: doc, last, cap_cpu/cap_mem/cap_gpu, cpu_pct/mem_pct,
+ *                   res_* (sum of reservations), after_* and *_seq (the
+ *                   reservations made since the last usage figure: the same
+ *                   free-capacity rule as the cluster table in memory)
+ *   nodes, noderes:<id>, res:all, res:<inst>:<id>   reservations and indexes
+ *   outbox:<n>, outbox:due (zset by next attempt), jobout:<inst>:<id>
+ *   events, ev:seq  the change feed: n (node report), d (node deleted),
+ *                   r (reservation), x (release), each with its seq
+ * Every write touching more than one key is a Lua script (atomic). A member
+ * is "<instance>:<job id>": the instance first, since job ids may hold ':'.
+ * Not for Redis Cluster (scripts touch keys of many slots); Sentinel works. */
+#include "store_redis.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <hiredis/hiredis.h>
+
+#include "store_impl.h"
+
+#define POOL_N 16
+#define BLOCK_CHUNK_MS 200
+#define BACKOFF_MIN_S 0.05
+#define BACKOFF_MAX_S 2.0
+#define FOLLOW_BATCH 512
+
+#define K_STREAM "cs:jobs"
+#define K_GROUP "cs:workers"
+#define K_EVENTS "cs:events"
+
+/* Shared Lua helpers, prepended to every script (see the comment above). */
+#define LUA_LIB                                                                                    \
+    "local P = 'cs:'\n"                                                                            \
+    "local function ev(t, ...)\n"                                                                  \
+    "  local seq = redis.call('INCR', P..'ev:seq')\n"                                              \
+    "  redis.call('XADD', P..'events', 'MAXLEN', '~', 100000, '*', 't', t, 'seq', seq, ...)\n"     \
+    "end\n"                                                                                        \
+    "local function res_drop(m)\n"                                                                 \
+    "  local rk = P..'res:'..m\n"                                                                  \
+    "  local r = redis.call('HMGET', rk, 'node', 'cpu', 'mem', 'gpu', 'cseq', 'mseq', 'job', "     \
+    "'inst')\n"                                                                                    \
+    "  if not r[1] then return 0 end\n"                                                            \
+    "  local nk = P..'node:'..r[1]\n"                                                              \
+    "  if redis.call('EXISTS', nk) == 1 then\n"                                                    \
+    "    redis.call('HINCRBY', nk, 'res_cpu', -tonumber(r[2]))\n"                                  \
+    "    redis.call('HINCRBY', nk, 'res_mem', -tonumber(r[3]))\n"                                  \
+    "    redis.call('HINCRBY', nk, 'res_gpu', -tonumber(r[4]))\n"                                  \
+    "    local s = redis.call('HMGET', nk, 'cpu_seq', 'mem_seq')\n"                                \
+    "    if r[5] == (s[1] or '0') then redis.call('HINCRBY', nk, 'after_cpu', -tonumber(r[2])) "   \
+    "end\n"                                                                                        \
+    "    if r[6] == (s[2] or '0') then redis.call('HINCRBY', nk, 'after_mem', -tonumber(r[3])) "   \
+    "end\n"                                                                                        \
+    "  end\n"                                                                                      \
+    "  redis.call('SREM', P..'noderes:'..r[1], m)\n"                                               \
+    "  redis.call('SREM', P..'res:all', m)\n"                                                      \
+    "  redis.call('DEL', rk)\n"                                                                    \
+    "  ev('x', 'job', r[7], 'inst', r[8])\n"                                                       \
+    "  return 1\n"                                                                                 \
+    "end\n"                                                                                        \
+    "local function res_put(job, inst, node, cpu, mem, gpu, at)\n"                                 \
+    "  local m = inst..':'..job\n"                                                                 \
+    "  res_drop(m)\n"                                                                              \
+    "  local nk = P..'node:'..node\n"                                                              \
+    "  local s = redis.call('HMGET', nk, 'cpu_seq', 'mem_seq')\n"                                  \
+    "  redis.call('HSET', P..'res:'..m, 'job', job, 'inst', inst, 'node', node, 'cpu', cpu,\n"     \
+    "             'mem', mem, 'gpu', gpu, 'at', at, 'cseq', s[1] or '0', 'mseq', s[2] or '0')\n"   \
+    "  redis.call('HINCRBY', nk, 'res_cpu', cpu)\n"                                                \
+    "  redis.call('HINCRBY', nk, 'res_mem', mem)\n"                                                \
+    "  redis.call('HINCRBY', nk, 'res_gpu', gpu)\n"                                                \
+    "  redis.call('HINCRBY', nk, 'after_cpu', cpu)\n"                                              \
+    "  redis.call('HINCRBY', nk, 'after_mem', mem)\n"                                              \
+    "  redis.call('SADD', P..'noderes:'..node, m)\n"                                               \
+    "  redis.call('SADD', P..'res:all', m)\n"                                                      \
+    "  ev('r', 'job', job, 'inst', inst, 'node', node, 'cpu', cpu, 'mem', mem, 'gpu', gpu, 'at', " \
+    "at)\n"                                                                                        \
+    "end\n"                                                                                        \
+    "local function fits(nk, cpu, mem, gpu)\n"                                                     \
+    "  local n = redis.call('HMGET', nk, 'cap_cpu', 'cap_mem', 'cap_gpu', 'res_cpu', 'res_mem',\n" \
+    "                       'res_gpu', 'cpu_pct', 'mem_pct', 'after_cpu', 'after_mem')\n"          \
+    "  local fc = tonumber(n[1]) - tonumber(n[4] or 0)\n"                                          \
+    "  if n[7] then\n"                                                                             \
+    "    local by = math.floor(tonumber(n[1]) * (1.0 - tonumber(n[7]) / 100.0))\n"                 \
+    "    if by - tonumber(n[9] or 0) < fc then fc = by - tonumber(n[9] or 0) end\n"                \
+    "  end\n"                                                                                      \
+    "  local fm = tonumber(n[2]) - tonumber(n[5] or 0)\n"                                          \
+    "  if n[8] then\n"                                                                             \
+    "    local by = math.floor(tonumber(n[2]) * (1.0 - tonumber(n[8]) / 100.0))\n"                 \
+    "    if by - tonumber(n[10] or 0) < fm then fm = by - tonumber(n[10] or 0) end\n"              \
+    "  end\n"                                                                                      \
+    "  local fg = tonumber(n[3]) - tonumber(n[6] or 0)\n"                                          \
+    "  return cpu <= fc and mem <= fm and gpu <= fg\n"                                             \
+    "end\n"                                                                                        \
+    "local function outbox_add(job, inst, payload, now, next_at)\n"                                \
+    "  local id = redis.call('INCR', P..'outbox:seq')\n"                                           \
+    "  redis.call('HSET', P..'outbox:'..id, 'job', job, 'inst', inst, 'payload', payload,\n"       \
+    "             'attempts', 0, 'created', now, 'next', next_at)\n"                               \
+    "  redis.call('ZADD', P..'outbox:due', next_at, id)\n"                                         \
+    "  redis.call('SADD', P..'jobout:'..inst..':'..job, id)\n"                                     \
+    "  return id\n"                                                                                \
+    "end\n"                                                                                        \
+    "local function outbox_drop_job(m)\n"                                                          \
+    "  local jk = P..'jobout:'..m\n"                                                               \
+    "  for _, id in ipairs(redis.call('SMEMBERS', jk)) do\n"                                       \
+    "    redis.call('DEL', P..'outbox:'..id)\n"                                                    \
+    "    redis.call('ZREM', P..'outbox:due', id)\n"                                                \
+    "  end\n"                                                                                      \
+    "  redis.call('DEL', jk)\n"                                                                    \
+    "end\n"                                                                                        \
+    "local function entry_drop(eid)\n"                                                             \
+    "  if eid and eid ~= '' then\n"                                                                \
+    "    redis.call('XACK', P..'jobs', P..'workers', eid)\n"                                       \
+    "    redis.call('XDEL', P..'jobs', eid)\n"                                                     \
+    "  end\n"                                                                                      \
+    "end\n"                                                                                        \
+    "local function queue(job, inst)\n"                                                            \
+    "  local v = redis.call('GET', P..'ev:seq') or '0'\n"                                          \
+    "  return redis.call('XADD', P..'jobs', '*', 'job', job, 'inst', inst, 'v', v)\n"              \
+    "end\n"
+
+enum {
+    SC_ENQUEUE,
+    SC_REQUEUE,
+    SC_TAKE,
+    SC_PLACE,
+    SC_FINISH,
+    SC_DELETE,
+    SC_NODE_PUT,
+    SC_NODE_DELETE,
+    SC_LOAD,
+    SC_DUE,
+    SC_DONE,
+    SC_RETRY,
+    SC_COUNT
+};
+
+static const char *const SCRIPT[SC_COUNT] = {
+    [SC_ENQUEUE] = LUA_LIB
+    "local out = {}\n"
+    "for i = 4, #ARGV do\n"
+    "  local inst = ARGV[i]\n"
+    "  local jk = P..'job:'..inst..':'..ARGV[1]\n"
+    "  if redis.call('EXISTS', jk) == 1 then\n"
+    "    out[#out + 1] = 1\n"
+    "  else\n"
+    "    local eid = queue(ARGV[1], inst)\n"
+    "    redis.call('HSET', jk, 'state', 0, 'body', ARGV[2], 'recv', ARGV[3], 'handed', 0,\n"
+    "               'node', '', 'eid', eid)\n"
+    "    out[#out + 1] = 0\n"
+    "  end\n"
+    "end\n"
+    "return out\n",
+    [SC_REQUEUE] =
+        LUA_LIB "local m = ARGV[2]..':'..ARGV[1]\n"
+                "local jk = P..'job:'..m\n"
+                "local h = redis.call('HMGET', jk, 'state', 'node')\n"
+                "if not h[1] then return 1 end\n"
+                "if ARGV[3] ~= '' and (h[1] ~= '1' or h[2] ~= ARGV[3]) then return 1 end\n"
+                "if h[1] == '0' then return 0 end\n"
+                "res_drop(m)\n"
+                "outbox_drop_job(m)\n"
+                "local eid = queue(ARGV[1], ARGV[2])\n"
+                "redis.call('HSET', jk, 'state', 0, 'node', '', 'eid', eid)\n"
+                "redis.call('HDEL', jk, 'result', 'dec')\n"
+                "return 0\n",
+    [SC_TAKE] = LUA_LIB "local jk = P..'job:'..ARGV[2]..':'..ARGV[1]\n"
+                        "local h = redis.call('HMGET', jk, 'state', 'eid', 'body', 'recv')\n"
+                        "if h[1] ~= '0' or h[2] ~= ARGV[3] then\n"
+                        "  entry_drop(ARGV[3])\n"
+                        "  return false\n"
+                        "end\n"
+                        "local n = redis.call('HINCRBY', jk, 'handed', 1)\n"
+                        "return {h[3], h[4], n - 1}\n",
+    [SC_PLACE] = LUA_LIB
+    "local m = ARGV[2]..':'..ARGV[1]\n"
+    "local jk = P..'job:'..m\n"
+    "local h = redis.call('HMGET', jk, 'state', 'node', 'eid')\n"
+    "if not h[1] then return {3, ''} end\n"
+    "if h[1] ~= '0' then return {2, h[2] or ''} end\n"
+    "local nk = P..'node:'..ARGV[3]\n"
+    "local last = redis.call('HGET', nk, 'last')\n"
+    "if not last or tonumber(ARGV[8]) - tonumber(last) > tonumber(ARGV[9]) then\n"
+    "  return {1, 'inactive'}\n"
+    "end\n"
+    "if not fits(nk, tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])) then\n"
+    "  return {1, 'full'}\n"
+    "end\n"
+    "res_put(ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7])\n"
+    "redis.call('HSET', jk, 'state', 1, 'node', ARGV[3], 'result', ARGV[10], 'dec', ARGV[8])\n"
+    "local id = outbox_add(ARGV[1], ARGV[2], ARGV[10], ARGV[8], tonumber(ARGV[8]) + "
+    "tonumber(ARGV[11]))\n"
+    "entry_drop(h[3])\n"
+    "return {0, tostring(id)}\n",
+    [SC_FINISH] = LUA_LIB
+    "local m = ARGV[2]..':'..ARGV[1]\n"
+    "local jk = P..'job:'..m\n"
+    "local h = redis.call('HMGET', jk, 'state', 'eid')\n"
+    "if not h[1] or h[1] ~= '0' then return 0 end\n"
+    "res_drop(m)\n"
+    "redis.call('HSET', jk, 'state', ARGV[3], 'result', ARGV[4], 'node', '', 'dec', ARGV[5])\n"
+    "local id = outbox_add(ARGV[1], ARGV[2], ARGV[4], ARGV[5], tonumber(ARGV[5]) + "
+    "tonumber(ARGV[6]))\n"
+    "entry_drop(h[2])\n"
+    "return id\n",
+    [SC_DELETE] = LUA_LIB "local m = ARGV[2]..':'..ARGV[1]\n"
+                          "local jk = P..'job:'..m\n"
+                          "local existed = redis.call('EXISTS', jk)\n"
+                          "entry_drop(redis.call('HGET', jk, 'eid'))\n"
+                          "redis.call('DEL', jk)\n"
+                          "res_drop(m)\n"
+                          "outbox_drop_job(m)\n"
+                          "if existed == 1 then return 0 end\n"
+                          "return 1\n",
+    [SC_NODE_PUT] = LUA_LIB
+    "local nk = P..'node:'..ARGV[1]\n"
+    "local old = redis.call('HGET', nk, 'last')\n"
+    "local last = ARGV[3]\n"
+    "if old and tonumber(old) > tonumber(last) then last = old end\n"
+    "redis.call('HSET', nk, 'doc', ARGV[2], 'last', last, 'cap_cpu', ARGV[4], 'cap_mem', ARGV[5],\n"
+    "           'cap_gpu', ARGV[6])\n"
+    "if ARGV[7] == '1' then\n"
+    "  redis.call('HSET', nk, 'cpu_pct', ARGV[8], 'after_cpu', 0)\n"
+    "  redis.call('HINCRBY', nk, 'cpu_seq', 1)\n"
+    "end\n"
+    "if ARGV[9] == '1' then\n"
+    "  redis.call('HSET', nk, 'mem_pct', ARGV[10], 'after_mem', 0)\n"
+    "  redis.call('HINCRBY', nk, 'mem_seq', 1)\n"
+    "end\n"
+    "redis.call('SADD', P..'nodes', ARGV[1])\n"
+    "ev('n', 'id', ARGV[1], 'doc', ARGV[2], 'last', last, 'uc', ARGV[7], 'um', ARGV[9])\n"
+    "if old then return 0 end\n"
+    "return 1\n",
+    [SC_NODE_DELETE] =
+        LUA_LIB "local nk = P..'node:'..ARGV[1]\n"
+                "local existed = redis.call('EXISTS', nk)\n"
+                "local n = 0\n"
+                "for _, m in ipairs(redis.call('SMEMBERS', P..'noderes:'..ARGV[1])) do\n"
+                "  local jk = P..'job:'..m\n"
+                "  local h = redis.call('HMGET', jk, 'state', 'node')\n"
+                "  res_drop(m)\n"
+                "  if h[1] == '1' and h[2] == ARGV[1] then\n"
+                "    outbox_drop_job(m)\n"
+                "    local sep = string.find(m, ':', 1, true)\n"
+                "    local eid = queue(string.sub(m, sep + 1), string.sub(m, 1, sep - 1))\n"
+                "    redis.call('HSET', jk, 'state', 0, 'node', '', 'eid', eid)\n"
+                "    redis.call('HDEL', jk, 'result', 'dec')\n"
+                "    n = n + 1\n"
+                "  end\n"
+                "end\n"
+                "redis.call('DEL', nk, P..'noderes:'..ARGV[1])\n"
+                "redis.call('SREM', P..'nodes', ARGV[1])\n"
+                "if existed == 1 then ev('d', 'id', ARGV[1]) end\n"
+                "return {existed, n}\n",
+    [SC_LOAD] = LUA_LIB "local seq = redis.call('GET', P..'ev:seq') or '0'\n"
+                        "local e = redis.call('XREVRANGE', P..'events', '+', '-', 'COUNT', 1)\n"
+                        "local lastid = '0-0'\n"
+                        "if #e > 0 then lastid = e[1][1] end\n"
+                        "local ids = redis.call('SMEMBERS', P..'nodes')\n"
+                        "table.sort(ids)\n"
+                        "local nodes = {}\n"
+                        "for _, id in ipairs(ids) do\n"
+                        "  local h = redis.call('HMGET', P..'node:'..id, 'doc', 'last')\n"
+                        "  if h[1] then\n"
+                        "    nodes[#nodes + 1] = id\n"
+                        "    nodes[#nodes + 1] = h[1]\n"
+                        "    nodes[#nodes + 1] = h[2]\n"
+                        "  end\n"
+                        "end\n"
+                        "local rs = {}\n"
+                        "for _, m in ipairs(redis.call('SMEMBERS', P..'res:all')) do\n"
+                        "  local h = redis.call('HMGET', P..'res:'..m, 'job', 'inst', 'node', "
+                        "'cpu', 'mem', 'gpu', 'at')\n"
+                        "  if h[1] then rs[#rs + 1] = h end\n"
+                        "end\n"
+                        "table.sort(rs, function(a, b)\n"
+                        "  local x, y = tonumber(a[7]), tonumber(b[7])\n"
+                        "  if x ~= y then return x < y end\n"
+                        "  if a[1] ~= b[1] then return a[1] < b[1] end\n"
+                        "  return tonumber(a[2]) < tonumber(b[2])\n"
+                        "end)\n"
+                        "local flat = {}\n"
+                        "for _, h in ipairs(rs) do\n"
+                        "  for i = 1, 7 do flat[#flat + 1] = h[i] end\n"
+                        "end\n"
+                        "return {seq, lastid, nodes, flat}\n",
+    [SC_DUE] = LUA_LIB
+    "local ids = redis.call('ZRANGEBYSCORE', P..'outbox:due', '-inf', ARGV[1], 'LIMIT', 0,\n"
+    "                       tonumber(ARGV[2]))\n"
+    "local out = {}\n"
+    "local nx = tonumber(ARGV[1]) + tonumber(ARGV[3])\n"
+    "for _, id in ipairs(ids) do\n"
+    "  local h = redis.call('HMGET', P..'outbox:'..id, 'job', 'inst', 'payload', 'attempts',\n"
+    "                       'created', 'next')\n"
+    "  if h[1] then\n"
+    "    redis.call('ZADD', P..'outbox:due', nx, id)\n"
+    "    out[#out + 1] = {id, h[1], h[2], h[3], h[4], h[5], h[6]}\n"
+    "  else\n"
+    "    redis.call('ZREM', P..'outbox:due', id)\n"
+    "  end\n"
+    "end\n"
+    "return out\n",
+    [SC_DONE] = LUA_LIB "local ok = P..'outbox:'..ARGV[1]\n"
+                        "local h = redis.call('HMGET', ok, 'job', 'inst')\n"
+                        "redis.call('ZREM', P..'outbox:due', ARGV[1])\n"
+                        "if not h[1] then return 1 end\n"
+                        "redis.call('DEL', ok)\n"
+                        "redis.call('SREM', P..'jobout:'..h[2]..':'..h[1], ARGV[1])\n"
+                        "return 0\n",
+    [SC_RETRY] = LUA_LIB "local ok = P..'outbox:'..ARGV[1]\n"
+                         "if redis.call('EXISTS', ok) == 0 then return 1 end\n"
+                         "redis.call('HSET', ok, 'attempts', ARGV[2], 'next', ARGV[3])\n"
+                         "redis.call('ZADD', P..'outbox:due', ARGV[3], ARGV[1])\n"
+                         "return 0\n",
+};
+
+typedef struct slot {
+    redisContext *c;
+    bool busy;
+} slot;
+
+typedef struct rstore {
+    store base; /* first: the generic handle points here */
+    redis_addr addr;
+    char consumer[128];
+    long long claim_ms;
+    double connect_timeout, command_timeout, lease_s;
+    char sha[SC_COUNT][41];
+
+    pthread_mutex_t mu; /* guards everything below */
+    pthread_cond_t cv;  /* a slot was freed, or closing */
+    slot pool[POOL_N];
+    int active; /* calls in flight */
+    bool closing;
+    double backoff, retry_at; /* reconnect backoff after a failed connect */
+    char claim_cursor[64];    /* XAUTOCLAIM scan position */
+    double next_claim;        /* monotonic time of the next XAUTOCLAIM */
+
+    /* The change feed: used by the one following thread only. */
+    char follow_id[64]; /* last entry applied; "" = snapshot needed */
+    uint64_t follow_seq;
+} rstore;
+
+/* A borrowed connection. dead: the context failed and is dropped on return. */
+typedef struct lease {
+    rstore *s;
+    int i;
+    redisContext *c;
+    bool dead;
+} lease;
+
+/* --- small helpers ----------------------------------------------------- */
+
+static double mono_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static bool id_ok(const char *id)
+{
+    return id && *id && strnlen(id, CS_ID_MAX + 1) <= CS_ID_MAX;
+}
+
+static bool is_err(const redisReply *r, const char *prefix)
+{
+    return r && r->type == REDIS_REPLY_ERROR && r->str &&
+           strncmp(r->str, prefix, strlen(prefix)) == 0;
+}
+
+/* Owned argv for redisCommandArgv; numbers are formatted into owned copies.
+ * Slots 0..2 are reserved for EVALSHA sha 0 when the args go to a script. */
+typedef struct args {
+    int n, cap;
+    const char **v;
+    size_t *len;
+    char **own;
+    int nown;
+    bool oom;
+} args;
+
+static void args_free(args *a)
+{
+    for (int i = 0; i < a->nown; i++)
+        free(a->own[i]);
+    free(a->own);
+    free(a->v);
+    free(a->len);
+    memset(a, 0, sizeof *a);
+}
+
+static void args_bin(args *a, const char *p, size_t n)
+{
+    if (a->oom)
+        return;
+    if (a->n == a->cap) {
+        int cap = a->cap ? a->cap * 2 : 16;
+        const char **v = realloc(a->v, (size_t)cap * sizeof *v);
+        if (v)
+            a->v = v;
+        size_t *len = v ? realloc(a->len, (size_t)cap * sizeof *len) : NULL;
+        if (len)
+            a->len = len;
+        char **own = len ? realloc(a->own, (size_t)cap * sizeof *own) : NULL;
+        if (!own) {
+            a->oom = true;
+            return;
+        }
+        a->own = own;
+        a->cap = cap;
+    }
+    a->v[a->n] = p;
+    a->len[a->n] = n;
+    a->n++;
+}
+
+static void args_str(args *a, const char *s)
+{
+    args_bin(a, s ? s : "", s ? strlen(s) : 0);
+}
+
+static void args_fmt(args *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void args_fmt(args *a, const char *fmt, ...)
+{
+    char *p = NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vasprintf(&p, fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+        a->oom = true;
+        return;
+    }
+    args_bin(a, p, (size_t)n);
+    if (a->oom) {
+        free(p);
+        return;
+    }
+    a->own[a->nown++] = p; /* own has room: it grows with v */
+}
+
+static void args_dbl(args *a, double d)
+{
+    args_fmt(a, "%.17g", d);
+}
+
+static void args_script(args *a)
+{
+    args_str(a, "EVALSHA");
+    args_str(a, "");
+    args_str(a, "0");
+}
+
+/* --- connections ------------------------------------------------------- */
+
+static struct timeval tv_of(double s)
+{
+    struct timeval tv = {(time_t)s, (suseconds_t)((s - (double)(time_t)s) * 1e6)};
+    return tv;
+}
+
+static int conn_fail(cs_error *err, redisContext *c, const char *what, const char *detail)
+{
+    int rc = cs_fail(err, "redis", "%s: %s", what, detail && *detail ? detail : "no reply");
+    if (c)
+        redisFree(c);
+    return rc;
+}
+
+/* One command during connection set-up; -1 with err on an error reply. */
+static int setup_cmd(redisContext *c, int argc, const char **argv, const char *what, cs_error *err,
+                     redisReply **keep)
+{
+    size_t len[4];
+    for (int i = 0; i < argc; i++)
+        len[i] = strlen(argv[i]);
+    redisReply *r = redisCommandArgv(c, argc, argv, len);
+    if (!r || r->type == REDIS_REPLY_ERROR) {
+        char msg[200];
+        snprintf(msg, sizeof msg, "%s", r && r->str ? r->str : c->errstr);
+        freeReplyObject(r);
+        if (strncmp(msg, "NOAUTH", 6) == 0)
+            return conn_fail(err, c, "Redis requires a password (none in REDIS_ADDR)", msg);
+        return conn_fail(err, c, what, msg);
+    }
+    if (keep)
+        *keep = r;
+    else
+        freeReplyObject(r);
+    return 0;
+}
+
+/* Connects, authenticates, selects the database and loads the scripts.
+ * save_sha: record the script digests (only at open, before any sharing). */
+static int conn_open(rstore *s, redisContext **out, bool save_sha, cs_error *err)
+{
+    const redis_addr *a = &s->addr;
+    redisContext *c = redisConnectWithTimeout(a->host, a->port, tv_of(s->connect_timeout));
+    if (!c || c->err) {
+        int rc = cs_fail(err, "redis", "cannot connect to Redis at %s:%d: %s", a->host, a->port,
+                         c ? c->errstr : "out of memory");
+        if (c)
+            redisFree(c);
+        return rc;
+    }
+    if (redisSetTimeout(c, tv_of(s->command_timeout)) != REDIS_OK ||
+        redisEnableKeepAlive(c) != REDIS_OK)
+        return conn_fail(err, c, "cannot set Redis socket options", c->errstr);
+    if (a->password[0]) {
+        const char *av[3] = {"AUTH", a->user[0] ? a->user : a->password, a->password};
+        if (setup_cmd(c, a->user[0] ? 3 : 2, av, "Redis authentication failed (wrong password?)",
+                      err, NULL))
+            return -1;
+    }
+    char db[16];
+    snprintf(db, sizeof db, "%d", a->db);
+    if (setup_cmd(c, 2, (const char *[]){"SELECT", db}, "Redis SELECT of the database failed", err,
+                  NULL))
+        return -1;
+    for (int i = 0; i < SC_COUNT; i++) {
+        redisReply *r = NULL;
+        if (setup_cmd(c, 3, (const char *[]){"SCRIPT", "LOAD", SCRIPT[i]},
+                      "Redis SCRIPT LOAD failed", err, &r))
+            return -1;
+        if (r->type != REDIS_REPLY_STRING || r->len != 40) {
+            freeReplyObject(r);
+            return conn_fail(err, c, "Redis SCRIPT LOAD failed", "unexpected reply");
+        }
+        if (save_sha)
+            memcpy(s->sha[i], r->str, 41);
+        freeReplyObject(r);
+    }
+    *out = c;
+    return 0;
+}
+
+/* Borrows a connection, connecting if the slot has none. -1 when closing or
+ * while Redis is unreachable (a failed connect backs off 50 ms .. 2 s). */
+static int lease_get(rstore *s, lease *l)
+{
+    memset(l, 0, sizeof *l);
+    l->s = s;
+    pthread_mutex_lock(&s->mu);
+    for (;;) {
+        if (s->closing) {
+            pthread_mutex_unlock(&s->mu);
+            return -1;
+        }
+        int free_i = -1;
+        for (int i = 0; i < POOL_N; i++) {
+            if (!s->pool[i].busy && (free_i < 0 || s->pool[i].c))
+                free_i = i; /* prefer a slot already connected */
+        }
+        if (free_i >= 0) {
+            l->i = free_i;
+            break;
+        }
+        pthread_cond_wait(&s->cv, &s->mu);
+    }
+    slot *sl = &s->pool[l->i];
+    sl->busy = true;
+    s->active++;
+    l->c = sl->c;
+    bool may_connect = !l->c && mono_now() >= s->retry_at;
+    pthread_mutex_unlock(&s->mu);
+    if (l->c)
+        return 0;
+    if (may_connect && conn_open(s, &l->c, false, NULL) == 0) {
+        pthread_mutex_lock(&s->mu);
+        s->backoff = 0;
+        s->pool[l->i].c = l->c;
+        pthread_mutex_unlock(&s->mu);
+        return 0;
+    }
+    pthread_mutex_lock(&s->mu);
+    if (may_connect) {
+        s->backoff = s->backoff ? s->backoff * 2 : BACKOFF_MIN_S;
+        if (s->backoff > BACKOFF_MAX_S)
+            s->backoff = BACKOFF_MAX_S;
+        s->retry_at = mono_now() + s->backoff;
+    }
+    s->pool[l->i].busy = false;
+    s->active--;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    return -1;
+}
+
+static void lease_put(lease *l)
+{
+    rstore *s = l->s;
+    if (l->dead && l->c) {
+        redisFree(l->c);
+        l->c = NULL;
+    }
+    pthread_mutex_lock(&s->mu);
+    s->pool[l->i].c = l->c;
+    s->pool[l->i].busy = false;
+    s->active--;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* One command on a lease. NULL when the connection died (the lease is
+ * marked dead: the next call reconnects). */
+static redisReply *lcmd(lease *l, args *a)
+{
+    if (l->dead || a->oom)
+        return NULL;
+    redisReply *r = redisCommandArgv(l->c, a->n, a->v, a->len);
+    if (!r || l->c->err) {
+        freeReplyObject(r);
+        l->dead = true;
+        return NULL;
+    }
+    return r;
+}
+
+/* Runs script sc with a's arguments (a starts with args_script), by digest,
+ * falling back to the source when Redis lost its script cache. */
+static redisReply *lscript(lease *l, int sc, args *a)
+{
+    if (a->oom || a->n < 3)
+        return NULL;
+    a->v[0] = "EVALSHA";
+    a->len[0] = 7;
+    a->v[1] = l->s->sha[sc];
+    a->len[1] = 40;
+    redisReply *r = lcmd(l, a);
+    if (is_err(r, "NOSCRIPT")) {
+        freeReplyObject(r);
+        a->v[0] = "EVAL";
+        a->len[0] = 4;
+        a->v[1] = SCRIPT[sc];
+        a->len[1] = strlen(SCRIPT[sc]);
+        r = lcmd(l, a);
+    }
+    return r;
+}
+
+/* Runs one command on a borrowed connection. */
+static redisReply *call(rstore *s, int sc, args *a)
+{
+    lease l;
+    if (lease_get(s, &l) != 0)
+        return NULL;
+    redisReply *r = sc >= 0 ? lscript(&l, sc, a) : lcmd(&l, a);
+    lease_put(&l);
+    return r;
+}
+
+/* Script or command whose reply is an integer; -1 on any error. */
+static long long call_int(rstore *s, int sc, args *a)
+{
+    redisReply *r = call(s, sc, a);
+    long long v = r && r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+    freeReplyObject(r);
+    args_free(a);
+    return v;
+}
+
+static int create_group(lease *l)
+{
+    args a = {0};
+    args_str(&a, "XGROUP");
+    args_str(&a, "CREATE");
+    args_str(&a, K_STREAM);
+    args_str(&a, K_GROUP);
+    args_str(&a, "0");
+    args_str(&a, "MKSTREAM");
+    redisReply *r = lcmd(l, &a);
+    int rc = r && (r->type == REDIS_REPLY_STATUS || is_err(r, "BUSYGROUP")) ? 0 : -1;
+    freeReplyObject(r);
+    args_free(&a);
+    return rc;
+}
+
+/* First entry of an XREADGROUP / XAUTOCLAIM entry list: its id, job id and
+ * instance. false when the list is empty or the entry has no fields. */
+static bool entry_parse(const redisReply *list, char *eid, size_t eidsz, char *job, uint32_t *inst,
+                        uint64_t *ver)
+{
+    if (!list || list->type != REDIS_REPLY_ARRAY || list->elements == 0)
+        return false;
+    const redisReply *e = list->element[0];
+    if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
+        e->element[0]->type != REDIS_REPLY_STRING || e->element[0]->len >= eidsz)
+        return false;
+    snprintf(eid, eidsz, "%s", e->element[0]->str);
+    const redisReply *f = e->element[1];
+    if (f->type != REDIS_REPLY_ARRAY)
+        return true; /* deleted entry: job stays "" and the caller acks it */
+    for (size_t i = 0; i + 1 < f->elements; i += 2) {
+        const redisReply *k = f->element[i], *v = f->element[i + 1];
+        if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
+            continue;
+        if (strcmp(k->str, "job") == 0 && v->len <= CS_ID_MAX)
+            snprintf(job, CS_ID_MAX + 1, "%s", v->str);
+        else if (strcmp(k->str, "inst") == 0)
+            *inst = (uint32_t)strtoul(v->str, NULL, 10);
+        else if (strcmp(k->str, "v") == 0)
+            *ver = strtoull(v->str, NULL, 10);
+    }
+    return true;
+}
+
+/* --- address ----------------------------------------------------------- */
+
+int redis_addr_parse(const char *text, const char *field, redis_addr *out, cs_error *err)
+{
+    memset(out, 0, sizeof *out);
+    out->port = 6379;
+    const char *p = text ? text : "";
+    if (strncmp(p, "redis://", 8) == 0)
+        p += 8;
+    else if (strstr(p, "://"))
+        return cs_fail(err, field, "unsupported scheme in '%.100s' (want redis://)", p);
+    const char *at = strrchr(p, '@');
+    if (at) {
+        const char *colon = memchr(p, ':', (size_t)(at - p));
+        const char *pw = colon ? colon + 1 : p;
+        size_t ul = colon ? (size_t)(colon - p) : 0, pl = (size_t)(at - pw);
+        if (ul >= sizeof out->user || pl >= sizeof out->password)
+            return cs_fail(err, field, "user or password too long");
+        memcpy(out->user, p, ul);
+        memcpy(out->password, pw, pl);
+        p = at + 1;
+    }
+    const char *slash = strchr(p, '/');
+    size_t hl = slash ? (size_t)(slash - p) : strlen(p);
+    const char *pc = memchr(p, ':', hl);
+    size_t nl = pc ? (size_t)(pc - p) : hl;
+    if (nl == 0 || nl >= sizeof out->host)
+        return cs_fail(err, field, "missing or too long host in '%.100s'", text);
+    memcpy(out->host, p, nl);
+    if (pc) {
+        char *end;
+        errno = 0;
+        long port = strtol(pc + 1, &end, 10);
+        if (errno || end != p + hl || end == pc + 1 || port < 1 || port > 65535)
+            return cs_fail(err, field, "bad port in '%.100s' (want 1..65535)", text);
+        out->port = (int)port;
+    }
+    if (slash && slash[1]) {
+        char *end;
+        errno = 0;
+        long db = strtol(slash + 1, &end, 10);
+        if (errno || *end || end == slash + 1 || db < 0 || db > 100000)
+            return cs_fail(err, field, "bad database number in '%.100s'", text);
+        out->db = (int)db;
+    }
+    return 0;
+}
+
+/* --- open and close ---------------------------------------------------- */
+
+static void rs_close(store *base)
+{
+    rstore *s = (rstore *)base;
+    if (!s)
+        return;
+    pthread_mutex_lock(&s->mu);
+    s->closing = true;
+    pthread_cond_broadcast(&s->cv);
+    while (s->active > 0)
+        pthread_cond_wait(&s->cv, &s->mu);
+    pthread_mutex_unlock(&s->mu);
+    for (int i = 0; i < POOL_N; i++)
+        if (s->pool[i].c)
+            redisFree(s->pool[i].c);
+    pthread_cond_destroy(&s->cv);
+    pthread_mutex_destroy(&s->mu);
+    free(s);
+}
+
+static const store_ops REDIS_OPS;
+
+store *store_redis_open(const store_redis_opts *o, cs_error *err)
+{
+    if (!o || !o->consumer || !*o->consumer || strlen(o->consumer) >= 128) {
+        cs_fail(err, "redis", "consumer name empty or too long");
+        return NULL;
+    }
+    rstore *s = calloc(1, sizeof *s);
+    if (!s) {
+        cs_fail(err, "redis", "out of memory");
+        return NULL;
+    }
+    s->base.ops = &REDIS_OPS;
+    if (redis_addr_parse(o->addr, "REDIS_ADDR", &s->addr, err) != 0) {
+        free(s);
+        return NULL;
+    }
+    snprintf(s->consumer, sizeof s->consumer, "%s", o->consumer);
+    s->claim_ms = (long long)(o->claim_idle_s * 1000.0);
+    s->connect_timeout = o->connect_timeout_s > 0 ? o->connect_timeout_s : 2.0;
+    /* A blocking read waits BLOCK_CHUNK_MS on the server: allow for it. */
+    s->command_timeout = (o->command_timeout_s > 0 ? o->command_timeout_s : 5.0);
+    s->lease_s = o->result_lease_s > 0 ? o->result_lease_s : 10.0;
+    snprintf(s->claim_cursor, sizeof s->claim_cursor, "0-0");
+    if (conn_open(s, &s->pool[0].c, true, err) != 0) {
+        free(s);
+        return NULL;
+    }
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cv, NULL);
+    lease l = {.s = s, .i = 0, .c = s->pool[0].c};
+    s->pool[0].busy = true;
+    s->active = 1;
+    int rc = create_group(&l);
+    lease_put(&l);
+    if (rc != 0) {
+        cs_fail(err, "redis", "cannot create the consumer group on %s", K_STREAM);
+        rs_close(&s->base);
+        return NULL;
+    }
+    return &s->base;
+}
+
+/* --- intake ------------------------------------------------------------ */
+
+static int rs_enqueue_many(store *base, const char *job_id, uint32_t n, const char *body,
+                           double now, int *rcs)
+{
+    rstore *s = (rstore *)base;
+    if (!s || !id_ok(job_id) || !body || !isfinite(now) || n == 0 || !rcs)
+        return -1;
+    args a = {0};
+    args_script(&a);
+    args_str(&a, job_id);
+    args_str(&a, body);
+    args_dbl(&a, now);
+    for (uint32_t i = 0; i < n; i++)
+        args_fmt(&a, "%" PRIu32, i);
+    redisReply *r = call(s, SC_ENQUEUE, &a);
+    int rc = 0;
+    bool ok = r && r->type == REDIS_REPLY_ARRAY && r->elements == n;
+    for (uint32_t i = 0; i < n; i++) {
+        rcs[i] =
+            ok && r->element[i]->type == REDIS_REPLY_INTEGER ? (int)r->element[i]->integer : -1;
+        if (rcs[i] < 0)
+            rc = -1;
+    }
+    freeReplyObject(r);
+    args_free(&a);
+    return rc;
+}
+
+static int rs_enqueue(store *base, const char *job_id, uint32_t instance, const char *body,
+                      double now)
+{
+    rstore *s = (rstore *)base;
+    if (!s || !id_ok(job_id) || !body || !isfinite(now))
+        return -1;
+    args a = {0};
+    args_script(&a);
+    args_str(&a, job_id);
+    args_str(&a, body);
+    args_dbl(&a, now);
+    args_fmt(&a, "%" PRIu32, instance);
+    redisReply *r = call(s, SC_ENQUEUE, &a);
+    int rc = r && r->type == REDIS_REPLY_ARRAY && r->elements == 1 &&
+                     r->element[0]->type == REDIS_REPLY_INTEGER
+                 ? (int)r->element[0]->integer
+                 : -1;
+    freeReplyObject(r);
+    args_free(&a);
+    return rc;
+}
+
+static int rs_requeue(store *base, const char *job_id, uint32_t instance, const char *on_node,
+                      double now)
+{
+    rstore *s = (rstore *)base;
+    if (!s || !id_ok(job_id) || !isfinite(now) || (on_node && !id_ok(on_node)))
+        return -1;
+    args a = {0};
+    args_script(&a);
+    args_str(&a, job_id);
+    args_fmt(&a, "%" PRIu32, instance);
+    args_str(&a, on_node ? on_node : "");
+    return (int)call_int(s, SC_REQUEUE, &a);
+}
+
+/* One round of take on lease l: claim an entry a dead consumer left idle
+ * (at most every half claim time), else read a new one blocking up to
+ * block_ms. 0 got, 1 none, 2 stale entry skipped, -1 error. */
+static int take_round(rstore *s, lease *l, store_job *out, long long block_ms)
+{
+    char eid[64] = "", job[CS_ID_MAX + 1] = "", cursor[64];
+    uint32_t inst = 0;
+    uint64_t ver = 0;
+    bool got = false, claim = false;
+    args a = {0};
+    redisReply *r = NULL;
+    pthread_mutex_lock(&s->mu);
+    double now = mono_now();
+    if (now >= s->next_claim) {
+        claim = true;
+        s->next_claim = now + (double)s->claim_ms / 2000.0;
+        snprintf(cursor, sizeof cursor, "%s", s->claim_cursor);
+    }
+    pthread_mutex_unlock(&s->mu);
+    if (claim) {
+        args_str(&a, "XAUTOCLAIM");
+        args_str(&a, K_STREAM);
+        args_str(&a, K_GROUP);
+        args_str(&a, s->consumer);
+        args_fmt(&a, "%lld", s->claim_ms);
+        args_str(&a, cursor);
+        args_str(&a, "COUNT");
+        args_str(&a, "1");
+        r = lcmd(l, &a);
+        args_free(&a);
+        if (is_err(r, "NOGROUP")) {
+            freeReplyObject(r);
+            return create_group(l) == 0 ? 1 : -1;
+        }
+        if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 2 ||
+            r->element[0]->type != REDIS_REPLY_STRING) {
+            freeReplyObject(r);
+            return -1;
+        }
+        pthread_mutex_lock(&s->mu);
+        snprintf(s->claim_cursor, sizeof s->claim_cursor, "%s", r->element[0]->str);
+        /* More may be idle: look again soon rather than in half a claim time. */
+        if (strcmp(r->element[0]->str, "0-0") != 0)
+            s->next_claim = 0;
+        pthread_mutex_unlock(&s->mu);
+        got = entry_parse(r->element[1], eid, sizeof eid, job, &inst, &ver);
+        freeReplyObject(r);
+    }
+    if (!got) {
+        args_str(&a, "XREADGROUP");
+        args_str(&a, "GROUP");
+        args_str(&a, K_GROUP);
+        args_str(&a, s->consumer);
+        args_str(&a, "COUNT");
+        args_str(&a, "1");
+        if (block_ms > 0) {
+            args_str(&a, "BLOCK");
+            args_fmt(&a, "%lld", block_ms);
+        }
+        args_str(&a, "STREAMS");
+        args_str(&a, K_STREAM);
+        args_str(&a, ">");
+        r = lcmd(l, &a);
+        args_free(&a);
+        if (is_err(r, "NOGROUP")) {
+            freeReplyObject(r);
+            return create_group(l) == 0 ? 1 : -1;
+        }
+        if (!r || (r->type != REDIS_REPLY_NIL && r->type != REDIS_REPLY_ARRAY)) {
+            freeReplyObject(r);
+            return -1;
+        }
+        if (r->type == REDIS_REPLY_ARRAY && r->elements > 0 &&
+            r->element[0]->type == REDIS_REPLY_ARRAY && r->element[0]->elements == 2)
+            got = entry_parse(r->element[0]->element[1], eid, sizeof eid, job, &inst, &ver);
+        freeReplyObject(r);
+        if (!got)
+            return 1;
+    }
+    /* Check the entry against the job: stale entries are acked and skipped. */
+    args_script(&a);
+    args_str(&a, job);
+    args_fmt(&a, "%" PRIu32, inst);
+    args_str(&a, eid);
+    r = lscript(l, SC_TAKE, &a);
+    args_free(&a);
+    if (!r || (r->type != REDIS_REPLY_NIL && r->type != REDIS_REPLY_ARRAY)) {
+        freeReplyObject(r);
+        return -1;
+    }
+    int rc = 2;
+    if (r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
+        r->element[0]->type == REDIS_REPLY_STRING && r->element[1]->type == REDIS_REPLY_STRING &&
+        r->element[2]->type == REDIS_REPLY_INTEGER) {
+        memset(out, 0, sizeof *out);
+        snprintf(out->job_id, sizeof out->job_id, "%s", job);
+        out->instance = inst;
+        out->body = strdup(r->element[0]->str);
+        out->received_at = strtod(r->element[1]->str, NULL);
+        out->attempts = (uint32_t)r->element[2]->integer;
+        out->version = ver;
+        rc = out->body ? 0 : -1;
+    }
+    freeReplyObject(r);
+    return rc;
+}
+
+static bool is_closing(rstore *s)
+{
+    pthread_mutex_lock(&s->mu);
+    bool closing = s->closing;
+    pthread_mutex_unlock(&s->mu);
+    return closing;
+}
+
+static int rs_take(store *base, store_job *out, int timeout_ms)
+{
+    rstore *s = (rstore *)base;
+    if (!s || !out)
+        return -1;
+    double deadline = mono_now() + (timeout_ms > 0 ? timeout_ms / 1000.0 : 0);
+    for (;;) {
+        long long block = BLOCK_CHUNK_MS;
+        double left = deadline - mono_now();
+        block = left > 0 ? (long long)(left * 1000.0) : 0;
+        if (block > BLOCK_CHUNK_MS)
+            block = BLOCK_CHUNK_MS;
+        lease l;
+        int rc = 1;
+        if (lease_get(s, &l) == 0) {
+            rc = take_round(s, &l, out, block);
+            lease_put(&l);
+        } else if (is_closing(s)) {
+            return -1;
+        } else {
+            rc = 3; /* Redis unreachable: wait and try again */
+        }
+        if (rc == 0)
+            return 0;
+        if (is_closing(s))
+            return -1;
+        if (rc == 2)
+            continue;
+        if (rc == -1 || rc == 3) {
+            struct timespec ts = {0, 50 * 1000000L};
+            nanosleep(&ts, NULL);
+        }
+        if (mono_now() >= deadline)
+            return 1;
+    }
+}
+
+static size_t rs_queue_depth(store *base)
+{
+    rstore *s = (rstore *)base;
+    lease l;
+    if (!s || lease_get(s, &l) != 0)
+        return 0;
+    args a = {0};
+    args_str(&a, "XLEN");
+    args_str(&a, K_STREAM);
+    redisReply *r = lcmd(&l, &a);
+    args_free(&a);
+    long long len = r && r->type == REDIS_REPLY_INTEGER ? r->integer : 0;
+    freeReplyObject(r);
+    args_str(&a, "XPENDING");
+    args_str(&a, K_STREAM);
+    args_str(&a, K_GROUP);
+    r = lcmd(&l, &a);
+    args_free(&a);
+    long long pending = r && r->type == REDIS_REPLY_ARRAY && r->elements > 0 &&
+                                r->element[0]->type == REDIS_REPLY_INTEGER
+                            ? r->element[0]->integer
+                            : 0;
+    freeReplyObject(r);
+    lease_put(&l);
+    return len > pending ? (size_t)(len - pending) : 0;
+}
+
+/* --- outcomes ---------------------------------------------------------- */
+
+static int64_t rs_finish(store *base, const char *job_id, uint32_t instance, job_state state,
+                         const reservation_view *res, const char *result, double now)
+{
+    rstore *s = (rstore *)base;
+    /* Placements go through rs_place, which checks capacity. */
+    if (!s || !id_ok(job_id) || !result || !isfinite(now) || res)
+        return -1;
+    if (state != JOB_UNSCHEDULABLE)
+        return -1;
+    args a = {0};
+    args_script(&a);
+    args_str(&a, job_id);
+    args_fmt(&a, "%" PRIu32, instance);
+    args_fmt(&a, "%d", (int)state);
+    args_str(&a, result);
+    args_dbl(&a, now);
+    args_dbl(&a, s->lease_s);
+    return (int64_t)call_int(s, SC_FINISH, &a);
+}
+
+static int rs_place(store *base, const char *job_id, uint32_t instance, const reservation_view *res,
+                    const char *result, double now, double ttl, int64_t *outbox_id,
+                    char held_node[CS_ID_MAX + 1])
+{
+    rstore *s = (rstore *)base;
+    if (!s || !id_ok(job_id) || !res || !id_ok(res->node_id) || !result || !isfinite(now))
+        return -1;
+    held_node[0] = '\0';
+    args a = {0};
+    args_script(&a);
+    args_str(&a, job_id);
+    args_fmt(&a, "%" PRIu32, instance);
+    args_str(&a, res->node_id);
+    args_fmt(&a, "%" PRId64, res->cpu_milli);
+    args_fmt(&a, "%" PRId64, res->memory_mb);
+    args_fmt(&a, "%" PRId32, res->gpus);
+    args_dbl(&a, res->at);
+    args_dbl(&a, now);
+    args_dbl(&a, ttl);
+    args_str(&a, result);
+    args_dbl(&a, s->lease_s);
+    redisReply *r = call(s, SC_PLACE, &a);
+    args_free(&a);
+    int rc = -1;
+    if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+        r->element[0]->type == REDIS_REPLY_INTEGER && r->element[1]->type == REDIS_REPLY_STRING) {
+        rc = (int)r->element[0]->integer;
+        if (rc == STORE_PLACED)
+            *outbox_id = strtoll(r->element[1]->str, NULL, 10);
+        else if (rc == STORE_DECIDED && r->element[1]->len <= CS_ID_MAX)
+            snprintf(held_node, CS_ID_MAX + 1, "%s", r->element[1]->str);
+    }
+    freeReplyObject(r);
+    return rc;
+}
+
+static int dup_field(const redisReply *r, char **out)
+{
+    *out = NULL;
+    if (r->type != REDIS_REPLY_STRING)
+        return 0;
+    *out = strdup(r->str);
+    return *out ? 0 : -1;
+}
+
+static int rs_status_get(store *base, const char *job_id, uint32_t instance, store_status *out)
+{
+    rstore *s = (rstore *)base;
+    if (!s || !id_ok(job_id) || !out)
+        return -1;
+    memset(out, 0, sizeof *out);
+    args a = {0};
+    args_str(&a, "HMGET");
+    args_fmt(&a, "cs:job:%" PRIu32 ":%s", instance, job_id);
+    args_str(&a, "state");
+    args_str(&a, "node");
+    args_str(&a, "body");
+    args_str(&a, "result");
+    args_str(&a, "recv");
+    args_str(&a, "dec");
+    redisReply *r = call(s, -1, &a);
+    args_free(&a);
+    int rc = -1;
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 6)
+        goto out;
+    redisReply **e = r->element;
+    if (e[0]->type != REDIS_REPLY_STRING) {
+        rc = 1;
+        goto out;
+    }
+    int st = atoi(e[0]->str);
+    out->state = st == JOB_PLACED          ? JOB_PLACED
+                 : st == JOB_UNSCHEDULABLE ? JOB_UNSCHEDULABLE
+                                           : JOB_QUEUED;
+    if (e[1]->type == REDIS_REPLY_STRING && e[1]->len <= CS_ID_MAX)
+        snprintf(out->node_id, sizeof out->node_id, "%s", e[1]->str);
+    if (dup_field(e[2], &out->body) != 0 || dup_field(e[3], &out->result) != 0) {
+        store_status_clear(out);
+        goto out;
+    }
+    out->received_at = e[4]->type == REDIS_REPLY_STRING ? strtod(e[4]->str, NULL) : 0;
+    out->decided_at = e[5]->type == REDIS_REPLY_STRING ? strtod(e[5]->str, NULL) : 0;
+    rc = 0;
+out:
+    freeReplyObject(r);
+    return rc;
+}
+
+static int rs_job_delete(store *base, const char *job_id, uint32_t instance)
+{
+    rstore *s = (rstore *)base;
+    if (!s || !id_ok(job_id))
+        return -1;
+    args a = {0};
+    args_script(&a);
+    args_str(&a, job_id);
+    args_fmt(&a, "%" PRIu32, instance);
+    return (int)call_int(s, SC_DELETE, &a);
+}
+
+/* --- nodes ------------------------------------------------------------- */
+
+static int rs_node_put(store *base, const char *node_id, const char *doc, double last_report,
+                       const store_node_caps *caps)
+{
+    rstore *s = (rstore *)base;
+    if (!s || !id_ok(node_id) || !doc || !isfinite(last_report) || !caps)
+        return -1;
+    args a = {0};
+    args_script(&a);
+    args_str(&a, node_id);
+    args_str(&a, doc);
+    args_dbl(&a, last_report);
+    args_fmt(&a, "%" PRId64, caps->cpu_milli);
+    args_fmt(&a, "%" PRId64, caps->memory_mb);
+    args_fmt(&a, "%" PRId32, caps->gpus);
+    args_str(&a, caps->cpu_pct_set ? "1" : "0");
+    args_dbl(&a, caps->cpu_pct);
+    args_str(&a, caps->mem_pct_set ? "1" : "0");
+    args_dbl(&a, caps->mem_pct);
+    long long rc = call_int(s, SC_NODE_PUT, &a);
+    return rc < 0 ? -1 : 0;
+}
+
+static int rs_node_delete(store *base, const char *node_id, size_t *requeued)
+{
+    rstore *s = (rstore *)base;
+    if (requeued)
+        *requeued = 0;
+    if (!s || !id_ok(node_id))
+        return -1;
+    args a = {0};
+    args_script(&a);
+    args_str(&a, node_id);
+    redisReply *r = call(s, SC_NODE_DELETE, &a);
+    args_free(&a);
+    int rc = -1;
+    if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+        r->element[0]->type == REDIS_REPLY_INTEGER && r->element[1]->type == REDIS_REPLY_INTEGER) {
+        rc = r->element[0]->integer == 1 ? 0 : 1;
+        if (requeued)
+            *requeued = (size_t)r->element[1]->integer;
+    }
+    freeReplyObject(r);
+    return rc;
+}
+
+static bool all_strings(const redisReply *r, size_t from, size_t n)
+{
+    for (size_t i = from; i < from + n; i++)
+        if (r->element[i]->type != REDIS_REPLY_STRING)
+            return false;
+    return true;
+}
+
+static bool res_parse(redisReply **e, reservation_view *v)
+{
+    if (e[0]->len > CS_ID_MAX || e[2]->len > CS_ID_MAX)
+        return false;
+    memset(v, 0, sizeof *v);
+    snprintf(v->job_id, sizeof v->job_id, "%s", e[0]->str);
+    v->instance = (uint32_t)strtoul(e[1]->str, NULL, 10);
+    snprintf(v->node_id, sizeof v->node_id, "%s", e[2]->str);
+    v->cpu_milli = strtoll(e[3]->str, NULL, 10);
+    v->memory_mb = strtoll(e[4]->str, NULL, 10);
+    v->gpus = (int32_t)strtol(e[5]->str, NULL, 10);
+    v->at = strtod(e[6]->str, NULL);
+    return true;
+}
+
+/* The snapshot script: {seq, last feed id, nodes (id, doc, last)...,
+ * reservations (job, inst, node, cpu, mem, gpu, at)...}. The callbacks run
+ * after the connection went back to the pool. */
+static redisReply *snapshot(rstore *s)
+{
+    args a = {0};
+    args_script(&a);
+    redisReply *r = call(s, SC_LOAD, &a);
+    args_free(&a);
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 4 ||
+        r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_STRING ||
+        r->element[2]->type != REDIS_REPLY_ARRAY || r->element[3]->type != REDIS_REPLY_ARRAY ||
+        r->element[2]->elements % 3 || r->element[3]->elements % 7 ||
+        !all_strings(r->element[2], 0, r->element[2]->elements) ||
+        !all_strings(r->element[3], 0, r->element[3]->elements)) {
+        freeReplyObject(r);
+        return NULL;
+    }
+    return r;
+}
+
+static int rs_load(store *base, const store_loader *l)
+{
+    rstore *s = (rstore *)base;
+    if (!s || !l)
+        return -1;
+    redisReply *r = snapshot(s);
+    if (!r)
+        return -1;
+    int rc = 0;
+    const redisReply *nodes = r->element[2], *res = r->element[3];
+    for (size_t i = 0; i < nodes->elements && rc == 0; i += 3) {
+        if (nodes->element[i]->len > CS_ID_MAX)
+            continue;
+        if (l->node)
+            rc = l->node(l->ud, nodes->element[i]->str, nodes->element[i + 1]->str,
+                         strtod(nodes->element[i + 2]->str, NULL));
+    }
+    for (size_t i = 0; i < res->elements && rc == 0; i += 7) {
+        reservation_view v;
+        if (res_parse(res->element + i, &v) && l->reservation)
+            rc = l->reservation(l->ud, &v);
+    }
+    freeReplyObject(r);
+    return rc;
+}
+
+/* --- the change feed --------------------------------------------------- */
+
+static const redisReply *field(const redisReply *f, const char *name)
+{
+    for (size_t i = 0; i + 1 < f->elements; i += 2)
+        if (f->element[i]->type == REDIS_REPLY_STRING && strcmp(f->element[i]->str, name) == 0 &&
+            f->element[i + 1]->type == REDIS_REPLY_STRING)
+            return f->element[i + 1];
+    return NULL;
+}
+
+static const char *fstr(const redisReply *f, const char *name)
+{
+    const redisReply *v = field(f, name);
+    return v ? v->str : "";
+}
+
+/* Applies one feed entry's fields. */
+static void apply_event(const redisReply *f, const store_follower *fo)
+{
+    const char *t = fstr(f, "t");
+    if (strcmp(t, "n") == 0) {
+        const char *id = fstr(f, "id");
+        if (*id && strlen(id) <= CS_ID_MAX && fo->node)
+            fo->node(fo->ud, id, fstr(f, "doc"), strtod(fstr(f, "last"), NULL),
+                     strcmp(fstr(f, "uc"), "1") == 0, strcmp(fstr(f, "um"), "1") == 0);
+    } else if (strcmp(t, "d") == 0) {
+        const char *id = fstr(f, "id");
+        if (*id && strlen(id) <= CS_ID_MAX && fo->node_gone)
+            fo->node_gone(fo->ud, id);
+    } else if (strcmp(t, "r") == 0) {
+        const char *k[7] = {"job", "inst", "node", "cpu", "mem", "gpu", "at"};
+        redisReply vals[7], *e[7];
+        for (int i = 0; i < 7; i++) {
+            const redisReply *v = field(f, k[i]);
+            if (!v)
+                return;
+            vals[i] = *v;
+            e[i] = &vals[i];
+        }
+        reservation_view rv;
+        if (res_parse(e, &rv) && fo->reservation)
+            fo->reservation(fo->ud, &rv);
+    } else if (strcmp(t, "x") == 0) {
+        const char *job = fstr(f, "job");
+        if (*job && strlen(job) <= CS_ID_MAX && fo->release)
+            fo->release(fo->ud, job, (uint32_t)strtoul(fstr(f, "inst"), NULL, 10));
+    }
+}
+
+static int follow_reload(rstore *s, const store_follower *fo)
+{
+    redisReply *r = snapshot(s);
+    if (!r)
+        return -1;
+    if (fo->reload)
+        fo->reload(fo->ud);
+    const redisReply *nodes = r->element[2], *res = r->element[3];
+    for (size_t i = 0; i < nodes->elements; i += 3)
+        if (nodes->element[i]->len <= CS_ID_MAX && fo->node)
+            fo->node(fo->ud, nodes->element[i]->str, nodes->element[i + 1]->str,
+                     strtod(nodes->element[i + 2]->str, NULL), true, true);
+    for (size_t i = 0; i < res->elements; i += 7) {
+        reservation_view v;
+        if (res_parse(res->element + i, &v) && fo->reservation)
+            fo->reservation(fo->ud, &v);
+    }
+    s->follow_seq = strtoull(r->element[0]->str, NULL, 10);
+    snprintf(s->follow_id, sizeof s->follow_id, "%s", r->element[1]->str);
+    int n = (int)(nodes->elements / 3);
+    freeReplyObject(r);
+    return n;
+}
+
+static int rs_follow(store *base, const store_follower *fo, int timeout_ms, uint64_t *seq)
+{
+    rstore *s = (rstore *)base;
+    if (!s || !fo)
+        return -1;
+    if (!s->follow_id[0]) {
+        int n = follow_reload(s, fo);
+        if (seq)
+            *seq = s->follow_seq;
+        return n;
+    }
+    args a = {0};
+    args_str(&a, "XREAD");
+    args_str(&a, "COUNT");
+    args_fmt(&a, "%d", FOLLOW_BATCH);
+    if (timeout_ms > 0) {
+        args_str(&a, "BLOCK");
+        args_fmt(&a, "%d", timeout_ms);
+    }
+    args_str(&a, "STREAMS");
+    args_str(&a, K_EVENTS);
+    args_str(&a, s->follow_id);
+    redisReply *r = call(s, -1, &a);
+    args_free(&a);
+    if (!r || (r->type != REDIS_REPLY_ARRAY && r->type != REDIS_REPLY_NIL)) {
+        freeReplyObject(r);
+        return -1;
+    }
+    int n = 0;
+    if (r->type == REDIS_REPLY_ARRAY && r->elements == 1 &&
+        r->element[0]->type == REDIS_REPLY_ARRAY && r->element[0]->elements == 2 &&
+        r->element[0]->element[1]->type == REDIS_REPLY_ARRAY) {
+        const redisReply *list = r->element[0]->element[1];
+        for (size_t i = 0; i < list->elements; i++) {
+            const redisReply *e = list->element[i];
+            if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
+                e->element[0]->type != REDIS_REPLY_STRING ||
+                e->element[1]->type != REDIS_REPLY_ARRAY)
+                continue;
+            uint64_t q = strtoull(fstr(e->element[1], "seq"), NULL, 10);
+            if (q <= s->follow_seq)
+                continue; /* already in the snapshot */
+            if (q != s->follow_seq + 1) {
+                /* The feed was trimmed past us, or Redis lost data: start
+                 * again from a snapshot. */
+                s->follow_id[0] = '\0';
+                freeReplyObject(r);
+                int k = follow_reload(s, fo);
+                if (seq)
+                    *seq = s->follow_seq;
+                return k;
+            }
+            apply_event(e->element[1], fo);
+            s->follow_seq = q;
+            snprintf(s->follow_id, sizeof s->follow_id, "%s", e->element[0]->str);
+            n++;
+        }
+    }
+    freeReplyObject(r);
+    if (seq)
+        *seq = s->follow_seq;
+    return n;
+}
+
+/* --- outbox ------------------------------------------------------------ */
+
+static int rs_outbox_due(store *base, double now, outbox_item *out, int max)
+{
+    rstore *s = (rstore *)base;
+    if (!s || !out || max < 0 || !isfinite(now))
+        return -1;
+    if (max == 0)
+        return 0;
+    args a = {0};
+    args_script(&a);
+    args_dbl(&a, now);
+    args_fmt(&a, "%d", max);
+    args_dbl(&a, s->lease_s);
+    redisReply *r = call(s, SC_DUE, &a);
+    args_free(&a);
+    int n = 0;
+    bool failed = !r || r->type != REDIS_REPLY_ARRAY || r->elements > (size_t)max;
+    for (size_t i = 0; !failed && i < r->elements; i++) {
+        const redisReply *e = r->element[i];
+        if (e->type != REDIS_REPLY_ARRAY || e->elements != 7 || !all_strings(e, 0, 7) ||
+            e->element[1]->len > CS_ID_MAX) {
+            failed = true;
+            break;
+        }
+        outbox_item *o = &out[n];
+        memset(o, 0, sizeof *o);
+        o->id = strtoll(e->element[0]->str, NULL, 10);
+        snprintf(o->job_id, sizeof o->job_id, "%s", e->element[1]->str);
+        o->instance = (uint32_t)strtoul(e->element[2]->str, NULL, 10);
+        o->payload = strdup(e->element[3]->str);
+        o->attempts = (uint32_t)strtoul(e->element[4]->str, NULL, 10);
+        o->created_at = strtod(e->element[5]->str, NULL);
+        o->next_at = strtod(e->element[6]->str, NULL);
+        if (!o->payload) {
+            failed = true;
+            break;
+        }
+        n++;
+    }
+    freeReplyObject(r);
+    if (failed) {
+        for (int i = 0; i < n; i++)
+            outbox_item_clear(&out[i]);
+        return -1;
+    }
+    return n;
+}
+
+static int rs_outbox_done(store *base, int64_t id)
+{
+    rstore *s = (rstore *)base;
+    if (!s)
+        return -1;
+    args a = {0};
+    args_script(&a);
+    args_fmt(&a, "%" PRId64, id);
+    return call_int(s, SC_DONE, &a) < 0 ? -1 : 0;
+}
+
+static int rs_outbox_retry(store *base, int64_t id, uint32_t attempts, double next_at)
+{
+    rstore *s = (rstore *)base;
+    if (!s || !isfinite(next_at))
+        return -1;
+    args a = {0};
+    args_script(&a);
+    args_fmt(&a, "%" PRId64, id);
+    args_fmt(&a, "%" PRIu32, attempts);
+    args_dbl(&a, next_at);
+    return call_int(s, SC_RETRY, &a) < 0 ? -1 : 0;
+}
+
+static size_t rs_outbox_depth(store *base)
+{
+    rstore *s = (rstore *)base;
+    if (!s)
+        return 0;
+    args a = {0};
+    args_str(&a, "ZCARD");
+    args_str(&a, "cs:outbox:due");
+    long long n = call_int(s, -1, &a);
+    return n > 0 ? (size_t)n : 0;
+}
+
+static const store_ops REDIS_OPS = {
+    .shared = true,
+    .close = rs_close,
+    .enqueue = rs_enqueue,
+    .enqueue_many = rs_enqueue_many,
+    .requeue = rs_requeue,
+    .take = rs_take,
+    .queue_depth = rs_queue_depth,
+    .finish = rs_finish,
+    .place = rs_place,
+    .status_get = rs_status_get,
+    .job_delete = rs_job_delete,
+    .node_put = rs_node_put,
+    .node_delete = rs_node_delete,
+    .load = rs_load,
+    .follow = rs_follow,
+    .outbox_due = rs_outbox_due,
+    .outbox_done = rs_outbox_done,
+    .outbox_retry = rs_outbox_retry,
+    .outbox_give_up = rs_outbox_done, /* the same removal; the caller counts */
+    .outbox_depth = rs_outbox_depth,
+};
