@@ -549,6 +549,16 @@ size_t cluster_stale_placements(cluster *c, double now, reservation_view *out, s
     return n;
 }
 
+size_t cluster_placements(cluster *c, size_t from, reservation_view *out, size_t max)
+{
+    size_t n = 0;
+    pthread_rwlock_rdlock(&c->lock);
+    for (size_t i = from; i < c->n_res && n < max; i++)
+        resv_to_view(&c->res[i], &out[n++]);
+    pthread_rwlock_unlock(&c->lock);
+    return n;
+}
+
 size_t cluster_memory_bytes(cluster *c)
 {
     pthread_rwlock_rdlock(&c->lock);

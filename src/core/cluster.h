@@ -84,6 +84,10 @@ int cluster_restore(cluster *c, const reservation_view *r, cs_error *err);
  * to max of them; returns how many were written. */
 size_t cluster_stale_placements(cluster *c, double now, reservation_view *out, size_t max);
 
+/* Every reservation, a page at a time: up to max starting at position
+ * from (positions shift when reservations are dropped meanwhile). */
+size_t cluster_placements(cluster *c, size_t from, reservation_view *out, size_t max);
+
 /* Approximate bytes the table uses (nodes, indexes, dictionaries). */
 size_t cluster_memory_bytes(cluster *c);
 

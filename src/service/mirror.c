@@ -24,31 +24,79 @@ struct mirror {
     uint64_t seq;        /* guarded by lock */
     bool stop;           /* guarded by lock */
     bool failing;        /* thread only: the store is not answering */
+    json_t *seen;        /* thread only: during a snapshot, what it brought */
 };
 
-static int drop_node(const node_view *v, void *ud)
-{
-    json_t *ids = ud;
-    json_array_append_new(ids, json_string(v->id));
-    return 0;
-}
-
-/* A snapshot follows: start from an empty table. */
+/* A snapshot follows: note what it brings, so that what it lacks can be
+ * dropped when it is complete (the table is never emptied meanwhile, so a
+ * worker deciding during a reload still sees the cluster). */
 static void on_reload(void *ud)
 {
     mirror *m = ud;
-    json_t *ids = json_array();
-    if (!ids)
+    json_decref(m->seen);
+    m->seen = json_object();
+}
+
+static void seen_add(mirror *m, const char *kind, const char *id, uint32_t instance)
+{
+    if (!m->seen)
         return;
-    cluster_foreach(m->ctx->cluster, svc_now(), drop_node, ids);
+    char key[2 * CS_ID_MAX + 24];
+    snprintf(key, sizeof key, "%s:%u:%s", kind, instance, id);
+    json_object_set_new(m->seen, key, json_true());
+}
+
+static bool was_seen(mirror *m, const char *kind, const char *id, uint32_t instance)
+{
+    char key[2 * CS_ID_MAX + 24];
+    snprintf(key, sizeof key, "%s:%u:%s", kind, instance, id);
+    return json_object_get(m->seen, key) != NULL;
+}
+
+static int collect_node(const node_view *v, void *ud)
+{
+    json_array_append_new(ud, json_string(v->id));
+    return 0;
+}
+
+static void on_reloaded(void *ud)
+{
+    mirror *m = ud;
+    if (!m->seen)
+        return;
+    json_t *gone = json_array();
+    if (!gone)
+        goto out;
+    cluster_foreach(m->ctx->cluster, svc_now(), collect_node, gone);
     size_t i;
     json_t *v;
-    json_array_foreach(ids, i, v)
+    json_array_foreach(gone, i, v)
     {
-        cluster_remove(m->ctx->cluster, json_string_value(v), NULL, NULL);
-        nodedocs_remove(m->ctx->docs, json_string_value(v));
+        const char *id = json_string_value(v);
+        if (id && !was_seen(m, "n", id, 0)) {
+            nodedocs_lock_node(m->ctx->docs, id);
+            cluster_remove(m->ctx->cluster, id, NULL, NULL);
+            nodedocs_remove(m->ctx->docs, id);
+            nodedocs_unlock_node(m->ctx->docs, id);
+        }
     }
-    json_decref(ids);
+    json_decref(gone);
+    /* Reservations the store no longer has. */
+    reservation_view page[64];
+    size_t from = 0, n;
+    while ((n = cluster_placements(m->ctx->cluster, from, page, 64)) > 0) {
+        size_t kept = 0;
+        for (size_t k = 0; k < n; k++) {
+            if (was_seen(m, "r", page[k].job_id, page[k].instance))
+                kept++;
+            else
+                cluster_release(m->ctx->cluster, page[k].job_id, page[k].instance);
+        }
+        from += kept;
+    }
+out:
+    json_decref(m->seen);
+    m->seen = NULL;
 }
 
 static int on_node(void *ud, const char *node_id, const char *doc, double last_report,
@@ -86,6 +134,7 @@ static int on_node(void *ud, const char *node_id, const char *doc, double last_r
     nodedocs_put(m->ctx->docs, node_id, j);
     j = NULL;
     nodedocs_unlock_node(m->ctx->docs, node_id);
+    seen_add(m, "n", node_id, 0);
 out:
     json_decref(j);
     node_report_clear(&nr);
@@ -105,6 +154,7 @@ static void on_reservation(void *ud, const reservation_view *r)
 {
     mirror *m = ud;
     cs_error e;
+    seen_add(m, "r", r->job_id, r->instance);
     if (cluster_restore(m->ctx->cluster, r, &e))
         log_debug(m->ctx->log, "reservation %s/%u on %s not mirrored: %s", r->job_id, r->instance,
                   r->node_id, e.msg);
@@ -118,7 +168,8 @@ static void on_release(void *ud, const char *job_id, uint32_t instance)
 
 static int follow_once(mirror *m, int timeout_ms)
 {
-    store_follower f = {on_reload, on_node, on_node_gone, on_reservation, on_release, m};
+    store_follower f = {on_reload,      on_reloaded, on_node, on_node_gone,
+                        on_reservation, on_release,  m};
     uint64_t seq = 0;
     int n = store_follow(m->ctx->store, &f, timeout_ms, &seq);
     if (n < 0)
@@ -224,6 +275,7 @@ void mirror_free(mirror *m)
     if (!m)
         return;
     mirror_stop(m);
+    json_decref(m->seen);
     pthread_cond_destroy(&m->cond);
     pthread_mutex_destroy(&m->lock);
     free(m);

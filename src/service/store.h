@@ -148,11 +148,13 @@ int store_load(store *s, const store_loader *l);
 /* Shared stores: the change feed. Calls back for every change made by any
  * process since the last call (nodes reported or deleted, reservations
  * made or dropped), waiting up to timeout_ms for one. The first call, and
- * any call after the feed lost changes, starts with reload() and a full
- * snapshot through node() and reservation(). Returns the number of changes
+ * any call after the feed lost changes or the store was unreachable, is a
+ * full snapshot: reload(), node() and reservation() for everything, then
+ * reloaded(). Returns the number of changes
  * applied (>= 0), or -1 on error; *seq gets the feed position reached. */
 typedef struct store_follower {
-    void (*reload)(void *ud); /* a snapshot follows: forget what is known */
+    void (*reload)(void *ud);   /* a snapshot follows... */
+    void (*reloaded)(void *ud); /* ...and is complete: forget what it lacked */
     int (*node)(void *ud, const char *node_id, const char *doc, double last_report,
                 bool cpu_pct_set, bool mem_pct_set);
     void (*node_gone)(void *ud, const char *node_id);

@@ -1381,6 +1381,8 @@ static int follow_reload(rstore *s, const store_follower *fo)
         if (res_parse(res->element + i, &v) && fo->reservation)
             fo->reservation(fo->ud, &v);
     }
+    if (fo->reloaded)
+        fo->reloaded(fo->ud);
     s->follow_seq = strtoull(r->element[0]->str, NULL, 10);
     snprintf(s->follow_id, sizeof s->follow_id, "%s", r->element[1]->str);
     int n = (int)(nodes->elements / 3);
@@ -1413,6 +1415,9 @@ static int rs_follow(store *base, const store_follower *fo, int timeout_ms, uint
     redisReply *r = call(s, -1, &a);
     args_free(&a);
     if (!r || (r->type != REDIS_REPLY_ARRAY && r->type != REDIS_REPLY_NIL)) {
+        /* Redis may come back without what it had (no persistence, a
+         * failover to a stale replica): start again from a snapshot. */
+        s->follow_id[0] = '\0';
         freeReplyObject(r);
         return -1;
     }
@@ -1428,11 +1433,9 @@ static int rs_follow(store *base, const store_follower *fo, int timeout_ms, uint
                 e->element[1]->type != REDIS_REPLY_ARRAY)
                 continue;
             uint64_t q = strtoull(fstr(e->element[1], "seq"), NULL, 10);
-            if (q <= s->follow_seq)
-                continue; /* already in the snapshot */
             if (q != s->follow_seq + 1) {
-                /* The feed was trimmed past us, or Redis lost data: start
-                 * again from a snapshot. */
+                /* The feed was trimmed past us, or Redis lost data and
+                 * counts again from 1: start again from a snapshot. */
                 s->follow_id[0] = '\0';
                 freeReplyObject(r);
                 int k = follow_reload(s, fo);

@@ -55,6 +55,38 @@ static void test_defaults(void **state)
     assert_int_equal(c.max_body, 1048576);
     assert_int_equal(c.conn_timeout, 10);
     assert_int_equal(c.log_level, CSLOG_INFO);
+    assert_int_equal(c.role, CONFIG_ROLE_ALL);
+    assert_true(c.redis_connect_timeout == 2.0);
+    assert_true(c.redis_timeout == 5.0);
+    assert_true(c.claim_idle == 30.0);
+}
+
+static void test_redis_and_roles(void **state)
+{
+    (void)state;
+    config c;
+    char err[256] = "";
+    const char *env[] = {"REDIS_ADDR=redis://:pw@127.0.0.1:6380/3", "ROLE=worker",
+                         "REDIS_TIMEOUT=0.5", "CLAIM_IDLE=2", NULL};
+    assert_int_equal(parse(&c, env, 0, NULL, err), CONFIG_OK);
+    assert_string_equal(c.redis, "redis://:pw@127.0.0.1:6380/3");
+    assert_int_equal(c.role, CONFIG_ROLE_WORKER);
+    assert_true(c.redis_timeout == 0.5);
+    assert_true(c.claim_idle == 2.0);
+    const char *argv[] = {"--role", "api", "--redis-connect-timeout", "0.25"};
+    assert_int_equal(parse(&c, env, 4, argv, err), CONFIG_OK);
+    assert_int_equal(c.role, CONFIG_ROLE_API);
+    assert_true(c.redis_connect_timeout == 0.25);
+    /* The password never shows in the start-up line. */
+    char desc[1024];
+    config_describe(&c, desc, sizeof desc);
+    assert_null(strstr(desc, "pw"));
+    assert_non_null(strstr(desc, "role=api"));
+
+    /* Separate roles only make sense with a shared store. */
+    const char *no_redis[] = {"ROLE=api", NULL};
+    assert_int_equal(parse(&c, no_redis, 0, NULL, err), CONFIG_ERROR);
+    assert_non_null(strstr(err, "REDIS_ADDR"));
 }
 
 static void test_env(void **state)
@@ -201,6 +233,14 @@ static void test_bad_values(void **state)
     expect_env_error("CONN_TIMEOUT=0", "CONN_TIMEOUT");
     expect_env_error("MAX_CONNECTIONS=0", "MAX_CONNECTIONS");
     expect_env_error("LOG_LEVEL=loud", "LOG_LEVEL");
+    expect_env_error("ROLE=boss", "ROLE");
+    expect_env_error("REDIS_ADDR=redis://host:notaport", "REDIS_ADDR");
+    expect_env_error("REDIS_ADDR=redis://host:0", "REDIS_ADDR");
+    expect_env_error("REDIS_ADDR=redis://host/db", "REDIS_ADDR");
+    expect_env_error("REDIS_ADDR=http://host:6379", "REDIS_ADDR");
+    expect_env_error("REDIS_ADDR=redis://:pw@", "REDIS_ADDR");
+    expect_env_error("REDIS_TIMEOUT=0", "REDIS_TIMEOUT");
+    expect_env_error("CLAIM_IDLE=-1", "CLAIM_IDLE");
     char longdir[400] = "DATA_DIR=";
     memset(longdir + 9, 'd', 300);
     longdir[309] = 0;
@@ -222,7 +262,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),           cmocka_unit_test(test_env),
         cmocka_unit_test(test_flags_override_env), cmocka_unit_test(test_help),
-        cmocka_unit_test(test_bad_values),
+        cmocka_unit_test(test_bad_values),         cmocka_unit_test(test_redis_and_roles),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
