@@ -57,13 +57,15 @@
     "  if not r[1] then return 0 end\n"                                                            \
     "  local nk = P..'node:'..r[1]\n"                                                              \
     "  if redis.call('EXISTS', nk) == 1 then\n"                                                    \
-    "    redis.call('HINCRBY', nk, 'res_cpu', -tonumber(r[2]))\n"                                  \
-    "    redis.call('HINCRBY', nk, 'res_mem', -tonumber(r[3]))\n"                                  \
-    "    redis.call('HINCRBY', nk, 'res_gpu', -tonumber(r[4]))\n"                                  \
+    "    redis.call('HINCRBY', nk, 'res_cpu', 0 - tonumber(r[2]))\n"                               \
+    "    redis.call('HINCRBY', nk, 'res_mem', 0 - tonumber(r[3]))\n"                               \
+    "    redis.call('HINCRBY', nk, 'res_gpu', 0 - tonumber(r[4]))\n"                               \
     "    local s = redis.call('HMGET', nk, 'cpu_seq', 'mem_seq')\n"                                \
-    "    if r[5] == (s[1] or '0') then redis.call('HINCRBY', nk, 'after_cpu', -tonumber(r[2])) "   \
+    "    if r[5] == (s[1] or '0') then redis.call('HINCRBY', nk, 'after_cpu', 0 - "                \
+    "tonumber(r[2])) "                                                                             \
     "end\n"                                                                                        \
-    "    if r[6] == (s[2] or '0') then redis.call('HINCRBY', nk, 'after_mem', -tonumber(r[3])) "   \
+    "    if r[6] == (s[2] or '0') then redis.call('HINCRBY', nk, 'after_mem', 0 - "                \
+    "tonumber(r[3])) "                                                                             \
     "end\n"                                                                                        \
     "  end\n"                                                                                      \
     "  redis.call('SREM', P..'noderes:'..r[1], m)\n"                                               \
@@ -103,6 +105,9 @@
     "    if by - tonumber(n[10] or 0) < fm then fm = by - tonumber(n[10] or 0) end\n"              \
     "  end\n"                                                                                      \
     "  local fg = tonumber(n[3]) - tonumber(n[6] or 0)\n"                                          \
+    "  if fc < 0 then fc = 0 end\n"                                                                \
+    "  if fm < 0 then fm = 0 end\n"                                                                \
+    "  if fg < 0 then fg = 0 end\n"                                                                \
     "  return cpu <= fc and mem <= fm and gpu <= fg\n"                                             \
     "end\n"                                                                                        \
     "local function outbox_add(job, inst, payload, now, next_at)\n"                                \
@@ -1390,6 +1395,24 @@ static int follow_reload(rstore *s, const store_follower *fo)
     return n;
 }
 
+/* An idle feed may hide a reset (Redis came back empty and counts again
+ * from 1, with entry ids not past ours yet): the counter tells. */
+static bool reset_behind(rstore *s)
+{
+    args a = {0};
+    args_str(&a, "GET");
+    args_str(&a, "cs:ev:seq");
+    redisReply *r = call(s, -1, &a);
+    args_free(&a);
+    bool behind = false;
+    if (r && r->type == REDIS_REPLY_NIL)
+        behind = s->follow_seq > 0;
+    else if (r && r->type == REDIS_REPLY_STRING)
+        behind = strtoull(r->str, NULL, 10) < s->follow_seq;
+    freeReplyObject(r);
+    return behind;
+}
+
 static int rs_follow(store *base, const store_follower *fo, int timeout_ms, uint64_t *seq)
 {
     rstore *s = (rstore *)base;
@@ -1450,6 +1473,10 @@ static int rs_follow(store *base, const store_follower *fo, int timeout_ms, uint
         }
     }
     freeReplyObject(r);
+    if (n == 0 && reset_behind(s)) {
+        s->follow_id[0] = '\0';
+        n = follow_reload(s, fo);
+    }
     if (seq)
         *seq = s->follow_seq;
     return n;
