@@ -41,15 +41,15 @@ static void seen_add(mirror *m, const char *kind, const char *id, uint32_t insta
 {
     if (!m->seen)
         return;
-    char key[2 * CS_ID_MAX + 24];
-    snprintf(key, sizeof key, "%s:%u:%s", kind, instance, id);
+    char key[CS_ID_MAX + 32];
+    snprintf(key, sizeof key, "%.1s:%u:%.*s", kind, instance, CS_ID_MAX, id);
     json_object_set_new(m->seen, key, json_true());
 }
 
 static bool was_seen(mirror *m, const char *kind, const char *id, uint32_t instance)
 {
-    char key[2 * CS_ID_MAX + 24];
-    snprintf(key, sizeof key, "%s:%u:%s", kind, instance, id);
+    char key[CS_ID_MAX + 32];
+    snprintf(key, sizeof key, "%.1s:%u:%.*s", kind, instance, CS_ID_MAX, id);
     return json_object_get(m->seen, key) != NULL;
 }
 
