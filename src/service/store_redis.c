@@ -38,6 +38,8 @@
 #define BACKOFF_MIN_S 0.05
 #define BACKOFF_MAX_S 2.0
 #define FOLLOW_BATCH 512
+#define TAKE_BATCH 16 /* stream entries read at once */
+#define ENTRY_ID_MAX 48
 
 #define K_STREAM "cs:jobs"
 #define K_GROUP "cs:workers"
@@ -133,14 +135,16 @@
     "  end\n"                                                                                      \
     "end\n"                                                                                        \
     "local function queue(job, inst)\n"                                                            \
+    "  local b = redis.call('HMGET', P..'job:'..inst..':'..job, 'body', 'recv', 'handed')\n"       \
     "  local v = redis.call('GET', P..'ev:seq') or '0'\n"                                          \
-    "  return redis.call('XADD', P..'jobs', '*', 'job', job, 'inst', inst, 'v', v)\n"              \
+    "  return redis.call('XADD', P..'jobs', '*', 'job', job, 'inst', inst, 'v', v, 'body', "       \
+    "b[1],\n"                                                                                      \
+    "                    'recv', b[2], 'a', b[3] or '0')\n"                                        \
     "end\n"
 
 enum {
     SC_ENQUEUE,
     SC_REQUEUE,
-    SC_TAKE,
     SC_PLACE,
     SC_FINISH,
     SC_DELETE,
@@ -154,21 +158,21 @@ enum {
 };
 
 static const char *const SCRIPT[SC_COUNT] = {
-    [SC_ENQUEUE] = LUA_LIB
-    "local out = {}\n"
-    "for i = 4, #ARGV do\n"
-    "  local inst = ARGV[i]\n"
-    "  local jk = P..'job:'..inst..':'..ARGV[1]\n"
-    "  if redis.call('EXISTS', jk) == 1 then\n"
-    "    out[#out + 1] = 1\n"
-    "  else\n"
-    "    local eid = queue(ARGV[1], inst)\n"
-    "    redis.call('HSET', jk, 'state', 0, 'body', ARGV[2], 'recv', ARGV[3], 'handed', 0,\n"
-    "               'node', '', 'eid', eid)\n"
-    "    out[#out + 1] = 0\n"
-    "  end\n"
-    "end\n"
-    "return out\n",
+    [SC_ENQUEUE] =
+        LUA_LIB "local out = {}\n"
+                "for i = 4, #ARGV do\n"
+                "  local inst = ARGV[i]\n"
+                "  local jk = P..'job:'..inst..':'..ARGV[1]\n"
+                "  if redis.call('EXISTS', jk) == 1 then\n"
+                "    out[#out + 1] = 1\n"
+                "  else\n"
+                "    redis.call('HSET', jk, 'state', 0, 'body', ARGV[2], 'recv', ARGV[3],\n"
+                "               'handed', 0, 'node', '')\n"
+                "    redis.call('HSET', jk, 'eid', queue(ARGV[1], inst))\n"
+                "    out[#out + 1] = 0\n"
+                "  end\n"
+                "end\n"
+                "return out\n",
     [SC_REQUEUE] =
         LUA_LIB "local m = ARGV[2]..':'..ARGV[1]\n"
                 "local jk = P..'job:'..m\n"
@@ -178,18 +182,11 @@ static const char *const SCRIPT[SC_COUNT] = {
                 "if h[1] == '0' then return 0 end\n"
                 "res_drop(m)\n"
                 "outbox_drop_job(m)\n"
+                "redis.call('HINCRBY', jk, 'handed', 1)\n"
                 "local eid = queue(ARGV[1], ARGV[2])\n"
                 "redis.call('HSET', jk, 'state', 0, 'node', '', 'eid', eid)\n"
                 "redis.call('HDEL', jk, 'result', 'dec')\n"
                 "return 0\n",
-    [SC_TAKE] = LUA_LIB "local jk = P..'job:'..ARGV[2]..':'..ARGV[1]\n"
-                        "local h = redis.call('HMGET', jk, 'state', 'eid', 'body', 'recv')\n"
-                        "if h[1] ~= '0' or h[2] ~= ARGV[3] then\n"
-                        "  entry_drop(ARGV[3])\n"
-                        "  return false\n"
-                        "end\n"
-                        "local n = redis.call('HINCRBY', jk, 'handed', 1)\n"
-                        "return {h[3], h[4], n - 1}\n",
     [SC_PLACE] = LUA_LIB
     "local m = ARGV[2]..':'..ARGV[1]\n"
     "local jk = P..'job:'..m\n"
@@ -260,6 +257,7 @@ static const char *const SCRIPT[SC_COUNT] = {
                 "  if h[1] == '1' and h[2] == ARGV[1] then\n"
                 "    outbox_drop_job(m)\n"
                 "    local sep = string.find(m, ':', 1, true)\n"
+                "    redis.call('HINCRBY', jk, 'handed', 1)\n"
                 "    local eid = queue(string.sub(m, sep + 1), string.sub(m, 1, sep - 1))\n"
                 "    redis.call('HSET', jk, 'state', 0, 'node', '', 'eid', eid)\n"
                 "    redis.call('HDEL', jk, 'result', 'dec')\n"
@@ -350,9 +348,12 @@ typedef struct rstore {
     slot pool[POOL_N];
     int active; /* calls in flight */
     bool closing;
-    double backoff, retry_at; /* reconnect backoff after a failed connect */
-    char claim_cursor[64];    /* XAUTOCLAIM scan position */
-    double next_claim;        /* monotonic time of the next XAUTOCLAIM */
+    double backoff, retry_at;  /* reconnect backoff after a failed connect */
+    char claim_cursor[64];     /* XAUTOCLAIM scan position */
+    store_job buf[TAKE_BATCH]; /* read, pending under this consumer, not yet taken */
+    char buf_eid[TAKE_BATCH][ENTRY_ID_MAX];
+    size_t buf_head, buf_n;
+    double next_claim; /* monotonic time of the next XAUTOCLAIM */
 
     /* The change feed: used by the one following thread only. */
     char follow_id[64]; /* last entry applied; "" = snapshot needed */
@@ -694,31 +695,41 @@ static int create_group(lease *l)
     return rc;
 }
 
-/* First entry of an XREADGROUP / XAUTOCLAIM entry list: its id, job id and
- * instance. false when the list is empty or the entry has no fields. */
-static bool entry_parse(const redisReply *list, char *eid, size_t eidsz, char *job, uint32_t *inst,
-                        uint64_t *ver)
+/* One stream entry ([id, [field, value, ...]]) as a job. false when the
+ * entry was deleted (no fields) or is malformed. */
+static bool entry_to_job(const redisReply *e, store_job *out, char eid[ENTRY_ID_MAX])
 {
-    if (!list || list->type != REDIS_REPLY_ARRAY || list->elements == 0)
-        return false;
-    const redisReply *e = list->element[0];
+    memset(out, 0, sizeof *out);
+    if (eid && e->type == REDIS_REPLY_ARRAY && e->elements == 2 &&
+        e->element[0]->type == REDIS_REPLY_STRING)
+        snprintf(eid, ENTRY_ID_MAX, "%s", e->element[0]->str);
     if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
-        e->element[0]->type != REDIS_REPLY_STRING || e->element[0]->len >= eidsz)
+        e->element[0]->type != REDIS_REPLY_STRING || e->element[1]->type != REDIS_REPLY_ARRAY)
         return false;
-    snprintf(eid, eidsz, "%s", e->element[0]->str);
     const redisReply *f = e->element[1];
-    if (f->type != REDIS_REPLY_ARRAY)
-        return true; /* deleted entry: job stays "" and the caller acks it */
+    bool has_job = false;
     for (size_t i = 0; i + 1 < f->elements; i += 2) {
         const redisReply *k = f->element[i], *v = f->element[i + 1];
         if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
             continue;
-        if (strcmp(k->str, "job") == 0 && v->len <= CS_ID_MAX)
-            snprintf(job, CS_ID_MAX + 1, "%s", v->str);
-        else if (strcmp(k->str, "inst") == 0)
-            *inst = (uint32_t)strtoul(v->str, NULL, 10);
-        else if (strcmp(k->str, "v") == 0)
-            *ver = strtoull(v->str, NULL, 10);
+        if (strcmp(k->str, "job") == 0 && v->len <= CS_ID_MAX) {
+            snprintf(out->job_id, sizeof out->job_id, "%s", v->str);
+            has_job = v->len > 0;
+        } else if (strcmp(k->str, "inst") == 0) {
+            out->instance = (uint32_t)strtoul(v->str, NULL, 10);
+        } else if (strcmp(k->str, "v") == 0) {
+            out->version = strtoull(v->str, NULL, 10);
+        } else if (strcmp(k->str, "recv") == 0) {
+            out->received_at = strtod(v->str, NULL);
+        } else if (strcmp(k->str, "a") == 0) {
+            out->attempts = (uint32_t)strtoul(v->str, NULL, 10);
+        } else if (strcmp(k->str, "body") == 0 && !out->body) {
+            out->body = strdup(v->str);
+        }
+    }
+    if (!has_job || !out->body) {
+        store_job_clear(out);
+        return false;
     }
     return true;
 }
@@ -773,6 +784,35 @@ int redis_addr_parse(const char *text, const char *field, redis_addr *out, cs_er
 
 /* --- open and close ---------------------------------------------------- */
 
+/* Entries read but never taken go back to the group: marked idle for
+ * longer than the claim time, so another worker claims them at once
+ * instead of after CLAIM_IDLE. */
+static void hand_back(rstore *s)
+{
+    redisContext *c = NULL;
+    for (int i = 0; i < POOL_N && !c; i++)
+        c = s->pool[i].c;
+    if (c && s->buf_n > 0) {
+        args a = {0};
+        args_str(&a, "XCLAIM");
+        args_str(&a, K_STREAM);
+        args_str(&a, K_GROUP);
+        args_str(&a, s->consumer);
+        args_str(&a, "0");
+        for (size_t i = 0; i < s->buf_n; i++)
+            args_str(&a, s->buf_eid[(s->buf_head + i) % TAKE_BATCH]);
+        args_str(&a, "IDLE");
+        args_fmt(&a, "%lld", s->claim_ms + 1000);
+        args_str(&a, "JUSTID");
+        if (!a.oom)
+            freeReplyObject(redisCommandArgv(c, a.n, a.v, a.len));
+        args_free(&a);
+    }
+    for (size_t i = 0; i < s->buf_n; i++)
+        store_job_clear(&s->buf[(s->buf_head + i) % TAKE_BATCH]);
+    s->buf_n = 0;
+}
+
 static void rs_close(store *base)
 {
     rstore *s = (rstore *)base;
@@ -784,6 +824,7 @@ static void rs_close(store *base)
     while (s->active > 0)
         pthread_cond_wait(&s->cv, &s->mu);
     pthread_mutex_unlock(&s->mu);
+    hand_back(s);
     for (int i = 0; i < POOL_N; i++)
         if (s->pool[i].c)
             redisFree(s->pool[i].c);
@@ -901,15 +942,41 @@ static int rs_requeue(store *base, const char *job_id, uint32_t instance, const 
     return (int)call_int(s, SC_REQUEUE, &a);
 }
 
+/* Keeps the entries of one read beyond the first for the next takes. */
+static void buf_push(rstore *s, store_job *j, const char *eid)
+{
+    if (s->buf_n == TAKE_BATCH) {
+        store_job_clear(j);
+        return; /* cannot happen: a read asks for TAKE_BATCH at most */
+    }
+    size_t at = (s->buf_head + s->buf_n) % TAKE_BATCH;
+    s->buf[at] = *j;
+    snprintf(s->buf_eid[at], ENTRY_ID_MAX, "%s", eid);
+    s->buf_n++;
+}
+
+static bool buf_pop(rstore *s, store_job *out)
+{
+    pthread_mutex_lock(&s->mu);
+    bool got = s->buf_n > 0;
+    if (got) {
+        *out = s->buf[s->buf_head];
+        s->buf_head = (s->buf_head + 1) % TAKE_BATCH;
+        s->buf_n--;
+    }
+    pthread_mutex_unlock(&s->mu);
+    return got;
+}
+
 /* One round of take on lease l: claim an entry a dead consumer left idle
- * (at most every half claim time), else read a new one blocking up to
- * block_ms. 0 got, 1 none, 2 stale entry skipped, -1 error. */
+ * (at most every half claim time), else read new ones (up to TAKE_BATCH;
+ * the rest wait in buf for this process's next takes) blocking up to
+ * block_ms. The entries stay pending in the group until a script decides
+ * them. 0 got, 1 none, -1 error. */
 static int take_round(rstore *s, lease *l, store_job *out, long long block_ms)
 {
-    char eid[64] = "", job[CS_ID_MAX + 1] = "", cursor[64];
-    uint32_t inst = 0;
-    uint64_t ver = 0;
-    bool got = false, claim = false;
+    char cursor[64];
+    bool claim = false;
     args a = {0};
     redisReply *r = NULL;
     pthread_mutex_lock(&s->mu);
@@ -936,7 +1003,7 @@ static int take_round(rstore *s, lease *l, store_job *out, long long block_ms)
             return create_group(l) == 0 ? 1 : -1;
         }
         if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 2 ||
-            r->element[0]->type != REDIS_REPLY_STRING) {
+            r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_ARRAY) {
             freeReplyObject(r);
             return -1;
         }
@@ -946,63 +1013,56 @@ static int take_round(rstore *s, lease *l, store_job *out, long long block_ms)
         if (strcmp(r->element[0]->str, "0-0") != 0)
             s->next_claim = 0;
         pthread_mutex_unlock(&s->mu);
-        got = entry_parse(r->element[1], eid, sizeof eid, job, &inst, &ver);
+        bool got =
+            r->element[1]->elements > 0 && entry_to_job(r->element[1]->element[0], out, NULL);
         freeReplyObject(r);
+        if (got) {
+            out->attempts++; /* it was handed out before, to a consumer that went quiet */
+            return 0;
+        }
     }
-    if (!got) {
-        args_str(&a, "XREADGROUP");
-        args_str(&a, "GROUP");
-        args_str(&a, K_GROUP);
-        args_str(&a, s->consumer);
-        args_str(&a, "COUNT");
-        args_str(&a, "1");
-        if (block_ms > 0) {
-            args_str(&a, "BLOCK");
-            args_fmt(&a, "%lld", block_ms);
-        }
-        args_str(&a, "STREAMS");
-        args_str(&a, K_STREAM);
-        args_str(&a, ">");
-        r = lcmd(l, &a);
-        args_free(&a);
-        if (is_err(r, "NOGROUP")) {
-            freeReplyObject(r);
-            return create_group(l) == 0 ? 1 : -1;
-        }
-        if (!r || (r->type != REDIS_REPLY_NIL && r->type != REDIS_REPLY_ARRAY)) {
-            freeReplyObject(r);
-            return -1;
-        }
-        if (r->type == REDIS_REPLY_ARRAY && r->elements > 0 &&
-            r->element[0]->type == REDIS_REPLY_ARRAY && r->element[0]->elements == 2)
-            got = entry_parse(r->element[0]->element[1], eid, sizeof eid, job, &inst, &ver);
-        freeReplyObject(r);
-        if (!got)
-            return 1;
+    args_str(&a, "XREADGROUP");
+    args_str(&a, "GROUP");
+    args_str(&a, K_GROUP);
+    args_str(&a, s->consumer);
+    args_str(&a, "COUNT");
+    args_fmt(&a, "%d", TAKE_BATCH);
+    if (block_ms > 0) {
+        args_str(&a, "BLOCK");
+        args_fmt(&a, "%lld", block_ms);
     }
-    /* Check the entry against the job: stale entries are acked and skipped. */
-    args_script(&a);
-    args_str(&a, job);
-    args_fmt(&a, "%" PRIu32, inst);
-    args_str(&a, eid);
-    r = lscript(l, SC_TAKE, &a);
+    args_str(&a, "STREAMS");
+    args_str(&a, K_STREAM);
+    args_str(&a, ">");
+    r = lcmd(l, &a);
     args_free(&a);
+    if (is_err(r, "NOGROUP")) {
+        freeReplyObject(r);
+        return create_group(l) == 0 ? 1 : -1;
+    }
     if (!r || (r->type != REDIS_REPLY_NIL && r->type != REDIS_REPLY_ARRAY)) {
         freeReplyObject(r);
         return -1;
     }
-    int rc = 2;
-    if (r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
-        r->element[0]->type == REDIS_REPLY_STRING && r->element[1]->type == REDIS_REPLY_STRING &&
-        r->element[2]->type == REDIS_REPLY_INTEGER) {
-        memset(out, 0, sizeof *out);
-        snprintf(out->job_id, sizeof out->job_id, "%s", job);
-        out->instance = inst;
-        out->body = strdup(r->element[0]->str);
-        out->received_at = strtod(r->element[1]->str, NULL);
-        out->attempts = (uint32_t)r->element[2]->integer;
-        out->version = ver;
-        rc = out->body ? 0 : -1;
+    int rc = 1;
+    if (r->type == REDIS_REPLY_ARRAY && r->elements > 0 &&
+        r->element[0]->type == REDIS_REPLY_ARRAY && r->element[0]->elements == 2 &&
+        r->element[0]->element[1]->type == REDIS_REPLY_ARRAY) {
+        const redisReply *list = r->element[0]->element[1];
+        pthread_mutex_lock(&s->mu);
+        for (size_t i = 0; i < list->elements; i++) {
+            store_job j;
+            char eid[ENTRY_ID_MAX];
+            if (!entry_to_job(list->element[i], &j, eid))
+                continue;
+            if (rc == 1) {
+                *out = j;
+                rc = 0;
+            } else {
+                buf_push(s, &j, eid);
+            }
+        }
+        pthread_mutex_unlock(&s->mu);
     }
     freeReplyObject(r);
     return rc;
@@ -1028,6 +1088,8 @@ static int rs_take(store *base, store_job *out, int timeout_ms)
         block = left > 0 ? (long long)(left * 1000.0) : 0;
         if (block > BLOCK_CHUNK_MS)
             block = BLOCK_CHUNK_MS;
+        if (buf_pop(s, out))
+            return 0;
         lease l;
         int rc = 1;
         if (lease_get(s, &l) == 0) {
@@ -1042,8 +1104,6 @@ static int rs_take(store *base, store_job *out, int timeout_ms)
             return 0;
         if (is_closing(s))
             return -1;
-        if (rc == 2)
-            continue;
         if (rc == -1 || rc == 3) {
             struct timespec ts = {0, 50 * 1000000L};
             nanosleep(&ts, NULL);
