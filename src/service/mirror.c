@@ -23,7 +23,8 @@ struct mirror {
     pthread_cond_t cond; /* seq advanced, or stopping */
     uint64_t seq;        /* guarded by lock */
     bool stop;           /* guarded by lock */
-    bool failing;        /* thread only: the store is not answering */
+    bool failing;        /* guarded by lock: the store is not answering */
+    double recovered_at; /* guarded by lock: svc_mono() when it answered again */
     json_t *seen;        /* thread only: during a snapshot, what it brought */
 };
 
@@ -191,14 +192,19 @@ static void *mirror_main(void *arg)
         pthread_mutex_unlock(&m->lock);
         if (stop)
             break;
-        if (follow_once(m, FOLLOW_BLOCK_MS) < 0) {
-            if (!m->failing)
+        int rc = follow_once(m, FOLLOW_BLOCK_MS);
+        pthread_mutex_lock(&m->lock);
+        bool was = m->failing;
+        m->failing = rc < 0;
+        if (was && rc >= 0)
+            m->recovered_at = svc_mono();
+        pthread_mutex_unlock(&m->lock);
+        if (rc < 0) {
+            if (!was)
                 log_warn(m->ctx->log, "following the store's changes failed; retrying");
-            m->failing = true;
             struct timespec ts = {0, 100 * 1000000L};
             nanosleep(&ts, NULL);
-        } else if (m->failing) {
-            m->failing = false;
+        } else if (was) {
             log_info(m->ctx->log, "following the store's changes again");
         }
     }
@@ -247,6 +253,14 @@ bool mirror_wait(mirror *m, uint64_t seq, double timeout_s)
     bool ok = m->seq >= seq;
     pthread_mutex_unlock(&m->lock);
     return ok;
+}
+
+bool mirror_settling(mirror *m, double window)
+{
+    pthread_mutex_lock(&m->lock);
+    bool settling = m->failing || (m->recovered_at > 0 && svc_mono() - m->recovered_at < window);
+    pthread_mutex_unlock(&m->lock);
+    return settling;
 }
 
 uint64_t mirror_seq(mirror *m)

@@ -20,6 +20,10 @@ mirror *mirror_new(const struct svc_ctx *ctx, cs_error *err);
 /* Waits until the copy has applied the feed up to seq, at most timeout_s.
  * true when it has. */
 bool mirror_wait(mirror *m, uint64_t seq, double timeout_s);
+/* True while the store is unreachable and for `window` seconds after it
+ * answered again: nodes could not report meanwhile, so their last reports
+ * look older than they are and silence proves nothing yet. */
+bool mirror_settling(mirror *m, double window);
 /* Feed position applied so far. */
 uint64_t mirror_seq(mirror *m);
 void mirror_stop(mirror *m);

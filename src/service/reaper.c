@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "mirror.h"
 #include "service.h"
 
 #define BATCH 256
@@ -77,7 +78,10 @@ static void *reaper_main(void *arg)
         if (r->stop)
             break;
         pthread_mutex_unlock(&r->lock);
-        reaper_run_once(r->ctx, svc_now());
+        /* After a store outage, give nodes a TTL to report again before
+         * taking their silence for death. */
+        if (!r->ctx->mirror || !mirror_settling(r->ctx->mirror, r->ctx->cfg->node_ttl))
+            reaper_run_once(r->ctx, svc_now());
         pthread_mutex_lock(&r->lock);
     }
     pthread_mutex_unlock(&r->lock);

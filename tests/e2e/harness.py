@@ -745,6 +745,7 @@ class RedisServer:
     url            redis://[:pw@]127.0.0.1:P (url_for() for other forms)
     start()        runs it and waits (bounded) for PING to answer
     stop()/kill()  SIGTERM (SIGKILL after a bound) / SIGKILL
+    pause()/resume() SIGSTOP / SIGCONT (a Redis that hangs)
     restart()      stop then start on the same port and dir
     cmd(*args)     one command on a kept connection (AUTH first when a
                    password is set; a SELECT sticks until reconnect, which
@@ -827,12 +828,24 @@ class RedisServer:
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
 
+    def pause(self):
+        """SIGSTOP: still accepts connections (the kernel does), answers
+        nothing until resume()."""
+        assert self.proc is not None, "redis not running"
+        self._disconnect()
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self):
+        if self.proc is not None:
+            self.proc.send_signal(signal.SIGCONT)
+
     def stop(self, timeout=10.0):
         self._disconnect()
         if self.proc is None:
             return
         p = self.proc
         try:
+            p.send_signal(signal.SIGCONT)  # in case it was paused
             p.send_signal(signal.SIGTERM)
             p.wait(timeout)
         except subprocess.TimeoutExpired:

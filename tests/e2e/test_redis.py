@@ -14,7 +14,8 @@ import threading
 import time
 import unittest
 
-from harness import HOST, E2ETestCase, free_port, job_doc, metric_sum, node_doc, wait_until
+from harness import (HOST, E2ETestCase, Heartbeat, free_port, job_doc, metric_sum, node_doc,
+                     wait_until)
 
 P = "cluster_scheduler_"
 PLACED = P + "jobs_placed_total"
@@ -22,7 +23,8 @@ UNSCHED = P + "jobs_unschedulable_total"
 
 # Settings of the Redis mode a test does not name are removed from the
 # environment, so the caller's shell cannot change what is tested.
-REDIS_VARS = ("REDIS_ADDR", "ROLE", "REDIS_CONNECT_TIMEOUT", "REDIS_TIMEOUT", "CLAIM_IDLE")
+REDIS_VARS = ("REDIS_ADDR", "ROLE", "REDIS_CONNECT_TIMEOUT", "REDIS_TIMEOUT", "CLAIM_IDLE",
+              "RESULT_LEASE")
 
 
 class RedisCase(E2ETestCase):
@@ -78,6 +80,15 @@ class RedisCase(E2ETestCase):
             raise AssertionError("POST /api/v1/jobs %s: expected %s, got %r"
                                  % (doc.get("_id"), expect, r))
         return r
+
+    @staticmethod
+    def pending_note(redis):
+        """Diagnostic only: the consumer group's pending entries (key names
+        from docs/ARCHITECTURE.md), to show whether a kill left any."""
+        try:
+            return "pending stream entries %r" % (redis.cmd("XPENDING", "cs:jobs", "cs:workers"),)
+        except Exception as e:  # noqa: BLE001 - a diagnostic, never a failure
+            return "pending stream entries unknown (%s)" % e
 
     def nodes_by_id(self, svc):
         return {n["_id"]: n for n in svc.get_json("/api/v1/nodes")["nodes"]}
@@ -167,6 +178,16 @@ class RedisBasicTest(RedisCase):
         time.sleep(0.5)
         self.assertEqual(len(recv.accepted()), 5, "no extra results: %r" % recv.all())
 
+        # deleting a job releases its reservation
+        r = svc.request("DELETE", "/api/v1/jobs/j1/0")
+        self.assertEqual(r.status, 200, r)
+        self.assertJSONError(svc.request("GET", "/api/v1/jobs/j1/0"), 404)
+        want_vcpus -= 2
+        want_mem -= 1024
+        wait_until(lambda: totals() == (4, want_vcpus, want_mem), 5,
+                   msg=lambda: "after DELETE: reservations/vcpus/memory %r, want %r"
+                   % (totals(), (4, want_vcpus, want_mem)))
+
         # the state is in Redis, not in DATA_DIR
         self.assertGreater(redis.cmd("DBSIZE"), 0)
         self.assertEqual(os.listdir(svc.data_dir), [], "Redis mode must not use DATA_DIR")
@@ -176,8 +197,9 @@ class RedisBasicTest(RedisCase):
         svc2 = self.rsvc(recv, redis, workers=2, name="svc-again")
         ns2 = self.nodes_by_id(svc2)
         self.assertEqual(sorted(ns2), ["n1", "n2"])
-        self.assertEqual(sum(n["reservations"] for n in ns2.values()), 5)
-        self.assertEqual(svc2.job_status("j1", 0)["node_id"], st["node_id"])
+        self.assertEqual(sum(n["reservations"] for n in ns2.values()), 4)
+        self.assertEqual(svc2.job_status("d1", 0)["node_id"], res.body["node"]["_id"])
+        self.assertEqual(svc2.request("GET", "/api/v1/jobs/j1/0").status, 404)
         time.sleep(0.5)
         self.assertEqual(len(recv.accepted()), 5, "a restart re-sends nothing: %r" % recv.all())
 
@@ -290,6 +312,11 @@ class RedisRolesTest(RedisCase):
         self.post_job(api, job_doc("big", vcpus=32, memory=1024))
         st = api.wait_job_state("big", 0, states=("placed", "unschedulable"))
         self.assertEqual((st["state"], st.get("node_id")), ("placed", "q2"), st)
+        # and so is a capacity update: only q1 (now 40 vcpus) fits 36
+        api.put_node("q1", {"vcpus": 40}, expect=200)
+        self.post_job(api, job_doc("bigger", vcpus=36, memory=1024))
+        st = api.wait_job_state("bigger", 0, states=("placed", "unschedulable"))
+        self.assertEqual((st["state"], st.get("node_id")), ("placed", "q1"), st)
 
 
 # --------------------------------------------------------------------------
@@ -331,11 +358,14 @@ class RedisOutageTest(RedisCase):
         t0 = time.monotonic()
         refused = []
 
+        last = [None]
+
         def down():
-            r = api.request("PUT", "/api/v1/nodes/big", node_doc(vcpus=64, memory=65536))
-            return r.status == 503
+            last[0] = api.request("PUT", "/api/v1/nodes/big", node_doc(vcpus=64, memory=65536))
+            return last[0].status == 503
         wait_until(down, 10, interval=0.2,
-                   msg="PUT /api/v1/nodes did not answer 503 within 10 s of Redis stopping")
+                   msg=lambda: "PUT /api/v1/nodes did not answer 503 within 10 s of Redis "
+                   "stopping; last %r" % last[0])
         print("\nintake answered 503 %.1f s after Redis stopped" % (time.monotonic() - t0),
               file=sys.stderr)
         for n in range(2):
@@ -351,11 +381,11 @@ class RedisOutageTest(RedisCase):
         t1 = time.monotonic()
 
         def up():
-            r = api.request("PUT", "/api/v1/nodes/big", node_doc(vcpus=64, memory=65536))
-            return r.status in (200, 201)
+            last[0] = api.request("PUT", "/api/v1/nodes/big", node_doc(vcpus=64, memory=65536))
+            return last[0].status in (200, 201)
         wait_until(up, 20, interval=0.2,
-                   msg=lambda: "intake still failing 20 s after Redis came back:\n"
-                   + api.tail(15))
+                   msg=lambda: "intake still failing 20 s after Redis came back; last %r\n%s"
+                   % (last[0], api.tail(15)))
         print("intake back %.1f s after Redis restarted" % (time.monotonic() - t1),
               file=sys.stderr)
         after = ["post-%02d" % i for i in range(5)]
@@ -395,17 +425,22 @@ class RedisOutageTest(RedisCase):
         svc.deploy(job_doc("before"), 0)
         recv.wait_for(1, job="before")
         redis.kill()  # kill -9: fsync always kept every acknowledged write
-        wait_until(lambda: svc.request("POST", "/api/v1/jobs", job_doc("x")).status == 503, 10,
-                   interval=0.2, msg="no 503 within 10 s of Redis dying")
+        last = [None]
+
+        def post(jid, want):
+            last[0] = svc.request("POST", "/api/v1/jobs", job_doc(jid))
+            return last[0].status in want
+        wait_until(lambda: post("x", (503,)), 10, interval=0.2,
+                   msg=lambda: "no 503 within 10 s of Redis dying; last %r" % last[0])
         self.assertJSONError(svc.request("POST", "/api/v1/jobs", job_doc("x")), 503)
         for _ in range(3):
             r = svc.get("/status", timeout=5)
             self.assertEqual((r.status, r.text.strip()), (200, "ok"))
             time.sleep(0.3)
         redis.start()
-        wait_until(lambda: svc.request("POST", "/api/v1/jobs",
-                                       job_doc("after")).status in (200, 202), 20, interval=0.3,
-                   msg=lambda: "intake not back 20 s after Redis restarted:\n" + svc.tail(15))
+        wait_until(lambda: post("after", (200, 202)), 20, interval=0.3,
+                   msg=lambda: "intake not back 20 s after Redis restarted; last %r\n%s"
+                   % (last[0], svc.tail(15)))
         [res] = recv.wait_for(1, job="after")
         self.assertIs(res.body["found"], True)
         self.assertEqual(res.body["node"]["_id"], "n")
@@ -413,6 +448,54 @@ class RedisOutageTest(RedisCase):
         time.sleep(0.5)
         self.assertEqual(len(recv.accepted(job="before")), 1, recv.all())
         self.assertEqual(len(recv.accepted(job="x")), 0, recv.all())
+
+
+    def test_frozen_redis_answers_503_within_timeout(self):
+        """A Redis that accepts connections but answers nothing (SIGSTOP):
+        REDIS_TIMEOUT bounds every command, intake answers 503 instead of
+        hanging, and everything carries on after SIGCONT. A 503 on a
+        timeout is ambiguous (the write may land later), so the refused job
+        is sent again, which must be safe."""
+        redis = self.redis()
+        recv = self.receiver()
+        svc = self.rsvc(recv, redis, settings={"REDIS_CONNECT_TIMEOUT": 1, "REDIS_TIMEOUT": 1,
+                                               "CLAIM_IDLE": 2})
+        svc.put_node("f", node_doc(vcpus=8, memory=8192), expect=201)
+        svc.deploy(job_doc("pre-freeze"), 0)
+        recv.wait_for(1, job="pre-freeze")
+        redis.pause()
+        t0 = time.monotonic()
+        r = svc.request("POST", "/api/v1/jobs", job_doc("frozen"), timeout=20)
+        took = time.monotonic() - t0
+        self.assertJSONError(r, 503, msg="POST /api/v1/jobs while Redis hangs")
+        self.assertLess(took, 6, "REDIS_TIMEOUT=1, yet the answer took %.1f s" % took)
+        t0 = time.monotonic()
+        r = svc.request("POST", "/api/calculate/deploy/frozen-d/0", job_doc("frozen-d"),
+                        timeout=20)
+        self.assertJSONError(r, 503, msg="deploy while Redis hangs")
+        self.assertLess(time.monotonic() - t0, 6)
+        r = svc.get("/status", timeout=5)
+        self.assertEqual((r.status, r.text.strip()), (200, "ok"))
+        self.assertAlive(svc)
+        redis.resume()
+        last = [None]
+
+        def again():
+            last[0] = svc.request("POST", "/api/v1/jobs", job_doc("frozen"))
+            return last[0].status in (200, 202)
+        wait_until(again, 20, interval=0.3,
+                   msg=lambda: "intake not back 20 s after Redis resumed; last %r\n%s"
+                   % (last[0], svc.tail(15)))
+        svc.deploy(job_doc("frozen-d"), 0)
+        svc.deploy(job_doc("post-freeze"), 0)
+        bodies = self.assert_one_result_each(
+            recv, [("pre-freeze", 0), ("frozen", 0), ("frozen-d", 0), ("post-freeze", 0)])
+        for k, b in bodies.items():
+            self.assertIs(b["found"], True, (k, b))
+        for jid in ("pre-freeze", "frozen", "frozen-d", "post-freeze"):
+            self.assertEqual(len(recv.accepted(job=jid)), 1, recv.accepted(job=jid))
+        wait_until(lambda: svc.node("f")["reservations"] == 4, 5,
+                   msg=lambda: "reservations on f: %r" % svc.node("f")["reservations"])
 
 
 # --------------------------------------------------------------------------
@@ -447,8 +530,8 @@ class RedisWorkerCrashTest(RedisCase):
         for jid in ids:
             st = api.job_status(jid, 0)["state"]
             states[st] = states.get(st, 0) + 1
-        print("\nat kill -9 of worker A: job states %r, %d result POSTs tried"
-              % (states, len(recv.all())), file=sys.stderr)
+        print("\nat kill -9 of worker A: job states %r, %d result POSTs tried, %s"
+              % (states, len(recv.all()), self.pending_note(redis)), file=sys.stderr)
 
         b = self.rsvc(recv, redis, role="worker", workers=2, name="workerB",
                       settings={"CLAIM_IDLE": 1})
@@ -474,6 +557,171 @@ class RedisWorkerCrashTest(RedisCase):
                              ("placed", bodies[(jid, 0)]["node"]["_id"]))
         self.assertAlive(b)
         self.assertAlive(api)
+
+    def test_kill9_one_of_two_workers_during_burst(self):
+        """Worker B keeps working while A is killed half way through a
+        burst: A's taken jobs and undelivered results are taken over, each
+        job placed once, no node over capacity."""
+        redis = self.redis()
+        recv = self.receiver()
+        api = self.rsvc(recv, redis, role="api")
+        nodes = ["k%d" % i for i in range(10)]
+        for n in nodes:
+            api.put_node(n, node_doc(vcpus=4, memory=4096), expect=201)
+        a = self.rsvc(recv, redis, role="worker", workers=2, name="workerA",
+                      settings={"CLAIM_IDLE": 1})
+        b = self.rsvc(recv, redis, role="worker", workers=2, name="workerB",
+                      settings={"CLAIM_IDLE": 1})
+        ids = ["half-%02d" % i for i in range(40)]
+
+        def send(i):
+            doc = job_doc(ids[i], vcpus=1, memory=512)
+            if i % 2:
+                api.deploy(doc, 0)
+            else:
+                self.post_job(api, doc)
+        self.send_concurrently(range(20), send, threads=8)
+        a.kill()
+        print("\nat kill -9 of worker A: %s" % self.pending_note(redis), file=sys.stderr)
+        self.send_concurrently(range(20, 40), send, threads=8)
+        keys = [(j, 0) for j in ids]
+        bodies = self.assert_one_result_each(recv, keys, settle=2.0)
+        per = {}
+        for k, body in bodies.items():
+            self.assertIs(body["found"], True, "%s: %r" % (k, body))
+            per[body["node"]["_id"]] = per.get(body["node"]["_id"], 0) + 1
+        self.assertEqual(per, {n: 4 for n in nodes})
+        print("\nresult POSTs accepted %d for %d jobs" % (len(recv.accepted()), len(ids)),
+              file=sys.stderr)
+
+        def totals():
+            ns = self.nodes_by_id(api)
+            return {n: (ns[n]["reservations"], ns[n]["reserved"]["vcpus"]) for n in nodes}
+        wait_until(lambda: totals() == {n: (4, 4) for n in nodes}, 5,
+                   msg=lambda: "reservations per node %r" % totals())
+        self.assertAlive(b)
+
+
+# --------------------------------------------------------------------------
+
+
+class RedisNodesTest(RedisCase):
+    TTL = 2
+    REAPER = 1
+
+    def test_dead_node_moves_once_with_two_workers(self):
+        """Two worker processes run a reaper each: an instance on a node
+        that went silent is moved once, not twice."""
+        redis = self.redis()
+        recv = self.receiver()
+        st = {"REAPER_INTERVAL": self.REAPER}
+        api = self.rsvc(recv, redis, role="api", node_ttl=self.TTL, settings=st)
+        workers = [self.rsvc(recv, redis, role="worker", workers=2, node_ttl=self.TTL,
+                             settings=st, name="worker%d" % i) for i in range(2)]
+        hb_a = Heartbeat(api, "A", node_doc(vcpus=4, memory=4096, host="ha")).start()
+        self.addCleanup(hb_a.stop)
+        wait_until(lambda: hb_a.sent >= 1, 10, msg="node A never registered")
+        job = job_doc("dn", vcpus=1, memory=512)
+        for inst in range(3):
+            api.deploy(job, inst)
+        for r in recv.wait_for(3, job="dn"):
+            self.assertEqual(r.body["node"]["_id"], "A", r)
+
+        hb_b = Heartbeat(api, "B", node_doc(vcpus=4, memory=4096, host="hb")).start()
+        self.addCleanup(hb_b.stop)
+        wait_until(lambda: hb_b.sent >= 1, 10, msg="node B never registered")
+        hb_a.stop()
+
+        def on_b(r):
+            return r.body and r.body.get("found") is True and r.body["node"]["_id"] == "B"
+        for inst in range(3):
+            recv.wait_for(1, job="dn", inst=inst, pred=on_b, timeout=self.TTL + self.REAPER + 20)
+        time.sleep(self.TTL + 2 * self.REAPER)  # every reaper had its turn
+        for inst in range(3):
+            got = recv.accepted(job="dn", inst=inst)
+            self.assertEqual([r.body["node"]["_id"] for r in got], ["A", "B"], got)
+            self.assertEqual(got[1].body["job"], job)
+            s = api.job_status("dn", inst)
+            self.assertEqual((s["state"], s["node_id"]), ("placed", "B"))
+
+        def view():
+            a, b = api.node("A"), api.node("B")
+            return (a["active"], a["reservations"], b["active"], b["reservations"])
+        wait_until(lambda: view() == (False, 0, True, 3), 5,
+                   msg=lambda: "A active/reservations, B active/reservations: %r" % (view(),))
+        moved = [metric_sum(w.metrics(), P + "jobs_rescheduled_total") or 0 for w in workers]
+        print("\nrescheduled per worker process: %r" % moved, file=sys.stderr)
+        self.assertEqual(sum(moved), 3, moved)
+
+    def test_node_dies_during_redis_outage(self):
+        """Node A goes silent, then Redis goes down; A's NODE_TTL runs out
+        during the outage, so the reapers' re-queue fails; once Redis is
+        back the instance on A still moves to B (once). Timed so that B's
+        last stored report stays within NODE_TTL through the outage and
+        the reconnect: a live node's reports cannot be stored while Redis
+        is down, so a longer outage would make B look dead too."""
+        ttl = 12
+        redis = self.redis()
+        recv = self.receiver()
+        st = {"REAPER_INTERVAL": self.REAPER, "REDIS_CONNECT_TIMEOUT": 1, "REDIS_TIMEOUT": 1,
+              "CLAIM_IDLE": 2}
+        api = self.rsvc(recv, redis, role="api", node_ttl=ttl, settings=st)
+        self.rsvc(recv, redis, role="worker", workers=2, node_ttl=ttl, settings=st)
+        hb_a = Heartbeat(api, "A", node_doc(vcpus=4, memory=4096)).start()
+        self.addCleanup(hb_a.stop)
+        wait_until(lambda: hb_a.sent >= 1, 10, msg="node A never registered")
+        api.deploy(job_doc("od", vcpus=1, memory=512), 0)
+        [r] = recv.wait_for(1, job="od")
+        self.assertEqual(r.body["node"]["_id"], "A")
+        hb_b = Heartbeat(api, "B", node_doc(vcpus=4, memory=4096)).start()
+        self.addCleanup(hb_b.stop)
+        wait_until(lambda: hb_b.sent >= 1, 10, msg="node B never registered")
+        hb_a.stop()
+        a_silent = time.monotonic()
+        time.sleep(ttl / 2)
+        sent_b = hb_b.sent
+        redis.stop()
+        down_at = time.monotonic()
+        # A's TTL runs out while Redis is down; the reapers run (and fail)
+        # at least twice before it comes back
+        time.sleep(max(0.0, a_silent + ttl + 2 * self.REAPER - time.monotonic()))
+        self.assertEqual(len(recv.accepted(job="od")), 1)
+        redis.start()
+        down_for = time.monotonic() - down_at
+        wait_until(lambda: hb_b.sent > sent_b, 5,
+                   msg="B's reports not stored again within 5 s of Redis coming back")
+        print("\nRedis was down %.1f s; B's reports stored again %.1f s after the stop"
+              % (down_for, time.monotonic() - down_at), file=sys.stderr)
+
+        def on_b(r):
+            return r.body and r.body.get("found") is True and r.body["node"]["_id"] == "B"
+        recv.wait_for(1, job="od", pred=on_b, timeout=25)
+        time.sleep(2 * self.REAPER)
+        got = recv.accepted(job="od")
+        self.assertEqual([x.body["node"]["_id"] for x in got], ["A", "B"], got)
+        wait_until(lambda: (api.node("A")["reservations"], api.node("B")["reservations"])
+                   == (0, 1), 5)
+
+    def test_node_delete_through_api_moves_instances(self):
+        redis = self.redis()
+        recv = self.receiver()
+        api = self.rsvc(recv, redis, role="api")
+        self.rsvc(recv, redis, role="worker", workers=2)
+        api.put_node("big", node_doc(vcpus=16, memory=16384), expect=201)
+        api.deploy(job_doc("mv", vcpus=1, memory=512), 0)
+        [r] = recv.wait_for(1, job="mv")
+        self.assertEqual(r.body["node"]["_id"], "big")
+        api.put_node("small", node_doc(vcpus=2, memory=2048), expect=201)
+        resp = api.request("DELETE", "/api/v1/nodes/big")
+        self.assertEqual(resp.status, 200, resp)
+        self.assertEqual(resp.json()["rescheduled"], 1)
+        res = recv.wait_for(2, job="mv", timeout=20)
+        self.assertEqual(res[1].body["node"]["_id"], "small")
+        wait_until(lambda: api.job_status("mv", 0).get("node_id") == "small", 5)
+        wait_until(lambda: api.node("small")["reservations"] == 1, 5)
+        self.assertEqual(api.request("GET", "/api/v1/nodes/big").status, 404)
+        time.sleep(0.5)
+        self.assertEqual(len(recv.accepted(job="mv")), 2, recv.all())
 
 
 # --------------------------------------------------------------------------
