@@ -19,11 +19,14 @@
 #define QUEUE_CAP 4096
 #define MAX_THREADS 8
 #define POLL_INTERVAL 0.25 /* s between outbox scans */
-#define POLL_BATCH 64
+#define POLL_BATCH 256
 /* A fresh result belongs to the fast path; the outbox scan leaves it
  * alone for this long, so the two never deliver the same row at once. */
 #define FAST_PATH_GRACE 2.0
 #define HANDLED_MAX 4096
+/* Results one thread takes from the ring at a time: their "delivered"
+ * marks share one store write. */
+#define DBATCH 32
 
 typedef struct entry {
     outbox_item it;
@@ -47,7 +50,7 @@ struct deliver {
     pthread_cond_t cond;
     entry *ring; /* guarded by lock */
     size_t head, n;
-    int64_t inflight[MAX_THREADS]; /* outbox ids being POSTed; 0 = none */
+    int64_t inflight[MAX_THREADS][DBATCH]; /* outbox ids a thread holds; 0 = none */
     bool stop;
     bool polling;
     /* Ids finished while a scan ran: the scan's read of the store may
@@ -79,8 +82,9 @@ static bool known_locked(const deliver *d, int64_t id)
         if (d->ring[(d->head + i) % QUEUE_CAP].it.id == id)
             return true;
     for (int i = 0; i < d->nthreads; i++)
-        if (d->inflight[i] == id)
-            return true;
+        for (int k = 0; k < DBATCH; k++)
+            if (d->inflight[i][k] == id)
+                return true;
     return false;
 }
 
@@ -102,11 +106,9 @@ void deliver_submit(deliver *d, outbox_item *item, double received_at)
 {
     entry e = {*item, received_at};
     memset(item, 0, sizeof *item);
+    /* A fresh outbox id cannot be queued already: no lookup needed. */
     pthread_mutex_lock(&d->lock);
-    if (known_locked(d, e.it.id))
-        outbox_item_clear(&e.it);
-    else
-        push_locked(d, &e);
+    push_locked(d, &e);
     pthread_mutex_unlock(&d->lock);
 }
 
@@ -160,13 +162,15 @@ static int on_progress(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut, cu
     return atomic_load(&d->abort) ? 1 : 0;
 }
 
-/* POSTs one result and records the outcome in the store. */
-static void deliver_one(deliver *d, CURL *curl, entry *e)
+/* POSTs one result. true when the cluster manager took it (the caller
+ * marks it done in the store); a failure is recorded here (retry or give
+ * up). */
+static bool deliver_one(deliver *d, CURL *curl, entry *e)
 {
     char url[sizeof d->base_url + 3 * CS_ID_MAX + 16];
     char *esc = curl_easy_escape(curl, e->it.job_id, 0);
     if (!esc)
-        return;
+        return false;
     snprintf(url, sizeof url, "%s%s/%u", d->base_url, esc, e->it.instance);
     curl_free(esc);
     curl_easy_setopt(curl, CURLOPT_URL, url);
@@ -177,19 +181,14 @@ static void deliver_one(deliver *d, CURL *curl, entry *e)
     long code = 0;
     curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &code);
     if (rc == CURLE_OK && code >= 200 && code < 300) {
-        if (store_outbox_done(d->store, e->it.id) < 0) {
-            metrics_inc(d->m, M_STORE_ERRORS);
-            log_warn(d->log, "result %s/%u delivered but not marked done (it may be sent again)",
-                     e->it.job_id, e->it.instance);
-        }
         metrics_inc(d->m, M_RESULTS_DELIVERED);
         if (e->received_at > 0)
             metrics_observe(d->m, H_REQUEST_TO_RESULT, svc_now() - e->received_at);
         log_debug(d->log, "result %s/%u delivered (HTTP %ld)", e->it.job_id, e->it.instance, code);
-        return;
+        return true;
     }
     if (atomic_load(&d->abort))
-        return; /* shutting down: the row stays due in the outbox */
+        return false; /* shutting down: the row stays due in the outbox */
     char why[128];
     if (rc != CURLE_OK)
         snprintf(why, sizeof why, "%s", curl_easy_strerror(rc));
@@ -204,7 +203,7 @@ static void deliver_one(deliver *d, CURL *curl, entry *e)
                   e->it.instance, attempts, now - e->it.created_at, why);
         if (store_outbox_give_up(d->store, e->it.id) < 0)
             metrics_inc(d->m, M_STORE_ERRORS);
-        return;
+        return false;
     }
     double delay = deliver_backoff(attempts);
     metrics_inc(d->m, M_RESULTS_RETRIED);
@@ -212,6 +211,7 @@ static void deliver_one(deliver *d, CURL *curl, entry *e)
              e->it.instance, why, attempts, delay);
     if (store_outbox_retry(d->store, e->it.id, attempts, now + delay) < 0)
         metrics_inc(d->m, M_STORE_ERRORS);
+    return false;
 }
 
 static CURL *make_handle(deliver *d, struct curl_slist **hdrs)
@@ -246,6 +246,9 @@ static double mono_now(void)
 static void *deliver_main(void *arg)
 {
     dthread *t = arg;
+    char name[16];
+    snprintf(name, sizeof name, "deliver-%d", t->index);
+    pthread_setname_np(pthread_self(), name); /* shows in top -H, perf, gdb */
     deliver *d = t->d;
     struct curl_slist *hdrs = NULL;
     CURL *curl = make_handle(d, &hdrs);
@@ -257,20 +260,41 @@ static void *deliver_main(void *arg)
     pthread_mutex_lock(&d->lock);
     while (!d->stop) {
         if (d->n > 0) {
-            entry e = d->ring[d->head];
-            d->head = (d->head + 1) % QUEUE_CAP;
-            d->n--;
-            d->inflight[t->index] = e.it.id;
+            /* A share of the ring, so the other threads get theirs. */
+            size_t m = d->n / (size_t)d->nthreads;
+            if (m < 1)
+                m = 1;
+            if (m > DBATCH)
+                m = DBATCH;
+            entry batch[DBATCH];
+            for (size_t i = 0; i < m; i++) {
+                batch[i] = d->ring[d->head];
+                d->head = (d->head + 1) % QUEUE_CAP;
+                d->n--;
+                d->inflight[t->index][i] = batch[i].it.id;
+            }
             pthread_mutex_unlock(&d->lock);
-            deliver_one(d, curl, &e);
-            outbox_item_clear(&e.it);
+            int64_t done[DBATCH];
+            size_t nd = 0;
+            for (size_t i = 0; i < m; i++) {
+                if (deliver_one(d, curl, &batch[i]))
+                    done[nd++] = batch[i].it.id;
+                outbox_item_clear(&batch[i].it);
+            }
+            if (nd && store_outbox_done_many(d->store, done, nd) < 0) {
+                metrics_inc(d->m, M_STORE_ERRORS);
+                log_warn(d->log, "%zu delivered results not marked done (they may be sent again)",
+                         nd);
+            }
             pthread_mutex_lock(&d->lock);
-            d->inflight[t->index] = 0;
-            if (d->polling) {
-                if (d->n_handled < HANDLED_MAX)
-                    d->handled[d->n_handled++] = e.it.id;
-                else
-                    d->handled_overflow = true; /* the scan drops its batch */
+            for (size_t i = 0; i < m; i++) {
+                d->inflight[t->index][i] = 0;
+                if (d->polling) {
+                    if (d->n_handled < HANDLED_MAX)
+                        d->handled[d->n_handled++] = batch[i].it.id;
+                    else
+                        d->handled_overflow = true; /* the scan drops its batch */
+                }
             }
             continue;
         }

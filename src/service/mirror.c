@@ -186,6 +186,7 @@ static int follow_once(mirror *m, int timeout_ms)
 static void *mirror_main(void *arg)
 {
     mirror *m = arg;
+    pthread_setname_np(pthread_self(), "mirror");
     for (;;) {
         pthread_mutex_lock(&m->lock);
         bool stop = m->stop;

@@ -65,6 +65,7 @@ int reaper_run_once(const svc_ctx *c, double now)
 static void *reaper_main(void *arg)
 {
     reaper *r = arg;
+    pthread_setname_np(pthread_self(), "reaper");
     pthread_mutex_lock(&r->lock);
     while (!r->stop) {
         struct timespec ts;

@@ -17,7 +17,7 @@
 #include "store_redis.h"
 #include "worker.h"
 
-#define DELIVER_THREADS 2
+#define DELIVER_THREADS 4
 
 struct service {
     svc_ctx ctx; /* the handles below, lent to the modules */

@@ -86,6 +86,18 @@ int64_t store_finish(store *s, const char *job_id, uint32_t instance, job_state 
     return s ? s->ops->finish(s, job_id, instance, state, res, result, now) : -1;
 }
 
+int store_finish_many(store *s, store_finish_req *reqs, size_t n)
+{
+    if (!s)
+        return -1;
+    if (s->ops->finish_many)
+        return s->ops->finish_many(s, reqs, n);
+    for (size_t i = 0; i < n; i++)
+        reqs[i].rc = s->ops->finish(s, reqs[i].job_id, reqs[i].instance, reqs[i].state, reqs[i].res,
+                                    reqs[i].result, reqs[i].now);
+    return 0;
+}
+
 int store_place(store *s, const char *job_id, uint32_t instance, const reservation_view *res,
                 const char *result, double now, double ttl, int64_t *outbox_id,
                 char held_node[CS_ID_MAX + 1])
@@ -136,6 +148,19 @@ int store_outbox_due(store *s, double now, outbox_item *out, int max)
 int store_outbox_done(store *s, int64_t id)
 {
     return s ? s->ops->outbox_done(s, id) : -1;
+}
+
+int store_outbox_done_many(store *s, const int64_t *ids, size_t n)
+{
+    if (!s)
+        return -1;
+    if (s->ops->outbox_done_many)
+        return s->ops->outbox_done_many(s, ids, n);
+    int rc = 0;
+    for (size_t i = 0; i < n; i++)
+        if (s->ops->outbox_done(s, ids[i]) < 0)
+            rc = -1;
+    return rc;
 }
 
 int store_outbox_retry(store *s, int64_t id, uint32_t attempts, double next_at)

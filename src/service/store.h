@@ -98,6 +98,19 @@ size_t store_queue_depth(store *s);
  * caller drops its reservation), or -1. */
 int64_t store_finish(store *s, const char *job_id, uint32_t instance, job_state state,
                      const reservation_view *res, const char *result, double now);
+/* Several store_finish calls in as few transactions as possible: rc of
+ * each request gets what store_finish would return. 0, or -1 when the
+ * requests could not be submitted at all. */
+typedef struct store_finish_req {
+    const char *job_id;
+    uint32_t instance;
+    job_state state;
+    const reservation_view *res;
+    const char *result;
+    double now;
+    int64_t rc; /* out */
+} store_finish_req;
+int store_finish_many(store *s, store_finish_req *reqs, size_t n);
 /* Shared stores only: commits a placement on res->node_id if the node is
  * still active (last report within ttl at now) and has room for res by the
  * store's own count of every process's reservations, all in one atomic
@@ -169,6 +182,8 @@ int store_follow(store *s, const store_follower *f, int timeout_ms, uint64_t *se
  * count; the caller owns the items. Items stay in the outbox until done. */
 int store_outbox_due(store *s, double now, outbox_item *out, int max);
 int store_outbox_done(store *s, int64_t id); /* delivered */
+/* Several deliveries recorded at once (one transaction where it can). */
+int store_outbox_done_many(store *s, const int64_t *ids, size_t n);
 int store_outbox_retry(store *s, int64_t id, uint32_t attempts, double next_at);
 int store_outbox_give_up(store *s, int64_t id); /* removed, counted by caller */
 size_t store_outbox_depth(store *s);

@@ -18,6 +18,7 @@ typedef struct store_ops {
     size_t (*queue_depth)(store *s);
     int64_t (*finish)(store *s, const char *job_id, uint32_t instance, job_state state,
                       const reservation_view *res, const char *result, double now);
+    int (*finish_many)(store *s, store_finish_req *reqs, size_t n); /* NULL: one by one */
     int (*place)(store *s, const char *job_id, uint32_t instance, const reservation_view *res,
                  const char *result, double now, double ttl, int64_t *outbox_id,
                  char held_node[CS_ID_MAX + 1]);
@@ -30,6 +31,7 @@ typedef struct store_ops {
     int (*follow)(store *s, const store_follower *f, int timeout_ms, uint64_t *seq);
     int (*outbox_due)(store *s, double now, outbox_item *out, int max);
     int (*outbox_done)(store *s, int64_t id);
+    int (*outbox_done_many)(store *s, const int64_t *ids, size_t n); /* NULL: one by one */
     int (*outbox_retry)(store *s, int64_t id, uint32_t attempts, double next_at);
     int (*outbox_give_up)(store *s, int64_t id);
     size_t (*outbox_depth)(store *s);

@@ -107,8 +107,12 @@ enum { R_STATUS, R_DUE, R_COUNT };
 static const char *const R_SQL[R_COUNT] = {
     [R_STATUS] = "SELECT state, node_id, body, result, received_at, decided_at FROM jobs"
                  " WHERE job_id = ? AND instance = ?",
-    [R_DUE] = "SELECT id, job_id, instance, payload, attempts, created_at, next_at FROM outbox"
-              " WHERE next_at <= ? ORDER BY id LIMIT ?",
+    /* The payload is the job's result, stored once (in jobs); rows written
+     * by older versions carry their own copy. */
+    [R_DUE] = "SELECT o.id, o.job_id, o.instance, COALESCE(NULLIF(o.payload, ''), j.result, ''),"
+              " o.attempts, o.created_at, o.next_at FROM outbox o LEFT JOIN jobs j"
+              " ON j.job_id = o.job_id AND j.instance = o.instance"
+              " WHERE o.next_at <= ? ORDER BY o.id LIMIT ?",
 };
 
 typedef struct qnode {
@@ -180,6 +184,17 @@ struct sqstore {
 
     pthread_t writer;
     bool writer_started;
+
+    /* Checkpoints run on their own thread and connection, so a commit never
+     * waits for one (the writer's own automatic checkpoints are off). */
+    sqlite3 *cdb;
+    pthread_t ckpt;
+    bool ckpt_started;
+    pthread_mutex_t cmu;
+    pthread_cond_t ccond;
+    int wal_pages; /* guarded by cmu: WAL size after the last commit */
+    bool ckpt_stop;
+    bool ckpt_sync_ready;
     atomic_size_t outbox_n;
 };
 
@@ -462,7 +477,7 @@ static int64_t apply_finish(sqstore *s, op *o)
     } else if (exec_stmt(s->w[W_RES_DELETE], "tu", o->id, o->instance) != 0) {
         return -1;
     }
-    if (exec_stmt(s->w[W_OUTBOX_ADD], "tutdd", o->id, o->instance, o->text, o->t, o->t) != 0)
+    if (exec_stmt(s->w[W_OUTBOX_ADD], "tutdd", o->id, o->instance, "", o->t, o->t) != 0)
         return -1;
     o->outbox_delta = 1;
     return sqlite3_last_insert_rowid(s->wdb);
@@ -600,6 +615,7 @@ static void run_batch(sqstore *s, op *batch)
 static void *writer_main(void *arg)
 {
     sqstore *s = arg;
+    pthread_setname_np(pthread_self(), "store-writer");
     for (;;) {
         pthread_mutex_lock(&s->mu);
         while (!s->head && !s->closing)
@@ -662,9 +678,10 @@ static void submit_many(sqstore *s, op *ops, size_t n)
         s->head = &ops[0];
     s->tail = &ops[n - 1];
     pthread_cond_signal(&s->work);
-    for (size_t i = 0; i < n; i++)
-        while (!ops[i].done)
-            pthread_cond_wait(&ops[i].cond, &s->mu);
+    /* The writer finishes ops in queue order: the last one done means all
+     * are, and waiting on it alone costs one wake-up, not n. */
+    while (!ops[n - 1].done)
+        pthread_cond_wait(&ops[n - 1].cond, &s->mu);
     if (--s->users == 0 && s->closing)
         pthread_cond_broadcast(&s->idle);
     pthread_mutex_unlock(&s->mu);
@@ -751,8 +768,95 @@ fail:
 }
 
 /* Frees whatever open got as far as creating; the writer is already gone. */
+#define CKPT_PAGES 1000 /* as SQLite's own default: about 4 MB of WAL */
+
+static int db_open(const char *path, sqlite3 **db, cs_error *err);
+
+static int wal_hook(void *ud, sqlite3 *db, const char *name, int pages)
+{
+    sqstore *s = ud;
+    /* Under steady load the checkpoint thread never catches the writer at
+     * a moment when every frame is copied, so the WAL would only grow. Now
+     * and then the writer finishes the copy itself; the checkpoint thread
+     * has done most of it, so this is short, and the next transaction
+     * starts the WAL over. */
+    if (pages >= 8 * CKPT_PAGES)
+        (void)sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    if (pages >= CKPT_PAGES) {
+        pthread_mutex_lock(&s->cmu);
+        s->wal_pages = pages;
+        pthread_cond_signal(&s->ccond);
+        pthread_mutex_unlock(&s->cmu);
+    }
+    return SQLITE_OK;
+}
+
+static void *ckpt_main(void *arg)
+{
+    sqstore *s = arg;
+    pthread_setname_np(pthread_self(), "store-ckpt");
+    pthread_mutex_lock(&s->cmu);
+    while (!s->ckpt_stop) {
+        if (s->wal_pages < CKPT_PAGES) {
+            struct timespec ts;
+            clock_gettime(CLOCK_MONOTONIC, &ts);
+            ts.tv_sec += 1;
+            pthread_cond_timedwait(&s->ccond, &s->cmu, &ts);
+            continue;
+        }
+        s->wal_pages = 0;
+        pthread_mutex_unlock(&s->cmu);
+        /* PASSIVE: copies what no reader needs, never blocks the writer. */
+        (void)sqlite3_wal_checkpoint_v2(s->cdb, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+        pthread_mutex_lock(&s->cmu);
+    }
+    pthread_mutex_unlock(&s->cmu);
+    return NULL;
+}
+
+static void ckpt_stop(sqstore *s)
+{
+    if (!s->ckpt_started)
+        return;
+    pthread_mutex_lock(&s->cmu);
+    s->ckpt_stop = true;
+    pthread_cond_signal(&s->ccond);
+    pthread_mutex_unlock(&s->cmu);
+    pthread_join(s->ckpt, NULL);
+    s->ckpt_started = false;
+}
+
+static int ckpt_start(sqstore *s, cs_error *err)
+{
+    /* A connection checkpoints only once it has opened the WAL: read the
+     * schema first, or the checkpoint is a silent no-op. */
+    if (db_open(s->path, &s->cdb, err) != 0 ||
+        sqlite3_exec(s->cdb, "SELECT count(*) FROM sqlite_master", NULL, NULL, NULL) != SQLITE_OK)
+        return cs_fail(err, "data_dir", "checkpoint connection: %s",
+                       s->cdb ? sqlite3_errmsg(s->cdb) : "cannot open");
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&s->ccond, &ca);
+    pthread_condattr_destroy(&ca);
+    pthread_mutex_init(&s->cmu, NULL);
+    s->ckpt_sync_ready = true;
+    sqlite3_wal_autocheckpoint(s->wdb, 0);
+    sqlite3_wal_hook(s->wdb, wal_hook, s);
+    if (pthread_create(&s->ckpt, NULL, ckpt_main, s) != 0)
+        return cs_fail(err, "data_dir", "cannot start the checkpoint thread");
+    s->ckpt_started = true;
+    return 0;
+}
+
 static void teardown(sqstore *s)
 {
+    ckpt_stop(s);
+    (void)sqlite3_close(s->cdb);
+    if (s->ckpt_sync_ready) {
+        pthread_cond_destroy(&s->ccond);
+        pthread_mutex_destroy(&s->cmu);
+    }
     for (int i = 0; i < W_COUNT; i++)
         (void)sqlite3_finalize(s->w[i]); /* repeats the last step's code, already handled */
     for (int i = 0; i < R_COUNT; i++)
@@ -933,7 +1037,7 @@ store *store_sqlite_open(const char *dir, cs_error *err)
             cs_fail(err, "data_dir", "read connection: %s", sqlite3_errmsg(s->rdb));
         goto fail;
     }
-    if (load_state(s, err) != 0)
+    if (load_state(s, err) != 0 || ckpt_start(s, err) != 0)
         goto fail;
     if (pthread_create(&s->writer, NULL, writer_main, s) != 0) {
         cs_fail(err, "data_dir", "cannot start the writer thread");
@@ -1096,6 +1200,45 @@ static int64_t sq_finish(store *base, const char *job_id, uint32_t instance, job
             .text = result,
             .t = now};
     return submit(s, &o);
+}
+
+static int sq_finish_many(store *base, store_finish_req *reqs, size_t n)
+{
+    sqstore *s = (sqstore *)base;
+    if (!s || n == 0)
+        return n == 0 ? 0 : -1;
+    op *ops = calloc(n, sizeof *ops);
+    size_t *which = calloc(n, sizeof *which); /* request behind each op */
+    if (!ops || !which) {
+        free(ops);
+        free(which);
+        return -1;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        const store_finish_req *r = &reqs[i];
+        reqs[i].rc = -1;
+        bool ok = id_ok(r->job_id) && r->result && isfinite(r->now) &&
+                  (r->state == JOB_PLACED || r->state == JOB_UNSCHEDULABLE) &&
+                  (!r->res || (id_ok(r->res->node_id) && isfinite(r->res->at)));
+        if (!ok)
+            continue;
+        which[k] = i;
+        ops[k++] = (op){.kind = OP_FINISH,
+                        .id = r->job_id,
+                        .instance = r->instance,
+                        .state = r->state,
+                        .res = r->res,
+                        .text = r->result,
+                        .t = r->now};
+    }
+    if (k)
+        submit_many(s, ops, k);
+    for (size_t i = 0; i < k; i++)
+        reqs[which[i]].rc = ops[i].rc;
+    free(ops);
+    free(which);
+    return 0;
 }
 
 static int sq_status_get(store *base, const char *job_id, uint32_t instance, store_status *out)
@@ -1268,6 +1411,10 @@ static int sq_outbox_due(store *base, double now, outbox_item *out, int max)
             failed = true;
             goto out;
         }
+        if (!*o->payload) {
+            outbox_item_clear(o); /* no result to send: cannot happen, rows go with their job */
+            continue;
+        }
         o->instance = col_u32(st, 2);
         o->attempts = col_u32(st, 4);
         o->created_at = sqlite3_column_double(st, 5);
@@ -1295,6 +1442,27 @@ static int sq_outbox_done(store *base, int64_t id)
         return -1;
     op o = {.kind = OP_OUTBOX_DONE, .outbox_id = id};
     return (int)submit(s, &o);
+}
+
+static int sq_outbox_done_many(store *base, const int64_t *ids, size_t n)
+{
+    sqstore *s = (sqstore *)base;
+    if (!s)
+        return -1;
+    if (n == 0)
+        return 0;
+    op *ops = calloc(n, sizeof *ops);
+    if (!ops)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        ops[i] = (op){.kind = OP_OUTBOX_DONE, .outbox_id = ids[i]};
+    submit_many(s, ops, n);
+    int rc = 0;
+    for (size_t i = 0; i < n; i++)
+        if (ops[i].rc < 0)
+            rc = -1;
+    free(ops);
+    return rc;
 }
 
 static int sq_outbox_retry(store *base, int64_t id, uint32_t attempts, double next_at)
@@ -1327,6 +1495,7 @@ static const store_ops SQLITE_OPS = {
     .take = sq_take,
     .queue_depth = sq_queue_depth,
     .finish = sq_finish,
+    .finish_many = sq_finish_many,
     .place = NULL,
     .status_get = sq_status_get,
     .job_delete = sq_job_delete,
@@ -1336,6 +1505,7 @@ static const store_ops SQLITE_OPS = {
     .follow = NULL,
     .outbox_due = sq_outbox_due,
     .outbox_done = sq_outbox_done,
+    .outbox_done_many = sq_outbox_done_many,
     .outbox_retry = sq_outbox_retry,
     .outbox_give_up = sq_outbox_give_up,
     .outbox_depth = sq_outbox_depth,

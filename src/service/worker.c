@@ -18,6 +18,7 @@
 
 #define TAKE_TIMEOUT_MS 200 /* how soon a worker notices a stop request */
 #define FINISH_TRIES 3
+#define TAKE_BATCH 64     /* embedded store: decisions recorded per write */
 #define SHARED_ROUNDS 8   /* re-rankings after every candidate filled up meanwhile */
 #define MIRROR_WAIT_S 2.0 /* longest wait for the local copy to reach a job's intake */
 
@@ -112,86 +113,6 @@ invalid:
              e.msg);
     snprintf(o->message, sizeof o->message, "invalid job: %s: %s", e.field, e.msg);
     o->result = codec_result_invalid(body, &e);
-}
-
-static void process(worker *w, store_job *job)
-{
-    const svc_ctx *c = w->pool->ctx;
-    json_error_t je;
-    json_t *body = json_loads(job->body ? job->body : "", JSON_REJECT_DUPLICATES, &je);
-    outcome o;
-    decide(w, job, body, &o);
-    json_decref(body);
-    if (!o.result) {
-        log_error(c->log, "job %s/%u: out of memory building its result", job->job_id,
-                  job->instance);
-        if (o.reserved_here)
-            cluster_release(c->cluster, job->job_id, job->instance);
-        return;
-    }
-    double now = svc_now();
-    int64_t oid = -1;
-    for (int i = 0; i < FINISH_TRIES && oid < 0; i++) {
-        if (i)
-            usleep(100000);
-        oid = store_finish(c->store, job->job_id, job->instance, o.state, o.has_res ? &o.res : NULL,
-                           o.result, now);
-    }
-    if (oid < 0) {
-        /* Not durable: undo the reservation so memory matches the store;
-         * the job stays queued in the store and is placed after a restart. */
-        metrics_inc(c->metrics, M_STORE_ERRORS);
-        if (o.reserved_here)
-            cluster_release(c->cluster, job->job_id, job->instance);
-        log_error(c->log, "job %s/%u: recording the outcome failed; reservation released",
-                  job->job_id, job->instance);
-        free(o.result);
-        return;
-    }
-    if (oid == 0) {
-        /* The instance was deleted while this worker held it: nothing to
-         * record or send, and its reservation must not outlive it. */
-        if (o.reserved_here)
-            cluster_release(c->cluster, job->job_id, job->instance);
-        log_info(c->log, "job %s/%u was deleted while being placed; outcome dropped", job->job_id,
-                 job->instance);
-        free(o.result);
-        return;
-    }
-    reservation_view held;
-    if (o.state == JOB_PLACED &&
-        (cluster_placement(c->cluster, job->job_id, job->instance, &held) != 0 ||
-         strcmp(held.node_id, o.node_id) != 0)) {
-        /* The node died or was deleted while this worker recorded the
-         * outcome: the reaper or the delete found the instance still in
-         * this worker's hands and could not re-queue it. Re-queueing now
-         * also drops the outbox row just written, so no stale result goes. */
-        log_warn(c->log, "job %s/%u: node %s went away while being placed, re-scheduling",
-                 job->job_id, job->instance, o.node_id);
-        if (store_requeue(c->store, job->job_id, job->instance, NULL, svc_now()) == 0)
-            metrics_inc(c->metrics, M_JOBS_RESCHEDULED);
-        else
-            metrics_inc(c->metrics, M_STORE_ERRORS);
-        free(o.result);
-        return;
-    }
-    if (o.state == JOB_PLACED) {
-        metrics_inc(c->metrics, M_JOBS_PLACED);
-        log_info(c->log, "job %s/%u placed on %s (%s)", job->job_id, job->instance, o.node_id,
-                 o.message);
-    } else {
-        metrics_inc(c->metrics, M_JOBS_UNSCHEDULABLE);
-        log_info(c->log, "job %s/%u unschedulable: %s", job->job_id, job->instance, o.message);
-    }
-    outbox_item it;
-    memset(&it, 0, sizeof it);
-    it.id = oid;
-    snprintf(it.job_id, sizeof it.job_id, "%s", job->job_id);
-    it.instance = job->instance;
-    it.payload = o.result;
-    it.created_at = now;
-    it.next_at = now;
-    deliver_submit(c->deliver, &it, job->received_at);
 }
 
 /* Hands a recorded outcome to the deliverer. result is moved. */
@@ -333,8 +254,8 @@ unplaced:
 done:
     if (placed) {
         metrics_inc(c->metrics, M_JOBS_PLACED);
-        log_info(c->log, "job %s/%u placed on %s (%s)", job->job_id, job->instance, node_id,
-                 message);
+        log_debug(c->log, "job %s/%u placed on %s (%s)", job->job_id, job->instance, node_id,
+                  message);
     } else {
         metrics_inc(c->metrics, M_JOBS_UNSCHEDULABLE);
         log_info(c->log, "job %s/%u unschedulable: %s", job->job_id, job->instance, message);
@@ -348,23 +269,146 @@ out:
     json_decref(body);
 }
 
+/* What happens after the store answered for one decision: oid as
+ * store_finish returned it. Takes o->result. */
+static void finalize(worker *w, const store_job *job, outcome *o, int64_t oid, double now)
+{
+    const svc_ctx *c = w->pool->ctx;
+    if (oid < 0) {
+        /* Not durable: undo the reservation so memory matches the store;
+         * the job stays queued in the store and is placed after a restart. */
+        metrics_inc(c->metrics, M_STORE_ERRORS);
+        if (o->reserved_here)
+            cluster_release(c->cluster, job->job_id, job->instance);
+        log_error(c->log, "job %s/%u: recording the outcome failed; reservation released",
+                  job->job_id, job->instance);
+        goto drop;
+    }
+    if (oid == 0) {
+        /* The instance was deleted while this worker held it: nothing to
+         * record or send, and its reservation must not outlive it. */
+        if (o->reserved_here)
+            cluster_release(c->cluster, job->job_id, job->instance);
+        log_info(c->log, "job %s/%u was deleted while being placed; outcome dropped", job->job_id,
+                 job->instance);
+        goto drop;
+    }
+    reservation_view held;
+    if (o->state == JOB_PLACED &&
+        (cluster_placement(c->cluster, job->job_id, job->instance, &held) != 0 ||
+         strcmp(held.node_id, o->node_id) != 0)) {
+        /* The node died or was deleted while this worker recorded the
+         * outcome: the reaper or the delete found the instance still in
+         * this worker's hands and could not re-queue it. Re-queueing now
+         * also drops the outbox row just written, so no stale result goes. */
+        log_warn(c->log, "job %s/%u: node %s went away while being placed, re-scheduling",
+                 job->job_id, job->instance, o->node_id);
+        if (store_requeue(c->store, job->job_id, job->instance, NULL, svc_now()) == 0)
+            metrics_inc(c->metrics, M_JOBS_RESCHEDULED);
+        else
+            metrics_inc(c->metrics, M_STORE_ERRORS);
+        goto drop;
+    }
+    if (o->state == JOB_PLACED) {
+        metrics_inc(c->metrics, M_JOBS_PLACED);
+        log_debug(c->log, "job %s/%u placed on %s (%s)", job->job_id, job->instance, o->node_id,
+                  o->message);
+    } else {
+        metrics_inc(c->metrics, M_JOBS_UNSCHEDULABLE);
+        log_info(c->log, "job %s/%u unschedulable: %s", job->job_id, job->instance, o->message);
+    }
+    hand_over(w, job, oid, o->result, now);
+    o->result = NULL;
+    return;
+drop:
+    free(o->result);
+    o->result = NULL;
+}
+
+/* Decides a batch of jobs one after the other (each reserves in the table
+ * at once, so the next sees it), then records every outcome in one
+ * group-committed write: the durability wait is paid once per batch, not
+ * per job. */
+static void process_batch(worker *w, store_job *jobs, size_t n)
+{
+    const svc_ctx *c = w->pool->ctx;
+    outcome o[TAKE_BATCH];
+    store_finish_req req[TAKE_BATCH];
+    size_t which[TAKE_BATCH], k = 0;
+    for (size_t i = 0; i < n; i++) {
+        json_error_t je;
+        json_t *body = json_loads(jobs[i].body ? jobs[i].body : "", JSON_REJECT_DUPLICATES, &je);
+        decide(w, &jobs[i], body, &o[i]);
+        json_decref(body);
+        if (!o[i].result) {
+            log_error(c->log, "job %s/%u: out of memory building its result", jobs[i].job_id,
+                      jobs[i].instance);
+            if (o[i].reserved_here)
+                cluster_release(c->cluster, jobs[i].job_id, jobs[i].instance);
+            continue;
+        }
+        which[k] = i;
+        req[k] = (store_finish_req){jobs[i].job_id,
+                                    jobs[i].instance,
+                                    o[i].state,
+                                    o[i].has_res ? &o[i].res : NULL,
+                                    o[i].result,
+                                    0,
+                                    -1};
+        k++;
+    }
+    double now = svc_now();
+    for (size_t j = 0; j < k; j++)
+        req[j].now = now;
+    for (int t = 0; t < FINISH_TRIES; t++) {
+        /* Only what failed is tried again. */
+        store_finish_req again[TAKE_BATCH];
+        size_t back[TAKE_BATCH], m = 0;
+        for (size_t j = 0; j < k; j++)
+            if (req[j].rc < 0) {
+                back[m] = j;
+                again[m++] = req[j];
+            }
+        if (m == 0)
+            break;
+        if (t)
+            usleep(100000);
+        if (store_finish_many(c->store, again, m) < 0)
+            continue;
+        for (size_t j = 0; j < m; j++)
+            req[back[j]].rc = again[j].rc;
+    }
+    for (size_t j = 0; j < k; j++)
+        finalize(w, &jobs[which[j]], &o[which[j]], req[j].rc, now);
+}
+
 static void *worker_main(void *arg)
 {
     worker *w = arg;
+    char name[16];
+    snprintf(name, sizeof name, "worker-%d", w->index);
+    pthread_setname_np(pthread_self(), name); /* shows in top -H, perf, gdb */
     worker_pool *p = w->pool;
     while (!atomic_load(&p->stop)) {
-        store_job job;
-        memset(&job, 0, sizeof job);
-        int rc = store_take(p->ctx->store, &job, TAKE_TIMEOUT_MS);
+        store_job jobs[TAKE_BATCH];
+        memset(jobs, 0, sizeof jobs);
+        int rc = store_take(p->ctx->store, &jobs[0], TAKE_TIMEOUT_MS);
         if (rc < 0)
             break; /* store closing */
         if (rc > 0)
             continue;
-        if (store_shared(p->ctx->store))
-            process_shared(w, &job);
-        else
-            process(w, &job);
-        store_job_clear(&job);
+        if (store_shared(p->ctx->store)) {
+            process_shared(w, &jobs[0]);
+            store_job_clear(&jobs[0]);
+            continue;
+        }
+        /* Whatever else is queued right now joins this batch. */
+        size_t n = 1;
+        while (n < TAKE_BATCH && store_take(p->ctx->store, &jobs[n], 0) == 0)
+            n++;
+        process_batch(w, jobs, n);
+        for (size_t i = 0; i < n; i++)
+            store_job_clear(&jobs[i]);
     }
     return NULL;
 }
