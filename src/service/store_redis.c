@@ -10,7 +10,8 @@
  *                   reservations made since the last usage figure: the same
  *                   free-capacity rule as the cluster table in memory)
  *   nodes, noderes:<id>, res:all, res:<inst>:<id>   reservations and indexes
- *   outbox:<n>, outbox:due (zset by next attempt), jobout:<inst>:<id>
+ *   outbox:<n>, outbox:due (zset by next attempt); a job's outbox entry is
+ *                   its hash's `out`, and the payload is its `result`
  *   events, ev:seq  the change feed: n (node report), d (node deleted),
  *                   r (reservation), x (release), each with its seq
  * Every write touching more than one key is a Lua script (atomic). A member
@@ -112,21 +113,22 @@
     "  if fg < 0 then fg = 0 end\n"                                                                \
     "  return cpu <= fc and mem <= fm and gpu <= fg\n"                                             \
     "end\n"                                                                                        \
-    "local function outbox_add(job, inst, payload, now, next_at)\n"                                \
+    "local function outbox_add(job, inst, now, next_at)\n"                                         \
     "  local id = redis.call('INCR', P..'outbox:seq')\n"                                           \
-    "  redis.call('HSET', P..'outbox:'..id, 'job', job, 'inst', inst, 'payload', payload,\n"       \
-    "             'attempts', 0, 'created', now, 'next', next_at)\n"                               \
+    "  redis.call('HSET', P..'outbox:'..id, 'job', job, 'inst', inst, 'attempts', 0,\n"            \
+    "             'created', now, 'next', next_at)\n"                                              \
     "  redis.call('ZADD', P..'outbox:due', next_at, id)\n"                                         \
-    "  redis.call('SADD', P..'jobout:'..inst..':'..job, id)\n"                                     \
+    "  redis.call('HSET', P..'job:'..inst..':'..job, 'out', id)\n"                                 \
     "  return id\n"                                                                                \
     "end\n"                                                                                        \
     "local function outbox_drop_job(m)\n"                                                          \
-    "  local jk = P..'jobout:'..m\n"                                                               \
-    "  for _, id in ipairs(redis.call('SMEMBERS', jk)) do\n"                                       \
+    "  local jk = P..'job:'..m\n"                                                                  \
+    "  local id = redis.call('HGET', jk, 'out')\n"                                                 \
+    "  if id then\n"                                                                               \
     "    redis.call('DEL', P..'outbox:'..id)\n"                                                    \
     "    redis.call('ZREM', P..'outbox:due', id)\n"                                                \
+    "    redis.call('HDEL', jk, 'out')\n"                                                          \
     "  end\n"                                                                                      \
-    "  redis.call('DEL', jk)\n"                                                                    \
     "end\n"                                                                                        \
     "local function entry_drop(eid)\n"                                                             \
     "  if eid and eid ~= '' then\n"                                                                \
@@ -203,7 +205,7 @@ static const char *const SCRIPT[SC_COUNT] = {
     "end\n"
     "res_put(ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7])\n"
     "redis.call('HSET', jk, 'state', 1, 'node', ARGV[3], 'result', ARGV[10], 'dec', ARGV[8])\n"
-    "local id = outbox_add(ARGV[1], ARGV[2], ARGV[10], ARGV[8], tonumber(ARGV[8]) + "
+    "local id = outbox_add(ARGV[1], ARGV[2], ARGV[8], tonumber(ARGV[8]) + "
     "tonumber(ARGV[11]))\n"
     "entry_drop(h[3])\n"
     "return {0, tostring(id)}\n",
@@ -214,7 +216,7 @@ static const char *const SCRIPT[SC_COUNT] = {
     "if not h[1] or h[1] ~= '0' then return 0 end\n"
     "res_drop(m)\n"
     "redis.call('HSET', jk, 'state', ARGV[3], 'result', ARGV[4], 'node', '', 'dec', ARGV[5])\n"
-    "local id = outbox_add(ARGV[1], ARGV[2], ARGV[4], ARGV[5], tonumber(ARGV[5]) + "
+    "local id = outbox_add(ARGV[1], ARGV[2], ARGV[5], tonumber(ARGV[5]) + "
     "tonumber(ARGV[6]))\n"
     "entry_drop(h[2])\n"
     "return id\n",
@@ -222,9 +224,9 @@ static const char *const SCRIPT[SC_COUNT] = {
                           "local jk = P..'job:'..m\n"
                           "local existed = redis.call('EXISTS', jk)\n"
                           "entry_drop(redis.call('HGET', jk, 'eid'))\n"
+                          "outbox_drop_job(m)\n"
                           "redis.call('DEL', jk)\n"
                           "res_drop(m)\n"
-                          "outbox_drop_job(m)\n"
                           "if existed == 1 then return 0 end\n"
                           "return 1\n",
     [SC_NODE_PUT] = LUA_LIB
@@ -306,22 +308,30 @@ static const char *const SCRIPT[SC_COUNT] = {
     "local out = {}\n"
     "local nx = tonumber(ARGV[1]) + tonumber(ARGV[3])\n"
     "for _, id in ipairs(ids) do\n"
-    "  local h = redis.call('HMGET', P..'outbox:'..id, 'job', 'inst', 'payload', 'attempts',\n"
-    "                       'created', 'next')\n"
-    "  if h[1] then\n"
+    "  local h = redis.call('HMGET', P..'outbox:'..id, 'job', 'inst', 'attempts', 'created',\n"
+    "                       'next')\n"
+    "  local payload = h[1] and redis.call('HGET', P..'job:'..h[2]..':'..h[1], 'result')\n"
+    "  if payload then\n"
     "    redis.call('ZADD', P..'outbox:due', nx, id)\n"
-    "    out[#out + 1] = {id, h[1], h[2], h[3], h[4], h[5], h[6]}\n"
+    "    out[#out + 1] = {id, h[1], h[2], payload, h[3], h[4], h[5]}\n"
     "  else\n"
     "    redis.call('ZREM', P..'outbox:due', id)\n"
+    "    redis.call('DEL', P..'outbox:'..id)\n"
     "  end\n"
     "end\n"
     "return out\n",
-    [SC_DONE] = LUA_LIB "local ok = P..'outbox:'..ARGV[1]\n"
-                        "local h = redis.call('HMGET', ok, 'job', 'inst')\n"
-                        "redis.call('ZREM', P..'outbox:due', ARGV[1])\n"
-                        "if not h[1] then return 1 end\n"
-                        "redis.call('DEL', ok)\n"
-                        "redis.call('SREM', P..'jobout:'..h[2]..':'..h[1], ARGV[1])\n"
+    [SC_DONE] = LUA_LIB "for i = 1, #ARGV do\n"
+                        "  local ok = P..'outbox:'..ARGV[i]\n"
+                        "  local h = redis.call('HMGET', ok, 'job', 'inst')\n"
+                        "  redis.call('ZREM', P..'outbox:due', ARGV[i])\n"
+                        "  if h[1] then\n"
+                        "    redis.call('DEL', ok)\n"
+                        "    local jk = P..'job:'..h[2]..':'..h[1]\n"
+                        "    if redis.call('HGET', jk, 'out') == ARGV[i] then\n"
+                        "      redis.call('HDEL', jk, 'out')\n"
+                        "    end\n"
+                        "  end\n"
+                        "end\n"
                         "return 0\n",
     [SC_RETRY] = LUA_LIB "local ok = P..'outbox:'..ARGV[1]\n"
                          "if redis.call('EXISTS', ok) == 0 then return 1 end\n"
@@ -1602,6 +1612,20 @@ static int rs_outbox_done(store *base, int64_t id)
     return call_int(s, SC_DONE, &a) < 0 ? -1 : 0;
 }
 
+static int rs_outbox_done_many(store *base, const int64_t *ids, size_t n)
+{
+    rstore *s = (rstore *)base;
+    if (!s)
+        return -1;
+    if (n == 0)
+        return 0;
+    args a = {0};
+    args_script(&a);
+    for (size_t i = 0; i < n; i++)
+        args_fmt(&a, "%" PRId64, ids[i]);
+    return call_int(s, SC_DONE, &a) < 0 ? -1 : 0;
+}
+
 static int rs_outbox_retry(store *base, int64_t id, uint32_t attempts, double next_at)
 {
     rstore *s = (rstore *)base;
@@ -1645,6 +1669,7 @@ static const store_ops REDIS_OPS = {
     .follow = rs_follow,
     .outbox_due = rs_outbox_due,
     .outbox_done = rs_outbox_done,
+    .outbox_done_many = rs_outbox_done_many,
     .outbox_retry = rs_outbox_retry,
     .outbox_give_up = rs_outbox_done, /* the same removal; the caller counts */
     .outbox_depth = rs_outbox_depth,
