@@ -4,6 +4,7 @@
 #include "api.h"
 
 #include <stdbool.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -125,29 +126,61 @@ static void node_get(const svc_ctx *c, const char *id, http_reply *out)
     reply_json_obj(out, 200, doc);
 }
 
+/* Appends n bytes to a growing buffer. 0, or -1 out of memory. */
+static int buf_add(char **buf, size_t *len, size_t *cap, const char *p, size_t n)
+{
+    if (*len + n + 1 > *cap) {
+        size_t ncap = *cap ? *cap : 4096;
+        while (*len + n + 1 > ncap)
+            ncap *= 2;
+        char *nb = realloc(*buf, ncap);
+        if (!nb)
+            return -1;
+        *buf = nb;
+        *cap = ncap;
+    }
+    memcpy(*buf + *len, p, n);
+    *len += n;
+    (*buf)[*len] = '\0';
+    return 0;
+}
+
+/* Written one document at a time into one buffer: at 100,000 nodes a tree
+ * of every document at once would cost several hundred MB. */
 static void nodes_list(const svc_ctx *c, http_reply *out)
 {
     double now = svc_now();
     json_t *snap = nodedocs_ids(c->docs);
-    json_t *list = json_array();
-    json_t *answer = NULL;
-    if (!snap || !list)
+    char *buf = NULL;
+    size_t len = 0, cap = 0, n = 0;
+    if (!snap || buf_add(&buf, &len, &cap, "{\"nodes\":[", 10))
         goto fail;
     size_t i;
     json_t *idv;
     json_array_foreach(snap, i, idv)
     {
         json_t *doc = svc_node_doc(c, json_string_value(idv), now);
-        if (doc && json_array_append_new(list, doc))
+        if (!doc)
+            continue; /* removed meanwhile */
+        char *text = codec_dump(doc);
+        json_decref(doc);
+        int rc = !text || (n && buf_add(&buf, &len, &cap, ",", 1)) ||
+                 buf_add(&buf, &len, &cap, text, strlen(text));
+        free(text);
+        if (rc)
             goto fail;
+        n++;
     }
-    answer = json_pack("{s:O}", "nodes", list);
-    json_decref(list);
+    if (buf_add(&buf, &len, &cap, "]}", 2))
+        goto fail;
     json_decref(snap);
-    reply_json_obj(out, 200, answer);
+    http_reply_json(out, 200, buf);
+    /* Give the transient memory of a large listing back to the system. */
+    if (len > (1u << 20))
+        malloc_trim(0);
     return;
 fail:
-    json_decref(list);
+    free(buf);
     json_decref(snap);
     http_reply_error(out, 500, "server", "out of memory");
 }

@@ -2,6 +2,7 @@
  * waits for SIGTERM or SIGINT, and shuts down in order (exit 0). */
 #include <curl/curl.h>
 #include <jansson.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,10 @@
 
 int main(int argc, char **argv)
 {
+    /* Two malloc arenas instead of eight per core: threads here allocate
+     * little, and with 100,000 nodes the extra arenas only hold freed
+     * memory (measured: 5-7 MB more, creeping with every report round). */
+    mallopt(M_ARENA_MAX, 2);
     config cfg;
     char err[512];
     int rc = config_parse(&cfg, argc, argv, NULL, NULL, err, sizeof err);
