@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The test command: installs what is missing, builds everything under
 # AddressSanitizer + UndefinedBehaviorSanitizer and runs every test (unit and
-# end-to-end), then builds the threaded tests under ThreadSanitizer and runs
-# them. Exits non-zero on the first failure.
+# end-to-end), then builds under ThreadSanitizer and runs the threaded tests
+# and the end-to-end tests against that binary. Exits non-zero on the first failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
@@ -27,6 +27,10 @@ echo "== threaded tests (TSan)"
 # without address randomisation avoids its "unexpected memory mapping" abort.
 TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
     setarch "$(uname -m)" -R ctest --test-dir build-tsan -L threads --output-on-failure
+echo "== end-to-end tests against the ThreadSanitizer binary"
+# Every e2e test fails on a ThreadSanitizer report in the service's stderr.
+TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
+    setarch "$(uname -m)" -R ctest --test-dir build-tsan -L e2e -j2 --output-on-failure
 
 echo "== release build (benchmarks compile)"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
