@@ -121,16 +121,9 @@ static int on_node(void *ud, const char *node_id, const char *doc, double last_r
         nr.set &= ~NODE_F_MEM_PCT;
     nodedocs_lock_node(m->ctx->docs, node_id);
     if (cluster_report(m->ctx->cluster, node_id, &nr, last_report, &e) < 0) {
-        /* A new node: apply its figures in full. */
-        node_report_clear(&nr);
-        node_report_init(&nr);
-        if (codec_node(j, &nr, &e) ||
-            cluster_report(m->ctx->cluster, node_id, &nr, last_report, &e) < 0) {
-            nodedocs_unlock_node(m->ctx->docs, node_id);
-            log_warn(m->ctx->log, "node %s from the store skipped: %s: %s", node_id, e.field,
-                     e.msg);
-            goto out;
-        }
+        nodedocs_unlock_node(m->ctx->docs, node_id);
+        log_warn(m->ctx->log, "node %s from the store skipped: %s: %s", node_id, e.field, e.msg);
+        goto out;
     }
     nodedocs_put(m->ctx->docs, node_id, j);
     j = NULL;

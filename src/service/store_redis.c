@@ -1093,9 +1093,8 @@ static int rs_take(store *base, store_job *out, int timeout_ms)
         return -1;
     double deadline = mono_now() + (timeout_ms > 0 ? timeout_ms / 1000.0 : 0);
     for (;;) {
-        long long block = BLOCK_CHUNK_MS;
         double left = deadline - mono_now();
-        block = left > 0 ? (long long)(left * 1000.0) : 0;
+        long long block = left > 0 ? (long long)(left * 1000.0) : 0;
         if (block > BLOCK_CHUNK_MS)
             block = BLOCK_CHUNK_MS;
         if (buf_pop(s, out))
@@ -1363,14 +1362,10 @@ static redisReply *snapshot(rstore *s)
     return r;
 }
 
-static int rs_load(store *base, const store_loader *l)
+/* Replays a snapshot reply through l: nodes, then reservations; stops at
+ * the first callback that does not return 0 and returns its value. */
+static int snapshot_replay(const redisReply *r, const store_loader *l)
 {
-    rstore *s = (rstore *)base;
-    if (!s || !l)
-        return -1;
-    redisReply *r = snapshot(s);
-    if (!r)
-        return -1;
     int rc = 0;
     const redisReply *nodes = r->element[2], *res = r->element[3];
     for (size_t i = 0; i < nodes->elements && rc == 0; i += 3) {
@@ -1385,6 +1380,18 @@ static int rs_load(store *base, const store_loader *l)
         if (res_parse(res->element + i, &v) && l->reservation)
             rc = l->reservation(l->ud, &v);
     }
+    return rc;
+}
+
+static int rs_load(store *base, const store_loader *l)
+{
+    rstore *s = (rstore *)base;
+    if (!s || !l)
+        return -1;
+    redisReply *r = snapshot(s);
+    if (!r)
+        return -1;
+    int rc = snapshot_replay(r, l);
     freeReplyObject(r);
     return rc;
 }
@@ -1439,6 +1446,22 @@ static void apply_event(const redisReply *f, const store_follower *fo)
     }
 }
 
+/* A snapshot's usage figures count as just reported: the follower then
+ * counts every reservation as made since, which errs on the safe side. */
+static int follow_snapshot_node(void *ud, const char *node_id, const char *doc, double last_report)
+{
+    const store_follower *fo = ud;
+    return fo->node ? fo->node(fo->ud, node_id, doc, last_report, true, true) : 0;
+}
+
+static int follow_snapshot_reservation(void *ud, const reservation_view *r)
+{
+    const store_follower *fo = ud;
+    if (fo->reservation)
+        fo->reservation(fo->ud, r);
+    return 0;
+}
+
 static int follow_reload(rstore *s, const store_follower *fo)
 {
     redisReply *r = snapshot(s);
@@ -1446,21 +1469,13 @@ static int follow_reload(rstore *s, const store_follower *fo)
         return -1;
     if (fo->reload)
         fo->reload(fo->ud);
-    const redisReply *nodes = r->element[2], *res = r->element[3];
-    for (size_t i = 0; i < nodes->elements; i += 3)
-        if (nodes->element[i]->len <= CS_ID_MAX && fo->node)
-            fo->node(fo->ud, nodes->element[i]->str, nodes->element[i + 1]->str,
-                     strtod(nodes->element[i + 2]->str, NULL), true, true);
-    for (size_t i = 0; i < res->elements; i += 7) {
-        reservation_view v;
-        if (res_parse(res->element + i, &v) && fo->reservation)
-            fo->reservation(fo->ud, &v);
-    }
+    store_loader l = {follow_snapshot_node, follow_snapshot_reservation, (void *)fo};
+    snapshot_replay(r, &l);
     if (fo->reloaded)
         fo->reloaded(fo->ud);
     s->follow_seq = strtoull(r->element[0]->str, NULL, 10);
     snprintf(s->follow_id, sizeof s->follow_id, "%s", r->element[1]->str);
-    int n = (int)(nodes->elements / 3);
+    int n = (int)(r->element[2]->elements / 3);
     freeReplyObject(r);
     return n;
 }
@@ -1601,17 +1616,6 @@ static int rs_outbox_due(store *base, double now, outbox_item *out, int max)
     return n;
 }
 
-static int rs_outbox_done(store *base, int64_t id)
-{
-    rstore *s = (rstore *)base;
-    if (!s)
-        return -1;
-    args a = {0};
-    args_script(&a);
-    args_fmt(&a, "%" PRId64, id);
-    return call_int(s, SC_DONE, &a) < 0 ? -1 : 0;
-}
-
 static int rs_outbox_done_many(store *base, const int64_t *ids, size_t n)
 {
     rstore *s = (rstore *)base;
@@ -1624,6 +1628,11 @@ static int rs_outbox_done_many(store *base, const int64_t *ids, size_t n)
     for (size_t i = 0; i < n; i++)
         args_fmt(&a, "%" PRId64, ids[i]);
     return call_int(s, SC_DONE, &a) < 0 ? -1 : 0;
+}
+
+static int rs_outbox_done(store *base, int64_t id)
+{
+    return rs_outbox_done_many(base, &id, 1);
 }
 
 static int rs_outbox_retry(store *base, int64_t id, uint32_t attempts, double next_at)
