@@ -78,7 +78,8 @@ if [ ! -x "$BUILD_DIR/cluster-scheduler" ] || [ ! -x "$BUILD_DIR/loadgen" ] ||
     cmake --build "$BUILD_DIR" -j2 --target cluster-scheduler loadgen >/dev/null
 fi
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# shellcheck source=scripts/bench-lib.sh
+. "$ROOT/scripts/bench-lib.sh"
 
 WORK="$(mktemp -d)"
 SVC_PID=""
@@ -99,17 +100,6 @@ trap 'stop_service; rm -rf "$WORK"' EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-wait_status() { # port
-    for _ in $(seq 1 200); do
-        curl -fs "http://127.0.0.1:$1/status" >/dev/null 2>&1 && return 0
-        kill -0 "$SVC_PID" 2>/dev/null || break
-        sleep 0.05
-    done
-    echo "bench-latency: service on port $1 did not start; its log:" >&2
-    tail -20 "$WORK/svc.log" >&2 || true
-    return 1
-}
-
 one_run() { # rate run -> appends loadgen's JSON line to $WORK/raw
     local rate="$1" run="$2" api rp line
     api=$(free_port)
@@ -119,7 +109,7 @@ one_run() { # rate run -> appends loadgen's JSON line to $WORK/raw
         DATA_DIR="$WORK/data" MY_PORT="$api" WORKERS="$WORKERS" \
         "$BUILD_DIR/cluster-scheduler" >"$WORK/svc.log" 2>&1 &
     SVC_PID=$!
-    wait_status "$api"
+    wait_status "$api" bench-latency "$SVC_PID" "$WORK/svc.log"
     # In the background so that a signal stops the run at once; loadgen exits 1
     # when something was lost or failed: that is a figure here, not an error.
     "$BUILD_DIR/loadgen" --target "127.0.0.1:$api" --receiver-port "$rp" \

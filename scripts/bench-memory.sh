@@ -89,15 +89,10 @@ if [ ! -x "$BUILD_DIR/cluster-scheduler" ] || [ ! -x "$BUILD_DIR/loadgen" ]; the
     cmake --build "$BUILD_DIR" -j2 >/dev/null
 fi
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# shellcheck source=scripts/bench-lib.sh
+. "$ROOT/scripts/bench-lib.sh"
 
 WORK="$(mktemp -d)"
-PIDS=()
-cleanup() {
-    for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
-    for p in "${PIDS[@]:-}"; do [ -n "$p" ] && wait "$p" 2>/dev/null || true; done
-    PIDS=()
-}
 trap 'cleanup; rm -rf "$WORK"' EXIT
 trap 'exit 130' INT TERM
 
@@ -238,14 +233,7 @@ start_service() { # ttl
         NODE_TTL="$1" LOG_LEVEL=warn "$BUILD_DIR/cluster-scheduler" >"$WORK/svc.log" 2>&1 &
     SVC_PID=$!
     PIDS+=("$SVC_PID")
-    for _ in $(seq 1 200); do
-        curl -fs "http://127.0.0.1:$API/status" >/dev/null 2>&1 && return 0
-        kill -0 "$SVC_PID" 2>/dev/null || break
-        sleep 0.05
-    done
-    echo "bench-memory: the service did not start:" >&2
-    cat "$WORK/svc.log" >&2
-    exit 1
+    wait_status "$API" bench-memory "$SVC_PID" "$WORK/svc.log" || exit 1
 }
 status_kb() { awk -v k="$1:" '$1 == k { print $2 }' "/proc/$SVC_PID/status"; }
 threads() { awk '$1 == "Threads:" { print $2 }' "/proc/$SVC_PID/status"; }

@@ -54,25 +54,12 @@ if [ "$MODE" = redis ] && ! command -v redis-server >/dev/null; then
     "$ROOT/scripts/deps.sh"
 fi
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# shellcheck source=scripts/bench-lib.sh
+. "$ROOT/scripts/bench-lib.sh"
 
 WORK="$(mktemp -d)"
-PIDS=()
-cleanup() {
-    for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
-    for p in "${PIDS[@]:-}"; do [ -n "$p" ] && wait "$p" 2>/dev/null || true; done
-    PIDS=()
-}
 trap 'cleanup; rm -rf "$WORK"' EXIT
 
-wait_status() { # port
-    for _ in $(seq 1 200); do
-        curl -fs "http://127.0.0.1:$1/status" >/dev/null 2>&1 && return 0
-        sleep 0.05
-    done
-    echo "bench-service: service on port $1 did not start" >&2
-    return 1
-}
 wait_redis() { # port
     for _ in $(seq 1 200); do
         redis-cli -p "$1" ping >/dev/null 2>&1 && return 0
@@ -112,7 +99,7 @@ one_run() { # workers run -> JSON line on stdout
             PIDS+=($!)
         done
     fi
-    wait_status "$api"
+    wait_status "$api" bench-service
     "$BUILD_DIR/loadgen" --target "127.0.0.1:$api" --receiver-port "$rp" --nodes "$NODES" \
         --jobs "$JOBS" --rate "$RATE" --json --quiet || true
     cleanup
