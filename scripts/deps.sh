@@ -4,7 +4,7 @@
 set -euo pipefail
 PKGS=(build-essential cmake pkg-config clang clang-format libclang-rt-14-dev
       libcmocka-dev libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev
-      libsqlite3-dev sqlite3 libhiredis-dev redis-server python3 curl)
+      libsqlite3-dev sqlite3 libhiredis-dev redis-server python3 curl valgrind)
 missing=()
 for p in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

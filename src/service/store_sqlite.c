@@ -24,29 +24,61 @@
  * enough that one transaction never holds the WAL for long. */
 #define BATCH_MAX 4096
 #define BUSY_TIMEOUT_MS 5000
-#define SCHEMA_VERSION 1
+#define SCHEMA_VERSION 2
 #define PATH_CAP 4096
 
+/* Version 2: a job's reservation and its undelivered result live in its own
+ * row (columns res_* and out_*, each found through a partial index) instead
+ * of two side tables: deciding a job rewrites one row and two small indexes
+ * instead of inserting into six b-trees, and a delivery clears one column
+ * instead of deleting from three. */
 static const char SCHEMA[] =
     "CREATE TABLE IF NOT EXISTS jobs("
     " job_id TEXT NOT NULL, instance INTEGER NOT NULL, state INTEGER NOT NULL,"
     " body TEXT NOT NULL, result TEXT, node_id TEXT NOT NULL DEFAULT '',"
     " received_at REAL NOT NULL, decided_at REAL, seq INTEGER NOT NULL,"
-    " attempts INTEGER NOT NULL DEFAULT 0, PRIMARY KEY(job_id, instance));"
+    " attempts INTEGER NOT NULL DEFAULT 0,"
+    " res_node TEXT, res_cpu INTEGER, res_mem INTEGER, res_gpus INTEGER, res_at REAL,"
+    " out_gen INTEGER NOT NULL DEFAULT 0, out_next REAL,"
+    " out_attempts INTEGER NOT NULL DEFAULT 0, out_created REAL,"
+    " PRIMARY KEY(job_id, instance));"
     "CREATE INDEX IF NOT EXISTS jobs_queued ON jobs(seq) WHERE state = 0;"
-    "CREATE TABLE IF NOT EXISTS reservations("
-    " job_id TEXT NOT NULL, instance INTEGER NOT NULL, node_id TEXT NOT NULL,"
-    " cpu_milli INTEGER NOT NULL, memory_mb INTEGER NOT NULL, gpus INTEGER NOT NULL,"
-    " at REAL NOT NULL, PRIMARY KEY(job_id, instance));"
-    "CREATE INDEX IF NOT EXISTS reservations_node ON reservations(node_id);"
+    "CREATE INDEX IF NOT EXISTS jobs_res_node ON jobs(res_node) WHERE res_node IS NOT NULL;"
+    "CREATE INDEX IF NOT EXISTS jobs_out ON jobs(out_next) WHERE out_next IS NOT NULL;"
     "CREATE TABLE IF NOT EXISTS nodes("
-    " id TEXT PRIMARY KEY NOT NULL, doc TEXT NOT NULL, last_report REAL NOT NULL);"
-    "CREATE TABLE IF NOT EXISTS outbox("
-    " id INTEGER PRIMARY KEY AUTOINCREMENT, job_id TEXT NOT NULL,"
-    " instance INTEGER NOT NULL, payload TEXT NOT NULL,"
-    " attempts INTEGER NOT NULL DEFAULT 0, created_at REAL NOT NULL, next_at REAL NOT NULL);"
-    "CREATE INDEX IF NOT EXISTS outbox_job ON outbox(job_id, instance);"
-    "CREATE INDEX IF NOT EXISTS outbox_next ON outbox(next_at);";
+    " id TEXT PRIMARY KEY NOT NULL, doc TEXT NOT NULL, last_report REAL NOT NULL);";
+
+/* From version 1 (side tables reservations and outbox) to 2, in place. */
+static const char MIGRATE_1_2[] =
+    "ALTER TABLE jobs ADD COLUMN res_node TEXT;"
+    "ALTER TABLE jobs ADD COLUMN res_cpu INTEGER;"
+    "ALTER TABLE jobs ADD COLUMN res_mem INTEGER;"
+    "ALTER TABLE jobs ADD COLUMN res_gpus INTEGER;"
+    "ALTER TABLE jobs ADD COLUMN res_at REAL;"
+    "ALTER TABLE jobs ADD COLUMN out_gen INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE jobs ADD COLUMN out_next REAL;"
+    "ALTER TABLE jobs ADD COLUMN out_attempts INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE jobs ADD COLUMN out_created REAL;"
+    "UPDATE jobs SET res_node = r.node_id, res_cpu = r.cpu_milli, res_mem = r.memory_mb,"
+    " res_gpus = r.gpus, res_at = r.at FROM reservations r"
+    " WHERE r.job_id = jobs.job_id AND r.instance = jobs.instance;"
+    "UPDATE jobs SET out_gen = o.id, out_next = o.next_at, out_attempts = o.attempts,"
+    " out_created = o.created_at FROM outbox o"
+    " WHERE o.job_id = jobs.job_id AND o.instance = jobs.instance;"
+    "DROP TABLE reservations;"
+    "DROP TABLE outbox;";
+
+/* An outbox id names a job row and the generation of its result, so that a
+ * delivery of an older result (the job was re-placed meanwhile, or deleted
+ * and its row id reused) never marks a newer one delivered. Generations come
+ * from the writer's global sequence; only their low bits are kept. */
+#define OUT_GEN_BITS 23
+#define OUT_GEN_MASK ((INT64_C(1) << OUT_GEN_BITS) - 1)
+
+static int64_t outbox_id_make(int64_t rowid, int64_t gen)
+{
+    return (rowid << OUT_GEN_BITS) | (gen & OUT_GEN_MASK);
+}
 
 enum {
     W_BEGIN,
@@ -60,12 +92,9 @@ enum {
     W_JOB_REQUEUE,
     W_JOB_FINISH,
     W_JOB_DELETE,
-    W_RES_PUT,
-    W_RES_DELETE,
+    W_JOB_OUTSTATE,
     W_RES_DELETE_NODE,
-    W_OUTBOX_ADD,
     W_OUTBOX_DELETE,
-    W_OUTBOX_DELETE_JOB,
     W_OUTBOX_RETRY,
     W_NODE_PUT,
     W_NODE_DELETE,
@@ -81,22 +110,25 @@ static const char *const W_SQL[W_COUNT] = {
     [W_SP_ROLLBACK] = "ROLLBACK TO op",
     [W_JOB_INSERT] = "INSERT INTO jobs(job_id, instance, state, body, received_at, seq)"
                      " VALUES(?, ?, 0, ?, ?, ?) ON CONFLICT(job_id, instance) DO NOTHING",
-    [W_JOB_GET] = "SELECT state, body, received_at, attempts, node_id FROM jobs"
-                  " WHERE job_id = ? AND instance = ?",
+    [W_JOB_GET] = "SELECT state, body, received_at, attempts, node_id, out_next IS NOT NULL"
+                  " FROM jobs WHERE job_id = ? AND instance = ?",
+    /* A requeue drops the reservation and any result not yet delivered: the
+     * new placement sends its own. */
     [W_JOB_REQUEUE] = "UPDATE jobs SET state = 0, result = NULL, node_id = '', decided_at = NULL,"
-                      " seq = ?, attempts = attempts + 1 WHERE job_id = ? AND instance = ?",
-    [W_JOB_FINISH] = "UPDATE jobs SET state = ?, result = ?, node_id = ?, decided_at = ?"
-                     " WHERE job_id = ? AND instance = ?",
-    [W_JOB_DELETE] = "DELETE FROM jobs WHERE job_id = ? AND instance = ?",
-    [W_RES_PUT] = "INSERT OR REPLACE INTO reservations(job_id, instance, node_id, cpu_milli,"
-                  " memory_mb, gpus, at) VALUES(?, ?, ?, ?, ?, ?, ?)",
-    [W_RES_DELETE] = "DELETE FROM reservations WHERE job_id = ? AND instance = ?",
-    [W_RES_DELETE_NODE] = "DELETE FROM reservations WHERE node_id = ?",
-    [W_OUTBOX_ADD] = "INSERT INTO outbox(job_id, instance, payload, attempts, created_at, next_at)"
-                     " VALUES(?, ?, ?, 0, ?, ?)",
-    [W_OUTBOX_DELETE] = "DELETE FROM outbox WHERE id = ?",
-    [W_OUTBOX_DELETE_JOB] = "DELETE FROM outbox WHERE job_id = ? AND instance = ?",
-    [W_OUTBOX_RETRY] = "UPDATE outbox SET attempts = ?, next_at = ? WHERE id = ?",
+                      " seq = ?, attempts = attempts + 1, res_node = NULL, out_next = NULL"
+                      " WHERE job_id = ? AND instance = ?",
+    [W_JOB_FINISH] = "UPDATE jobs SET state = ?, result = ?, node_id = ?, decided_at = ?,"
+                     " res_node = ?, res_cpu = ?, res_mem = ?, res_gpus = ?, res_at = ?,"
+                     " out_gen = ?, out_next = ?, out_attempts = 0, out_created = ?"
+                     " WHERE rowid = ?",
+    [W_JOB_DELETE] = "DELETE FROM jobs WHERE rowid = ?",
+    [W_JOB_OUTSTATE] = "SELECT rowid, out_next IS NOT NULL FROM jobs"
+                       " WHERE job_id = ? AND instance = ?",
+    [W_RES_DELETE_NODE] = "UPDATE jobs SET res_node = NULL WHERE res_node = ?",
+    [W_OUTBOX_DELETE] = "UPDATE jobs SET out_next = NULL"
+                        " WHERE rowid = ? AND out_gen & ? = ? AND out_next IS NOT NULL",
+    [W_OUTBOX_RETRY] = "UPDATE jobs SET out_attempts = ?, out_next = ?"
+                       " WHERE rowid = ? AND out_gen & ? = ? AND out_next IS NOT NULL",
     [W_NODE_PUT] = "INSERT INTO nodes(id, doc, last_report) VALUES(?, ?, ?) ON CONFLICT(id)"
                    " DO UPDATE SET doc = excluded.doc, last_report = excluded.last_report",
     [W_NODE_DELETE] = "DELETE FROM nodes WHERE id = ?",
@@ -107,12 +139,8 @@ enum { R_STATUS, R_DUE, R_COUNT };
 static const char *const R_SQL[R_COUNT] = {
     [R_STATUS] = "SELECT state, node_id, body, result, received_at, decided_at FROM jobs"
                  " WHERE job_id = ? AND instance = ?",
-    /* The payload is the job's result, stored once (in jobs); rows written
-     * by older versions carry their own copy. */
-    [R_DUE] = "SELECT o.id, o.job_id, o.instance, COALESCE(NULLIF(o.payload, ''), j.result, ''),"
-              " o.attempts, o.created_at, o.next_at FROM outbox o LEFT JOIN jobs j"
-              " ON j.job_id = o.job_id AND j.instance = o.instance"
-              " WHERE o.next_at <= ? ORDER BY o.id LIMIT ?",
+    [R_DUE] = "SELECT rowid, out_gen, job_id, instance, COALESCE(result, ''), out_attempts,"
+              " out_created, out_next FROM jobs WHERE out_next <= ? ORDER BY out_next LIMIT ?",
 };
 
 typedef struct qnode {
@@ -159,18 +187,19 @@ typedef struct sqstore sqstore;
 struct sqstore {
     store base; /* first: the generic handle points here */
     char path[PATH_CAP];
-    sqlite3 *wdb; /* writer thread only (and open, before it starts) */
+    sqlite3 *wdb; /* the committer only (see `writing`), and open before it */
     sqlite3 *rdb; /* under rmu */
     sqlite3_stmt *w[W_COUNT];
     sqlite3_stmt *r[R_COUNT];
-    int64_t next_seq; /* writer only */
-    bool doomed;      /* writer only: the current transaction cannot commit */
+    int64_t next_seq; /* committer only */
+    bool doomed;      /* committer only: the current transaction cannot commit */
 
     bool sync_ready;
-    pthread_mutex_t mu; /* pending ops, closing, users */
+    pthread_mutex_t mu; /* pending ops, writing, closing, users */
     pthread_cond_t work;
     pthread_cond_t idle;
     op *head, *tail;
+    bool writing; /* a thread is committing a batch: the only user of wdb */
     bool closing;
     unsigned users; /* callers inside the API; close waits for them */
 
@@ -437,6 +466,7 @@ static int64_t apply_requeue(sqstore *s, op *o)
         goto out;
     }
     const unsigned char *body = sqlite3_column_text(get, 1);
+    bool undelivered = sqlite3_column_int(get, 5) != 0;
     if (body)
         q = qnode_new(o->id, o->instance, (const char *)body, sqlite3_column_double(get, 2),
                       col_u32(get, 3) + 1);
@@ -446,13 +476,7 @@ static int64_t apply_requeue(sqstore *s, op *o)
     int64_t seq = s->next_seq++;
     if (exec_stmt(s->w[W_JOB_REQUEUE], "itu", seq, o->id, o->instance) != 0)
         goto out;
-    if (exec_stmt(s->w[W_RES_DELETE], "tu", o->id, o->instance) != 0)
-        goto out;
-    /* A result not yet delivered describes the outcome being dropped; the
-     * new placement will send its own. */
-    if (exec_stmt(s->w[W_OUTBOX_DELETE_JOB], "tu", o->id, o->instance) != 0)
-        goto out;
-    o->outbox_delta = -(int64_t)sqlite3_changes(s->wdb);
+    o->outbox_delta = undelivered ? -1 : 0;
     o->append = q;
     q = NULL;
     rc = 0;
@@ -461,40 +485,80 @@ out:
     return rc;
 }
 
+/* The job's row id and whether it holds a result not yet delivered.
+ * 1: found; 0: no such job; -1: error. */
+static int job_outstate(sqstore *s, const char *id, uint32_t instance, int64_t *rowid,
+                        bool *undelivered)
+{
+    sqlite3_stmt *st = s->w[W_JOB_OUTSTATE];
+    int row = query_row(st, "tu", id, instance);
+    if (row <= 0)
+        return row;
+    *rowid = sqlite3_column_int64(st, 0);
+    *undelivered = sqlite3_column_int(st, 1) != 0;
+    stmt_done(st);
+    return 1;
+}
+
 static int64_t apply_finish(sqstore *s, op *o)
 {
-    const char *node = o->res ? o->res->node_id : "";
-    if (exec_stmt(s->w[W_JOB_FINISH], "ittdtu", (int64_t)o->state, o->text, node, o->t, o->id,
-                  o->instance) != 0)
-        return -1;
-    if (sqlite3_changes(s->wdb) == 0)
-        return 0; /* deleted while a worker held it: nothing to record */
-    if (o->res) {
-        const reservation_view *r = o->res;
-        if (exec_stmt(s->w[W_RES_PUT], "tutiiid", o->id, o->instance, r->node_id, r->cpu_milli,
-                      r->memory_mb, (int64_t)r->gpus, r->at) != 0)
-            return -1;
-    } else if (exec_stmt(s->w[W_RES_DELETE], "tu", o->id, o->instance) != 0) {
-        return -1;
+    int64_t rowid;
+    bool undelivered;
+    int found = job_outstate(s, o->id, o->instance, &rowid, &undelivered);
+    if (found <= 0)
+        return found; /* 0: deleted while a worker held it, nothing to record */
+    const reservation_view *r = o->res;
+    int64_t gen = s->next_seq++;
+    sqlite3_stmt *st = s->w[W_JOB_FINISH];
+    int rc = sqlite3_bind_int64(st, 1, (sqlite3_int64)o->state);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_text(st, 2, o->text, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_text(st, 3, r ? r->node_id : "", -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_double(st, 4, o->t);
+    if (rc == SQLITE_OK && r) { /* without a reservation res_* stay NULL */
+        rc = sqlite3_bind_text(st, 5, r->node_id, -1, SQLITE_STATIC);
+        if (rc == SQLITE_OK)
+            rc = sqlite3_bind_int64(st, 6, r->cpu_milli);
+        if (rc == SQLITE_OK)
+            rc = sqlite3_bind_int64(st, 7, r->memory_mb);
+        if (rc == SQLITE_OK)
+            rc = sqlite3_bind_int64(st, 8, r->gpus);
+        if (rc == SQLITE_OK)
+            rc = sqlite3_bind_double(st, 9, r->at);
     }
-    if (exec_stmt(s->w[W_OUTBOX_ADD], "tutdd", o->id, o->instance, "", o->t, o->t) != 0)
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(st, 10, gen);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_double(st, 11, o->t);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_double(st, 12, o->t);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(st, 13, rowid);
+    if (rc == SQLITE_OK && sqlite3_step(st) != SQLITE_DONE)
+        rc = SQLITE_ERROR;
+    stmt_done(st);
+    if (rc != SQLITE_OK)
         return -1;
-    o->outbox_delta = 1;
-    return sqlite3_last_insert_rowid(s->wdb);
+    o->outbox_delta = undelivered ? 0 : 1;
+    return outbox_id_make(rowid, gen);
 }
 
 static int64_t apply_job_delete(sqstore *s, op *o)
 {
-    if (exec_stmt(s->w[W_JOB_DELETE], "tu", o->id, o->instance) != 0)
+    int64_t rowid;
+    bool undelivered;
+    int found = job_outstate(s, o->id, o->instance, &rowid, &undelivered);
+    if (found < 0)
         return -1;
-    bool existed = sqlite3_changes(s->wdb) > 0;
-    if (exec_stmt(s->w[W_RES_DELETE], "tu", o->id, o->instance) != 0)
+    if (found == 0)
+        return 1;
+    if (exec_stmt(s->w[W_JOB_DELETE], "i", rowid) != 0)
         return -1;
-    if (exec_stmt(s->w[W_OUTBOX_DELETE_JOB], "tu", o->id, o->instance) != 0)
-        return -1;
-    o->outbox_delta = -(int64_t)sqlite3_changes(s->wdb);
-    o->unqueue = existed;
-    return existed ? 0 : 1;
+    o->outbox_delta = undelivered ? -1 : 0;
+    o->unqueue = true;
+    return 0;
 }
 
 static int64_t apply_node_delete(sqstore *s, op *o)
@@ -523,14 +587,16 @@ static int64_t apply_one(sqstore *s, op *o)
     case OP_NODE_DELETE:
         return apply_node_delete(s, o);
     case OP_OUTBOX_DONE:
-        if (exec_stmt(s->w[W_OUTBOX_DELETE], "i", o->outbox_id) != 0)
+        if (exec_stmt(s->w[W_OUTBOX_DELETE], "iii", o->outbox_id >> OUT_GEN_BITS, OUT_GEN_MASK,
+                      o->outbox_id & OUT_GEN_MASK) != 0)
             return -1;
         if (sqlite3_changes(s->wdb) == 0)
             return 1;
         o->outbox_delta = -1;
         return 0;
     case OP_OUTBOX_RETRY:
-        if (exec_stmt(s->w[W_OUTBOX_RETRY], "udi", o->attempts, o->t, o->outbox_id) != 0)
+        if (exec_stmt(s->w[W_OUTBOX_RETRY], "udiii", o->attempts, o->t,
+                      o->outbox_id >> OUT_GEN_BITS, OUT_GEN_MASK, o->outbox_id & OUT_GEN_MASK) != 0)
             return -1;
         return sqlite3_changes(s->wdb) == 0 ? 1 : 0;
     }
@@ -542,8 +608,7 @@ static int64_t apply_one(sqstore *s, op *o)
  * intact instead of half-applied. */
 static int64_t apply(sqstore *s, op *o)
 {
-    bool multi = o->kind == OP_REQUEUE || o->kind == OP_FINISH || o->kind == OP_JOB_DELETE ||
-                 o->kind == OP_NODE_DELETE;
+    bool multi = o->kind == OP_NODE_DELETE; /* the others write one statement */
     if (multi && exec_stmt(s->w[W_SP], "") != 0)
         return -1;
     int64_t rc = apply_one(s, o);
@@ -566,7 +631,7 @@ static int64_t apply(sqstore *s, op *o)
  * delete followed by a new enqueue of the same instance ends up queued. */
 static void publish(sqstore *s, op *batch)
 {
-    bool pushed = false;
+    size_t pushed = 0;
     int64_t delta = 0;
     pthread_mutex_lock(&s->qmu);
     for (op *o = batch; o; o = o->next) {
@@ -575,11 +640,16 @@ static void publish(sqstore *s, op *batch)
         if (o->append) {
             queue_push(s, o->append);
             o->append = NULL;
-            pushed = true;
+            pushed++;
         }
         delta += o->outbox_delta;
     }
-    if (pushed)
+    /* One job wakes one worker: waking them all for it would only have the
+     * others preempt the committer (often the HTTP thread still owing its
+     * answer) and go back to sleep. */
+    if (pushed == 1)
+        pthread_cond_signal(&s->qcond);
+    else if (pushed > 1)
         pthread_cond_broadcast(&s->qcond);
     pthread_mutex_unlock(&s->qmu);
     if (delta > 0)
@@ -612,42 +682,58 @@ static void run_batch(sqstore *s, op *batch)
     }
 }
 
+/* Takes the next batch off the queue and commits it. Called with mu held
+ * and no commit running; returns with mu held. Whoever calls it is the
+ * committer for that batch: the writer thread under load, or a caller that
+ * found nobody committing, which then needs no wake-up of another thread
+ * before and after its commit (two fewer hand-offs on an idle service). */
+static void commit_next(sqstore *s)
+{
+    s->writing = true;
+    op *batch = s->head, *last = s->head;
+    for (int n = 1; last->next && n < BATCH_MAX; n++)
+        last = last->next;
+    s->head = last->next;
+    if (!s->head)
+        s->tail = NULL;
+    last->next = NULL;
+    pthread_mutex_unlock(&s->mu);
+
+    run_batch(s, batch);
+
+    pthread_mutex_lock(&s->mu);
+    for (op *o = batch, *next; o; o = next) {
+        next = o->next; /* o belongs to its caller once done is seen */
+        o->done = true;
+        pthread_cond_signal(&o->cond);
+    }
+    s->writing = false;
+    /* Ops queued meanwhile belong to nobody committing now; closing must
+     * also reach a writer that waited for this commit to end. */
+    if (s->head || s->closing)
+        pthread_cond_signal(&s->work);
+}
+
 static void *writer_main(void *arg)
 {
     sqstore *s = arg;
     pthread_setname_np(pthread_self(), "store-writer");
+    pthread_mutex_lock(&s->mu);
     for (;;) {
-        pthread_mutex_lock(&s->mu);
-        while (!s->head && !s->closing)
-            pthread_cond_wait(&s->work, &s->mu);
-        if (!s->head) {
-            pthread_mutex_unlock(&s->mu);
+        if (s->head && !s->writing)
+            commit_next(s);
+        else if (!s->head && s->closing)
             break;
-        }
-        op *batch = s->head, *last = s->head;
-        for (int n = 1; last->next && n < BATCH_MAX; n++)
-            last = last->next;
-        s->head = last->next;
-        if (!s->head)
-            s->tail = NULL;
-        last->next = NULL;
-        pthread_mutex_unlock(&s->mu);
-
-        run_batch(s, batch);
-
-        pthread_mutex_lock(&s->mu);
-        for (op *o = batch, *next; o; o = next) {
-            next = o->next; /* o belongs to its caller once done is seen */
-            o->done = true;
-            pthread_cond_signal(&o->cond);
-        }
-        pthread_mutex_unlock(&s->mu);
+        else
+            pthread_cond_wait(&s->work, &s->mu);
     }
+    pthread_mutex_unlock(&s->mu);
     return NULL;
 }
 
 /* Hands n ops to the writer in one go (so they share a transaction when
- * they fit in one batch) and sleeps until every one committed or failed. */
+ * they fit in one batch) and sleeps until every one committed or failed.
+ * When no commit is running, the caller commits the queue itself. */
 static void submit_many(sqstore *s, op *ops, size_t n)
 {
     size_t inited = 0;
@@ -677,11 +763,14 @@ static void submit_many(sqstore *s, op *ops, size_t n)
     else
         s->head = &ops[0];
     s->tail = &ops[n - 1];
-    pthread_cond_signal(&s->work);
-    /* The writer finishes ops in queue order: the last one done means all
-     * are, and waiting on it alone costs one wake-up, not n. */
-    while (!ops[n - 1].done)
-        pthread_cond_wait(&ops[n - 1].cond, &s->mu);
+    /* The committer finishes ops in queue order: the last one done means
+     * all are, and waiting on it alone costs one wake-up, not n. */
+    while (!ops[n - 1].done) {
+        if (s->head && !s->writing)
+            commit_next(s);
+        else
+            pthread_cond_wait(&ops[n - 1].cond, &s->mu);
+    }
     if (--s->users == 0 && s->closing)
         pthread_cond_broadcast(&s->idle);
     pthread_mutex_unlock(&s->mu);
@@ -938,9 +1027,13 @@ static int db_setup(sqlite3 *db, cs_error *err)
                 version, SCHEMA_VERSION);
         goto out;
     }
+    /* A statement still open would keep DROP TABLE from running. */
+    (void)sqlite3_finalize(st);
+    st = NULL;
     if (sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK ||
+        (version == 1 && sqlite3_exec(db, MIGRATE_1_2, NULL, NULL, NULL) != SQLITE_OK) ||
         sqlite3_exec(db, SCHEMA, NULL, NULL, NULL) != SQLITE_OK ||
-        sqlite3_exec(db, "PRAGMA user_version=1", NULL, NULL, NULL) != SQLITE_OK ||
+        sqlite3_exec(db, "PRAGMA user_version=2", NULL, NULL, NULL) != SQLITE_OK ||
         sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
         cs_fail(err, "data_dir", "creating the schema: %s", sqlite3_errmsg(db));
         if (!sqlite3_get_autocommit(db))
@@ -966,7 +1059,8 @@ static int load_state(sqstore *s, cs_error *err)
     s->next_seq = sqlite3_column_int64(st, 0) + 1;
     (void)sqlite3_finalize(st); /* a one-row aggregate: the step said all */
     st = NULL;
-    if (sqlite3_prepare_v2(s->wdb, "SELECT count(*) FROM outbox", -1, &st, NULL) != SQLITE_OK ||
+    if (sqlite3_prepare_v2(s->wdb, "SELECT count(*) FROM jobs WHERE out_next IS NOT NULL", -1, &st,
+                           NULL) != SQLITE_OK ||
         sqlite3_step(st) != SQLITE_ROW)
         goto out;
     atomic_store(&s->outbox_n, (size_t)sqlite3_column_int64(st, 0));
@@ -1351,10 +1445,11 @@ static int sq_load(store *base, const store_loader *l)
         goto out;
     (void)sqlite3_finalize(st); /* stepped to DONE: nothing left to report */
     st = NULL;
-    if (sqlite3_prepare_v2(db,
-                           "SELECT job_id, instance, node_id, cpu_milli, memory_mb, gpus, at"
-                           " FROM reservations ORDER BY at, job_id, instance",
-                           -1, &st, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(
+            db,
+            "SELECT job_id, instance, res_node, res_cpu, res_mem, res_gpus, res_at"
+            " FROM jobs WHERE res_node IS NOT NULL ORDER BY res_at, job_id, instance",
+            -1, &st, NULL) != SQLITE_OK)
         goto out;
     while ((step = sqlite3_step(st)) == SQLITE_ROW) {
         reservation_view r = {0};
@@ -1407,8 +1502,8 @@ static int sq_outbox_due(store *base, double now, outbox_item *out, int max)
     while (n < max && (step = sqlite3_step(st)) == SQLITE_ROW) {
         outbox_item *o = &out[n];
         memset(o, 0, sizeof *o);
-        o->id = sqlite3_column_int64(st, 0);
-        if (col_id(st, 1, o->job_id) != 0 || col_dup(st, 3, &o->payload) != 0 || !o->payload) {
+        o->id = outbox_id_make(sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1));
+        if (col_id(st, 2, o->job_id) != 0 || col_dup(st, 4, &o->payload) != 0 || !o->payload) {
             outbox_item_clear(o);
             failed = true;
             goto out;
@@ -1417,10 +1512,10 @@ static int sq_outbox_due(store *base, double now, outbox_item *out, int max)
             outbox_item_clear(o); /* no result to send: cannot happen, rows go with their job */
             continue;
         }
-        o->instance = col_u32(st, 2);
-        o->attempts = col_u32(st, 4);
-        o->created_at = sqlite3_column_double(st, 5);
-        o->next_at = sqlite3_column_double(st, 6);
+        o->instance = col_u32(st, 3);
+        o->attempts = col_u32(st, 5);
+        o->created_at = sqlite3_column_double(st, 6);
+        o->next_at = sqlite3_column_double(st, 7);
         n++;
     }
     if (n < max && step != SQLITE_DONE)

@@ -23,6 +23,7 @@ Set CS_E2E_KEEP=1 to keep the temp directories (data dirs, logs).
 import http.client
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -35,11 +36,17 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 HOST = "127.0.0.1"
 
+# CS_WRAPPER runs the binary under a tool, e.g. "valgrind --leak-check=full"
+# (scripts/valgrind-e2e.sh); CS_TIME_SCALE stretches every bound below for
+# such slow runs.
+WRAPPER = os.environ.get("CS_WRAPPER", "").split()
+TIME_SCALE = float(os.environ.get("CS_TIME_SCALE", "1") or 1)
+
 # Bounds used throughout (seconds). Sanitizer builds start and stop slower.
-READY_TIMEOUT = 30.0
-STOP_TIMEOUT = 20.0
-REQUEST_TIMEOUT = 15.0
-RESULT_TIMEOUT = 30.0
+READY_TIMEOUT = 30.0 * TIME_SCALE
+STOP_TIMEOUT = 20.0 * TIME_SCALE
+REQUEST_TIMEOUT = 15.0 * TIME_SCALE
+RESULT_TIMEOUT = 30.0 * TIME_SCALE
 
 SANITIZER_MARKERS = (
     "ERROR: AddressSanitizer",
@@ -48,6 +55,12 @@ SANITIZER_MARKERS = (
     "WARNING: ThreadSanitizer",
     "runtime error:",
     "SUMMARY: UndefinedBehaviorSanitizer",
+)
+# valgrind's summary at exit; "0 errors" and "definitely lost: 0" are clean.
+VALGRIND_MARKERS = (
+    re.compile(r"ERROR SUMMARY: [1-9]"),
+    re.compile(r"definitely lost: [1-9]"),
+    re.compile(r"indirectly lost: [1-9]"),
 )
 
 
@@ -429,7 +442,7 @@ class Service:
         self.stderr_path = os.path.join(self.workdir, "%s-%d.stderr" % (self.name, self.starts))
         out_path = os.path.join(self.workdir, "%s-%d.stdout" % (self.name, self.starts))
         with open(self.stderr_path, "wb") as err, open(out_path, "wb") as out:
-            self.proc = subprocess.Popen([self.binary] + self.args, env=self.env,
+            self.proc = subprocess.Popen(WRAPPER + [self.binary] + self.args, env=self.env,
                                          stdin=subprocess.DEVNULL, stdout=out, stderr=err,
                                          cwd=self.workdir)
         self.returncode = None
@@ -525,6 +538,10 @@ class Service:
             i = text.find(m)
             if i >= 0:
                 return text[max(0, i - 200):i + 3000]
+        for rx in VALGRIND_MARKERS:
+            m = rx.search(text)
+            if m:
+                return text[max(0, m.start() - 3000):m.start() + 500]
         return None
 
     # -- HTTP --

@@ -18,6 +18,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
+
 #include "store.h"
 
 typedef struct fixture {
@@ -264,11 +266,12 @@ static void test_outbox(void **state)
     assert_int_equal(n, 1);
     assert_int_equal(items[0].id, ids[2]);
     outbox_item_clear(&items[0]);
-    n = store_outbox_due(f->s, 60.0, items, 8);
+    n = store_outbox_due(f->s, 60.0, items, 8); /* in order of due time */
     assert_int_equal(n, 2);
-    assert_int_equal(items[0].id, ids[0]);
-    assert_int_equal(items[0].attempts, 1);
-    assert_true(items[0].next_at == 60.0);
+    assert_int_equal(items[0].id, ids[2]);
+    assert_int_equal(items[1].id, ids[0]);
+    assert_int_equal(items[1].attempts, 1);
+    assert_true(items[1].next_at == 60.0);
     outbox_item_clear(&items[0]);
     outbox_item_clear(&items[1]);
 
@@ -282,7 +285,7 @@ static void test_outbox(void **state)
     assert_int_equal(n, 1);
     assert_int_equal(items[0].id, ids[2]);
     outbox_item_clear(&items[0]);
-    /* Ids keep growing after removals and a reopen (AUTOINCREMENT). */
+    /* A later job's result gets a larger id, also after a reopen. */
     assert_int_equal(store_enqueue(f->s, "o", 9, "{}", 1.0), 0);
     assert_true(store_finish(f->s, "o", 9, JOB_UNSCHEDULABLE, NULL, "{}", 5.0) > ids[2]);
 }
@@ -320,6 +323,127 @@ static void load(store *s, loaded *out)
     memset(out, 0, sizeof *out);
     store_loader l = {.node = on_node, .reservation = on_res, .ud = out};
     assert_int_equal(store_load(s, &l), 0);
+}
+
+/* An outbox id names one result: once the job was placed again (or
+ * deleted), marking the old result delivered must not touch the new one. */
+static void test_outbox_stale_id(void **state)
+{
+    fixture *f = *state;
+    reservation_view r = {.job_id = "st", .node_id = "n1", .cpu_milli = 100, .memory_mb = 10};
+    assert_int_equal(store_enqueue(f->s, "st", 0, "{}", 1.0), 0);
+    store_job j;
+    assert_int_equal(store_take(f->s, &j, 0), 0);
+    store_job_clear(&j);
+    int64_t old_id = store_finish(f->s, "st", 0, JOB_PLACED, &r, "{\"v\":1}", 2.0);
+    assert_true(old_id > 0);
+    assert_int_equal(store_requeue(f->s, "st", 0, NULL, 3.0), 0);
+    assert_int_equal(store_outbox_depth(f->s), 0);
+    assert_int_equal(store_take(f->s, &j, 0), 0);
+    store_job_clear(&j);
+    int64_t new_id = store_finish(f->s, "st", 0, JOB_PLACED, &r, "{\"v\":2}", 4.0);
+    assert_true(new_id > 0 && new_id != old_id);
+    assert_int_equal(store_outbox_done(f->s, old_id), 1);
+    assert_int_equal(store_outbox_retry(f->s, old_id, 3, 9.0), 1);
+    assert_int_equal(store_outbox_depth(f->s), 1);
+    outbox_item items[2];
+    assert_int_equal(store_outbox_due(f->s, 10.0, items, 2), 1);
+    assert_int_equal(items[0].id, new_id);
+    assert_string_equal(items[0].payload, "{\"v\":2}");
+    outbox_item_clear(&items[0]);
+
+    /* Deleted and enqueued again under the same key: a new row. */
+    assert_int_equal(store_job_delete(f->s, "st", 0), 0);
+    assert_int_equal(store_outbox_depth(f->s), 0);
+    assert_int_equal(store_enqueue(f->s, "st", 0, "{}", 5.0), 0);
+    assert_int_equal(store_take(f->s, &j, 0), 0);
+    store_job_clear(&j);
+    int64_t third = store_finish(f->s, "st", 0, JOB_UNSCHEDULABLE, NULL, "{\"v\":3}", 6.0);
+    assert_true(third > 0 && third != new_id);
+    assert_int_equal(store_outbox_done(f->s, new_id), 1);
+    assert_int_equal(store_outbox_depth(f->s), 1);
+    loaded l;
+    load(f->s, &l);
+    assert_int_equal(l.res, 0); /* not placed: no reservation */
+    assert_int_equal(store_outbox_done(f->s, third), 0);
+    assert_int_equal(store_outbox_depth(f->s), 0);
+}
+
+static void exec_sql(sqlite3 *db, const char *sql)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
+        fail_msg("%s: %s", sql, msg ? msg : "?");
+}
+
+/* A data directory written by schema version 1 (reservations and outbox in
+ * side tables) opens with everything in place. */
+static void test_migrate_v1(void **state)
+{
+    fixture *f = *state;
+    store_close(f->s);
+    f->s = NULL;
+    char path[128];
+    snprintf(path, sizeof path, "%s/scheduler.db", f->dir);
+    assert_int_equal(remove(path), 0);
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    exec_sql(db, "PRAGMA journal_mode=WAL;"
+                 "CREATE TABLE jobs(job_id TEXT NOT NULL, instance INTEGER NOT NULL,"
+                 " state INTEGER NOT NULL, body TEXT NOT NULL, result TEXT,"
+                 " node_id TEXT NOT NULL DEFAULT '', received_at REAL NOT NULL, decided_at REAL,"
+                 " seq INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,"
+                 " PRIMARY KEY(job_id, instance));"
+                 "CREATE INDEX jobs_queued ON jobs(seq) WHERE state = 0;"
+                 "CREATE TABLE reservations(job_id TEXT NOT NULL, instance INTEGER NOT NULL,"
+                 " node_id TEXT NOT NULL, cpu_milli INTEGER NOT NULL, memory_mb INTEGER NOT NULL,"
+                 " gpus INTEGER NOT NULL, at REAL NOT NULL, PRIMARY KEY(job_id, instance));"
+                 "CREATE INDEX reservations_node ON reservations(node_id);"
+                 "CREATE TABLE nodes(id TEXT PRIMARY KEY NOT NULL, doc TEXT NOT NULL,"
+                 " last_report REAL NOT NULL);"
+                 "CREATE TABLE outbox(id INTEGER PRIMARY KEY AUTOINCREMENT, job_id TEXT NOT NULL,"
+                 " instance INTEGER NOT NULL, payload TEXT NOT NULL,"
+                 " attempts INTEGER NOT NULL DEFAULT 0, created_at REAL NOT NULL,"
+                 " next_at REAL NOT NULL);"
+                 "CREATE INDEX outbox_job ON outbox(job_id, instance);"
+                 "CREATE INDEX outbox_next ON outbox(next_at);"
+                 "INSERT INTO jobs VALUES('p', 0, 1, '{}', '{\"placed\":1}', 'n1', 1, 2, 1, 0);"
+                 "INSERT INTO jobs VALUES('q', 0, 0, '{\"q\":1}', NULL, '', 3, NULL, 2, 0);"
+                 "INSERT INTO reservations VALUES('p', 0, 'n1', 250, 64, 1, 2);"
+                 "INSERT INTO nodes VALUES('n1', '{}', 1);"
+                 "INSERT INTO outbox(job_id, instance, payload, attempts, created_at, next_at)"
+                 " VALUES('p', 0, '', 2, 2, 7);"
+                 "PRAGMA user_version=1;");
+    assert_int_equal(sqlite3_close(db), SQLITE_OK);
+
+    cs_error err = {0};
+    f->s = store_sqlite_open(f->dir, &err);
+    if (!f->s)
+        fail_msg("open: %s: %s", err.field, err.msg);
+    assert_int_equal(store_outbox_depth(f->s), 1);
+    assert_int_equal(store_queue_depth(f->s), 1);
+    loaded l;
+    load(f->s, &l);
+    assert_int_equal(l.nodes, 1);
+    assert_int_equal(l.res, 1);
+    assert_string_equal(l.rv[0].job_id, "p");
+    assert_string_equal(l.rv[0].node_id, "n1");
+    assert_int_equal(l.rv[0].cpu_milli, 250);
+    assert_int_equal(l.rv[0].memory_mb, 64);
+    assert_int_equal(l.rv[0].gpus, 1);
+    outbox_item items[2];
+    assert_int_equal(store_outbox_due(f->s, 6.0, items, 2), 0); /* next_at 7 kept */
+    assert_int_equal(store_outbox_due(f->s, 7.0, items, 2), 1);
+    assert_string_equal(items[0].payload, "{\"placed\":1}");
+    assert_int_equal(items[0].attempts, 2);
+    assert_int_equal(store_outbox_done(f->s, items[0].id), 0);
+    outbox_item_clear(&items[0]);
+    assert_int_equal(store_outbox_depth(f->s), 0);
+    /* Node deletion still finds the node's reservations. */
+    size_t requeued = 0;
+    assert_int_equal(store_node_delete(f->s, "n1", &requeued), 0);
+    load(f->s, &l);
+    assert_int_equal(l.res, 0);
 }
 
 static void test_requeue(void **state)
@@ -716,6 +840,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_concurrent_duplicate, setup, teardown),
         cmocka_unit_test_setup_teardown(test_finish_status, setup, teardown),
         cmocka_unit_test_setup_teardown(test_outbox, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_outbox_stale_id, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migrate_v1, setup, teardown),
         cmocka_unit_test_setup_teardown(test_requeue, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reopen, setup, teardown),
         cmocka_unit_test_setup_teardown(test_node_delete, setup, teardown),
