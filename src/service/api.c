@@ -15,6 +15,10 @@
 
 #define HELLO "Hello from cluster-scheduler, the cluster scheduler\n"
 #define REPLICAS_MAX 1000
+/* A stored node document (every report merged, unknown fields kept) is
+ * capped: each process keeps every node's in memory and Redis mode sends
+ * it to all of them; Oakestra's worker reports are about 1 KB. */
+#define NODE_DOC_MAX 65536
 
 static void reply_cs_error(http_reply *out, int status, const cs_error *e)
 {
@@ -65,16 +69,22 @@ static void node_put(const svc_ctx *c, const char *id, const char *body, size_t 
     double now = svc_now();
     nodedocs_lock_node(c->docs, id);
     locked = true;
-    int rc = cluster_report(c->cluster, id, &nr, now, &e);
-    if (rc < 0) {
-        reply_cs_error(out, 400, &e);
-        goto out;
-    }
     old = nodedocs_get(c->docs, id);
     doc = codec_node_merge(old, report);
     text = codec_dump(doc);
     if (!doc || !text) {
         http_reply_error(out, 500, "server", "out of memory");
+        goto out;
+    }
+    if (strlen(text) > NODE_DOC_MAX) {
+        http_reply_error(out, 400, "body",
+                         "the node document would be larger than 65536 bytes (fields are kept "
+                         "across reports; DELETE the node to start afresh)");
+        goto out;
+    }
+    int rc = cluster_report(c->cluster, id, &nr, now, &e);
+    if (rc < 0) {
+        reply_cs_error(out, 400, &e);
         goto out;
     }
     /* Memory first, then the durable copy: both under the node's lock, so

@@ -3,6 +3,7 @@
 #include "config.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -10,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "cs_limits.h"
 #include "log.h"
 #include "store_redis.h"
@@ -17,7 +19,9 @@
 const char *const config_strategy_names[] = {"most-free", "best-fit", "spread", NULL};
 static const char *const level_names[] = {"debug", "info", "warn", "error", NULL};
 
-typedef enum kind { K_INT, K_LONG, K_DOUBLE, K_STR, K_ENUM, K_HOSTPORT } kind;
+/* K_SECRET is a string never repeated back: not in errors, not in
+ * config_describe. */
+typedef enum kind { K_INT, K_LONG, K_DOUBLE, K_STR, K_SECRET, K_ENUM, K_HOSTPORT } kind;
 
 /* Extra check for a string setting: 0, or -1 with why filled. */
 typedef int (*check_fn)(const char *v, char *why, size_t len);
@@ -40,6 +44,7 @@ static int check_bind(const char *v, char *why, size_t len);
 static int check_host(const char *v, char *why, size_t len);
 static int check_nonempty(const char *v, char *why, size_t len);
 static int check_redis(const char *v, char *why, size_t len);
+static int check_token(const char *v, char *why, size_t len);
 
 const char *const config_role_names[] = {"all", "api", "worker", NULL};
 
@@ -92,9 +97,16 @@ static const setting settings[] = {
     {"CONN_TIMEOUT", "conn-timeout", "SECONDS", K_INT, "10", 1, 3600, false, NULL,
      OFF(conn_timeout), NULL, "an idle or stalled HTTP connection is closed after this"},
     {"MAX_CONNECTIONS", "max-connections", "N", K_INT, "1024", 1, 65536, false, NULL,
-     OFF(max_connections), NULL, "concurrent HTTP connections (one thread each)"},
+     OFF(max_connections), NULL,
+     "concurrent HTTP connections (one thread each); more are closed at once"},
     {"LOG_LEVEL", "log-level", "LEVEL", K_ENUM, "info", 0, 0, false, level_names, OFF(log_level),
      NULL, "debug, info, warn or error"},
+    {"SCHEDULER_TOKEN", "token", "TOKEN", K_SECRET, NULL, 0, 0, false, NULL, OFF(token),
+     check_token,
+     "when set, all but GET /status and /metrics need 'Authorization: Bearer TOKEN' "
+     "(16..255 chars; the flag shows in ps)"},
+    {"SCHEDULER_TOKEN_FILE", "token-file", "PATH", K_STR, NULL, 0, 0, false, NULL, OFF(token_file),
+     NULL, "file whose first line is the token (instead of SCHEDULER_TOKEN; mode 0600)"},
 };
 
 #define N_SETTINGS (sizeof settings / sizeof settings[0])
@@ -109,6 +121,13 @@ static int check_redis(const char *v, char *why, size_t len)
         return 0;
     snprintf(why, len, "%s", e.msg);
     return -1;
+}
+
+static int check_token(const char *v, char *why, size_t len)
+{
+    if (!*v)
+        return 0; /* empty = no token */
+    return auth_token_check(v, why, len);
 }
 
 static int check_bind(const char *v, char *why, size_t len)
@@ -220,6 +239,7 @@ static int set_value(config *c, const setting *s, const char *v, bool from_flag,
         return 0;
     }
     case K_STR:
+    case K_SECRET:
         if (strlen(v) >= CONFIG_STR_MAX) {
             snprintf(why, sizeof why, "longer than %d characters", CONFIG_STR_MAX - 1);
             goto bad;
@@ -268,8 +288,56 @@ static int set_value(config *c, const setting *s, const char *v, bool from_flag,
     }
     }
 bad:
-    snprintf(err, errlen, "invalid %s '%.80s': %s", src, v, why);
+    if (s->kind == K_SECRET)
+        snprintf(err, errlen, "invalid %s (value not shown): %s", src, why);
+    else
+        snprintf(err, errlen, "invalid %s '%.80s': %s", src, v, why);
     return -1;
+}
+
+/* Reads the token from the first line of c->token_file. Errors name the
+ * file, never its content. */
+static int load_token_file(config *c, char *err, size_t errlen)
+{
+    char buf[CONFIG_STR_MAX + 2], why[160];
+    int rc = -1;
+    if (c->token[0]) {
+        snprintf(err, errlen,
+                 "set SCHEDULER_TOKEN/--token or SCHEDULER_TOKEN_FILE/--token-file, "
+                 "not both");
+        return -1;
+    }
+    FILE *f = fopen(c->token_file, "r");
+    if (!f) {
+        snprintf(err, errlen, "SCHEDULER_TOKEN_FILE '%.120s': %s", c->token_file, strerror(errno));
+        return -1;
+    }
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    if (ferror(f)) {
+        snprintf(err, errlen, "SCHEDULER_TOKEN_FILE '%.120s': read error", c->token_file);
+        goto out;
+    }
+    buf[n] = 0;
+    size_t line = strcspn(buf, "\n");
+    if (line == n && n == sizeof buf - 1) {
+        snprintf(err, errlen, "SCHEDULER_TOKEN_FILE '%.120s': first line longer than %d characters",
+                 c->token_file, AUTH_TOKEN_MAX);
+        goto out;
+    }
+    /* Editors and `echo` end the line; neither end belongs to the token. */
+    while (line && (buf[line - 1] == '\r' || buf[line - 1] == ' ' || buf[line - 1] == '\t'))
+        line--;
+    buf[line] = 0;
+    if (auth_token_check(buf, why, sizeof why)) {
+        snprintf(err, errlen, "SCHEDULER_TOKEN_FILE '%.120s': the token %s", c->token_file, why);
+        goto out;
+    }
+    memcpy(c->token, buf, line + 1);
+    rc = 0;
+out:
+    explicit_bzero(buf, sizeof buf);
+    fclose(f);
+    return rc;
 }
 
 static const char *env_lookup(void *ud, const char *name)
@@ -335,6 +403,8 @@ int config_parse(config *c, int argc, char **argv, config_getenv_fn getenv_fn, v
         if (set_value(c, s, v, true, err, errlen))
             return CONFIG_ERROR;
     }
+    if (c->token_file[0] && load_token_file(c, err, errlen))
+        return CONFIG_ERROR;
     if (c->role != CONFIG_ROLE_ALL && !c->redis[0]) {
         snprintf(err, errlen,
                  "ROLE/--role %s needs REDIS_ADDR/--redis: separate processes share one Redis",
@@ -370,10 +440,11 @@ void config_describe(const config *c, char *buf, size_t len)
     snprintf(buf, len,
              "port=%d bind=%s manager=%s:%d store=%s data_dir=%s workers=%d node_ttl=%gs "
              "reaper_interval=%gs result_retry=%gs result_timeout=%gs strategy=%s top_k=%d "
-             "max_body=%ld conn_timeout=%ds max_connections=%d log_level=%s role=%s",
+             "max_body=%ld conn_timeout=%ds max_connections=%d log_level=%s role=%s auth=%s",
              c->port, c->bind, c->manager_host, c->manager_port, c->redis[0] ? "redis" : "embedded",
              c->data_dir, c->workers, c->node_ttl, c->reaper_interval, c->result_retry,
              c->result_timeout, config_strategy_names[c->strategy], c->top_k, c->max_body,
              c->conn_timeout, c->max_connections, log_level_name(c->log_level),
-             config_role_names[c->role]);
+             config_role_names[c->role],
+             c->token[0] ? (c->token_file[0] ? "bearer-token(file)" : "bearer-token") : "off");
 }

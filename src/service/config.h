@@ -34,6 +34,8 @@ typedef struct config {
     double redis_timeout;              /* REDIS_TIMEOUT, seconds per command */
     double claim_idle;                 /* CLAIM_IDLE, seconds */
     double result_lease;               /* RESULT_LEASE, seconds */
+    char token[CONFIG_STR_MAX];        /* SCHEDULER_TOKEN (or read from the file below); "" = off */
+    char token_file[CONFIG_STR_MAX];   /* SCHEDULER_TOKEN_FILE; "" = none */
 } config;
 
 /* What one process does (--role); api and worker need REDIS_ADDR. */
@@ -59,7 +61,8 @@ int config_parse(config *c, int argc, char **argv, config_getenv_fn getenv_fn, v
 /* Prints usage: every setting with its flag, variable, default and meaning. */
 void config_help(FILE *out, const char *prog);
 
-/* "port=10005 bind=127.0.0.1 ..." for the start-up log line. */
+/* "port=10005 bind=127.0.0.1 ..." for the start-up log line. Says
+ * whether a token is set, never the token. */
 void config_describe(const config *c, char *buf, size_t len);
 
 #endif

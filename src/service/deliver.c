@@ -171,7 +171,17 @@ static bool deliver_one(deliver *d, CURL *curl, entry *e)
     char *esc = curl_easy_escape(curl, e->it.job_id, 0);
     if (!esc)
         return false;
-    snprintf(url, sizeof url, "%s%s/%u", d->base_url, esc, e->it.instance);
+    /* The host, port and path prefix come from the configuration only;
+     * the job id is one escaped path segment. Escaping leaves '.' alone,
+     * and curl resolves the dot segments "." and ".." (an id "..": the
+     * result would go to /api/<instance>), so those two are written
+     * percent-encoded. */
+    const char *seg = esc;
+    if (strcmp(esc, ".") == 0)
+        seg = "%2E";
+    else if (strcmp(esc, "..") == 0)
+        seg = "%2E%2E";
+    snprintf(url, sizeof url, "%s%s/%u", d->base_url, seg, e->it.instance);
     curl_free(esc);
     curl_easy_setopt(curl, CURLOPT_URL, url);
     curl_easy_setopt(curl, CURLOPT_POSTFIELDS, e->it.payload ? e->it.payload : "");

@@ -6,6 +6,7 @@
 #include <arpa/inet.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -14,7 +15,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "codec.h"
+
+/* MHD reports some conditions once per connection (the connection limit
+ * reached, above all): at most this many of its lines per second reach
+ * the log, so a flood of connections cannot flood the log too. */
+#define MHD_LOG_PER_SECOND 5
 
 struct http_server {
     const config *cfg;
@@ -23,8 +30,13 @@ struct http_server {
     http_handler handler;
     void *ud;
     struct MHD_Daemon *d;
+    auth *auth;
     atomic_int inflight; /* requests between their first callback and completion */
     bool stopped;
+    pthread_mutex_t log_lock; /* guards the three fields below */
+    time_t log_second;
+    int log_count;
+    unsigned long log_suppressed;
 };
 
 /* Per-request state, from the first callback to the completion notice. */
@@ -34,6 +46,7 @@ typedef struct req {
     char *body;
     size_t len, cap;
     bool too_big;
+    bool denied; /* answered 401 before the body: the handler never runs */
     size_t discarded;
     struct timespec t0;
 } req;
@@ -98,6 +111,8 @@ static enum MHD_Result send_reply(http_server *h, struct MHD_Connection *conn, h
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, r->content_type);
     if (r->allow)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, r->allow);
+    if (r->www_authenticate)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, r->www_authenticate);
     enum MHD_Result ok = MHD_queue_response(conn, (unsigned)r->status, resp);
     MHD_destroy_response(resp);
     metrics_http_status(h->m, r->status);
@@ -128,10 +143,30 @@ static enum MHD_Result early_reply(http_server *h, struct MHD_Connection *conn, 
         break;
     case ROUTER_OK: {
         char msg[96];
-        snprintf(msg, sizeof msg, "larger than the limit of %ld bytes", h->cfg->max_body);
+        snprintf(msg, sizeof msg, "larger than the limit of %ld bytes (MAX_BODY)",
+                 h->cfg->max_body);
         http_reply_error(&r, 413, "body", msg);
         break;
     }
+    }
+    return send_reply(h, conn, &r, method, url, rq);
+}
+
+/* 401 before anything else is looked at: without the token a client
+ * learns nothing about routes, ids or limits. The header never reaches
+ * a log line. */
+static enum MHD_Result unauthorized(http_server *h, struct MHD_Connection *conn, req *rq,
+                                    auth_result why, const char *method, const char *url)
+{
+    http_reply r = {0};
+    rq->denied = true;
+    if (why == AUTH_MISSING) {
+        http_reply_error(&r, 401, "authorization",
+                         "this service needs the header 'Authorization: Bearer <token>'");
+        r.www_authenticate = "Bearer realm=\"cluster-scheduler\"";
+    } else {
+        http_reply_error(&r, 401, "authorization", "invalid bearer token");
+        r.www_authenticate = "Bearer realm=\"cluster-scheduler\", error=\"invalid_token\"";
     }
     return send_reply(h, conn, &r, method, url, rq);
 }
@@ -182,6 +217,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         atomic_fetch_add(&h->inflight, 1);
         *con_cls = rq;
         rq->st = router_match(method, url, &rq->m);
+        if (auth_enabled(h->auth) && !auth_route_public(rq->m.route, rq->m.method)) {
+            auth_result ar =
+                auth_check(h->auth, MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                                MHD_HTTP_HEADER_AUTHORIZATION));
+            if (ar != AUTH_OK)
+                return unauthorized(h, conn, rq, ar, method, url);
+        }
         if (rq->st != ROUTER_OK)
             return early_reply(h, conn, rq, method, url);
         const char *cl =
@@ -194,6 +236,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                 return early_reply(h, conn, rq, method, url);
             }
         }
+        return MHD_YES;
+    }
+    if (rq->denied) {
+        /* Should MHD still pass the body on, it goes nowhere; the 401 is
+         * queued already. */
+        *upload_data_size = 0;
         return MHD_YES;
     }
     if (*upload_data_size) {
@@ -236,6 +284,23 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
     http_server *h = cls;
     char line[512];
+    unsigned long suppressed = 0;
+    time_t now = time(NULL);
+    pthread_mutex_lock(&h->log_lock);
+    if (now != h->log_second) {
+        suppressed = h->log_suppressed;
+        h->log_second = now;
+        h->log_count = 0;
+        h->log_suppressed = 0;
+    }
+    bool quiet = ++h->log_count > MHD_LOG_PER_SECOND;
+    if (quiet)
+        h->log_suppressed++;
+    pthread_mutex_unlock(&h->log_lock);
+    if (suppressed)
+        log_warn(h->log, "http: %lu more messages suppressed", suppressed);
+    if (quiet)
+        return;
     vsnprintf(line, sizeof line, fmt, ap);
     size_t n = strlen(line);
     while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
@@ -257,6 +322,11 @@ http_server *http_new(const config *cfg, cslog *log, metrics *m, http_handler ha
     h->handler = handler;
     h->ud = ud;
     atomic_init(&h->inflight, 0);
+    pthread_mutex_init(&h->log_lock, NULL);
+    if (!(h->auth = auth_new(cfg->token))) {
+        cs_fail(err, "SCHEDULER_TOKEN", "out of memory or too long");
+        goto fail;
+    }
 
     struct sockaddr_in a4;
     struct sockaddr_in6 a6;
@@ -293,6 +363,8 @@ http_server *http_new(const config *cfg, cslog *log, metrics *m, http_handler ha
     }
     return h;
 fail:
+    auth_free(h->auth);
+    pthread_mutex_destroy(&h->log_lock);
     free(h);
     return NULL;
 }
@@ -320,5 +392,7 @@ void http_free(http_server *h)
     if (!h)
         return;
     http_stop(h);
+    auth_free(h->auth);
+    pthread_mutex_destroy(&h->log_lock);
     free(h);
 }

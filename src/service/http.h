@@ -1,6 +1,7 @@
 /* http.h - the HTTP server (libmicrohttpd): binds BIND_ADDR:MY_PORT,
- * routes each request (router.h), collects its body up to MAX_BODY and
- * hands complete requests to one handler; answers 404/405/413 and
+ * routes each request (router.h), checks the bearer token when
+ * SCHEDULER_TOKEN is set (auth.h), collects the body up to MAX_BODY and
+ * hands complete requests to one handler; answers 401/404/405/413 and
  * malformed paths itself, all with the JSON error shape. */
 #ifndef CS_HTTP_H
 #define CS_HTTP_H
@@ -21,6 +22,7 @@ typedef struct http_reply {
     char *body;
     size_t len;
     const char *allow;
+    const char *www_authenticate; /* the WWW-Authenticate header of a 401 */
 } http_reply;
 
 /* Called once per complete request, on that connection's thread; may

@@ -412,7 +412,8 @@ class Service:
         self.args = list(args or [])
         env = dict(os.environ)
         for k in ("REDIS_ADDR", "MY_PORT", "BIND_ADDR", "CLUSTER_MANAGER_URL",
-                  "CLUSTER_MANAGER_PORT", "DATA_DIR", "WORKERS", "NODE_TTL"):
+                  "CLUSTER_MANAGER_PORT", "DATA_DIR", "WORKERS", "NODE_TTL",
+                  "SCHEDULER_TOKEN", "SCHEDULER_TOKEN_FILE"):
             env.pop(k, None)
         env.update({
             "MY_PORT": str(self.port),

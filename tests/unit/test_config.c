@@ -59,6 +59,118 @@ static void test_defaults(void **state)
     assert_true(c.redis_connect_timeout == 2.0);
     assert_true(c.redis_timeout == 5.0);
     assert_true(c.claim_idle == 30.0);
+    assert_int_equal(c.max_connections, 1024);
+    /* No token by default: the service is open, but only on loopback. */
+    assert_string_equal(c.token, "");
+    assert_string_equal(c.token_file, "");
+    char desc[1024];
+    config_describe(&c, desc, sizeof desc);
+    assert_non_null(strstr(desc, "auth=off"));
+}
+
+#define TOKEN "s3cr3t-T0ken-0123456789abcdef"
+
+/* A temp file holding text; the caller removes it. */
+static void write_temp(char *path, size_t len, const char *text)
+{
+    snprintf(path, len, "/tmp/cs-test-token-XXXXXX");
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    FILE *f = fdopen(fd, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static void test_token(void **state)
+{
+    (void)state;
+    config c;
+    char err[256] = "", desc[1024];
+    const char *env[] = {"SCHEDULER_TOKEN=" TOKEN, NULL};
+    assert_int_equal(parse(&c, env, 0, NULL, err), CONFIG_OK);
+    assert_string_equal(c.token, TOKEN);
+    /* The start-up line says a token is set, never which. */
+    config_describe(&c, desc, sizeof desc);
+    assert_non_null(strstr(desc, "auth=bearer-token"));
+    assert_null(strstr(desc, "s3cr3t"));
+
+    const char *argv[] = {"--token", "flag-token-0123456789"};
+    assert_int_equal(parse(&c, env, 2, argv, err), CONFIG_OK);
+    assert_string_equal(c.token, "flag-token-0123456789");
+
+    /* Rejected tokens are never repeated in the message. */
+    const char *bad[] = {"SCHEDULER_TOKEN=s3cr3t-short", "SCHEDULER_TOKEN=s3cr3t with spaces 0123",
+                         "SCHEDULER_TOKEN=s3cr3t\x01"
+                         "control-0123456789"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        const char *e1[] = {bad[i], NULL};
+        err[0] = 0;
+        assert_int_equal(parse(&c, e1, 0, NULL, err), CONFIG_ERROR);
+        assert_non_null(strstr(err, "SCHEDULER_TOKEN"));
+        if (strstr(err, "s3cr3t"))
+            fail_msg("token echoed: %s", err);
+    }
+    char longtok[300 + 17] = "SCHEDULER_TOKEN=";
+    memset(longtok + 16, 'k', 300);
+    longtok[316] = 0;
+    const char *e2[] = {longtok, NULL};
+    assert_int_equal(parse(&c, e2, 0, NULL, err), CONFIG_ERROR);
+    assert_null(strstr(err, "kkkk"));
+    const char *fl[] = {"--token", "s3cr3t-short"};
+    assert_int_equal(parse(&c, NULL, 2, fl, err), CONFIG_ERROR);
+    assert_non_null(strstr(err, "--token"));
+    assert_null(strstr(err, "s3cr3t"));
+}
+
+static void test_token_file(void **state)
+{
+    (void)state;
+    config c;
+    char err[256] = "", path[64], desc[1024];
+    /* The first line, without its line end or trailing blanks. */
+    write_temp(path, sizeof path, TOKEN " \r\nsecond line ignored\n");
+    const char *env[] = {NULL, NULL};
+    char assign[128];
+    snprintf(assign, sizeof assign, "SCHEDULER_TOKEN_FILE=%s", path);
+    env[0] = assign;
+    assert_int_equal(parse(&c, env, 0, NULL, err), CONFIG_OK);
+    assert_string_equal(c.token, TOKEN);
+    config_describe(&c, desc, sizeof desc);
+    assert_non_null(strstr(desc, "auth=bearer-token(file)"));
+    assert_null(strstr(desc, "s3cr3t"));
+    const char *argv[] = {"--token-file", path};
+    assert_int_equal(parse(&c, NULL, 2, argv, err), CONFIG_OK);
+    assert_string_equal(c.token, TOKEN);
+
+    /* Both ways at once is ambiguous. */
+    const char *both[] = {"SCHEDULER_TOKEN=" TOKEN, assign, NULL};
+    assert_int_equal(parse(&c, both, 0, NULL, err), CONFIG_ERROR);
+    assert_non_null(strstr(err, "not both"));
+    unlink(path);
+
+    /* Missing file, empty file, bad token: the file is named, its content not. */
+    assert_int_equal(parse(&c, env, 0, NULL, err), CONFIG_ERROR);
+    assert_non_null(strstr(err, path));
+    write_temp(path, sizeof path, "");
+    snprintf(assign, sizeof assign, "SCHEDULER_TOKEN_FILE=%s", path);
+    assert_int_equal(parse(&c, env, 0, NULL, err), CONFIG_ERROR);
+    assert_non_null(strstr(err, "SCHEDULER_TOKEN_FILE"));
+    unlink(path);
+    write_temp(path, sizeof path, "s3cr3t tok with spaces\n");
+    snprintf(assign, sizeof assign, "SCHEDULER_TOKEN_FILE=%s", path);
+    assert_int_equal(parse(&c, env, 0, NULL, err), CONFIG_ERROR);
+    assert_null(strstr(err, "s3cr3t"));
+    unlink(path);
+    char big[400];
+    memset(big, 'b', sizeof big - 1);
+    big[sizeof big - 1] = 0;
+    write_temp(path, sizeof path, big);
+    snprintf(assign, sizeof assign, "SCHEDULER_TOKEN_FILE=%s", path);
+    assert_int_equal(parse(&c, env, 0, NULL, err), CONFIG_ERROR);
+    assert_non_null(strstr(err, "longer"));
+    assert_null(strstr(err, "bbbb"));
+    unlink(path);
 }
 
 static void test_redis_and_roles(void **state)
@@ -176,6 +288,9 @@ static void test_help(void **state)
                            "CONN_TIMEOUT",
                            "MAX_CONNECTIONS",
                            "LOG_LEVEL",
+                           "SCHEDULER_TOKEN",
+                           "SCHEDULER_TOKEN_FILE",
+                           "--token",
                            "10005"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (!strstr(text, names[i]))
@@ -260,9 +375,14 @@ static void test_bad_values(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_defaults),           cmocka_unit_test(test_env),
-        cmocka_unit_test(test_flags_override_env), cmocka_unit_test(test_help),
-        cmocka_unit_test(test_bad_values),         cmocka_unit_test(test_redis_and_roles),
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_env),
+        cmocka_unit_test(test_flags_override_env),
+        cmocka_unit_test(test_help),
+        cmocka_unit_test(test_bad_values),
+        cmocka_unit_test(test_redis_and_roles),
+        cmocka_unit_test(test_token),
+        cmocka_unit_test(test_token_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
