@@ -2,7 +2,9 @@
 # The test command: installs what is missing, builds everything under
 # AddressSanitizer + UndefinedBehaviorSanitizer and runs every test (unit and
 # end-to-end), then builds under ThreadSanitizer and runs the threaded tests
-# and the end-to-end tests against that binary. Exits non-zero on the first failure.
+# and the end-to-end tests against that binary, then runs the end-to-end tests
+# once more against a plain build under valgrind memcheck. Exits non-zero on
+# the first failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
@@ -31,6 +33,9 @@ echo "== end-to-end tests against the ThreadSanitizer binary"
 # Every e2e test fails on a ThreadSanitizer report in the service's stderr.
 TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
     setarch "$(uname -m)" -R ctest --test-dir build-tsan -L e2e -j2 --output-on-failure
+
+echo "== end-to-end tests against a plain build under valgrind memcheck"
+scripts/valgrind-e2e.sh
 
 echo "== release build (benchmarks compile)"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null

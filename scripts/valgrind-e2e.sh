@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # valgrind-e2e.sh - runs every end-to-end test against a plain (no
 # sanitizer) debug build of the service started under valgrind memcheck.
-# A test fails when the service's valgrind summary reports any error or any
-# definitely/indirectly lost block (tests/e2e/harness.py reads it at stop).
+# A test fails when valgrind reports anything about the service: an error or
+# a definitely/indirectly lost block (-q: valgrind writes nothing else;
+# tests/e2e/harness.py looks for its lines in the service's stderr at stop).
 #
 #   scripts/valgrind-e2e.sh [ctest -R regex]
 #
@@ -15,7 +16,7 @@ BUILD_DIR="${BUILD_DIR:-build-vg}"
 command -v valgrind >/dev/null || scripts/deps.sh
 cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Debug >/dev/null
 cmake --build "$BUILD_DIR" -j"$(nproc)" --target cluster-scheduler >/dev/null
-export CS_WRAPPER="valgrind --tool=memcheck --leak-check=full --show-leak-kinds=definite,indirect
+export CS_WRAPPER="valgrind -q --tool=memcheck --leak-check=full --show-leak-kinds=definite,indirect
     --errors-for-leak-kinds=definite,indirect --num-callers=30 --track-origins=no"
 export CS_TIME_SCALE="${CS_TIME_SCALE:-6}"
 args=(--test-dir "$BUILD_DIR" -L e2e --output-on-failure)

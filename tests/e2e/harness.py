@@ -56,11 +56,14 @@ SANITIZER_MARKERS = (
     "runtime error:",
     "SUMMARY: UndefinedBehaviorSanitizer",
 )
-# valgrind's summary at exit; "0 errors" and "definitely lost: 0" are clean.
+# valgrind -q writes nothing but its reports (errors, leaks), each line
+# tagged ==pid==; the summary lines count too, should -q be left out.
 VALGRIND_MARKERS = (
-    re.compile(r"ERROR SUMMARY: [1-9]"),
-    re.compile(r"definitely lost: [1-9]"),
-    re.compile(r"indirectly lost: [1-9]"),
+    re.compile(r"^==\d+== (?!Memcheck|Copyright|Using Valgrind|Command|$|"
+               r"HEAP SUMMARY|    in use at exit|  total heap usage|All heap blocks|"
+               r"For lists of|ERROR SUMMARY: 0 |LEAK SUMMARY|    (still reachable|suppressed|"
+               r"definitely lost: 0|indirectly lost: 0|possibly lost)|Rerun with|"
+               r"Reachable blocks|To see them|For counts)", re.M),
 )
 
 
