@@ -100,6 +100,12 @@ static router_status capture_id(const seg *s, char *dst, const char *field, rout
         out->bad_msg = "longer than 63 characters";
         return ROUTER_BAD_PARAM;
     }
+    /* Clients and proxies resolve these as path steps, not as names. */
+    if (seg_eq(s, ".", 1) || seg_eq(s, "..", 2)) {
+        out->bad_field = field;
+        out->bad_msg = "is \".\" or \"..\", which a URL path cannot carry as a name";
+        return ROUTER_BAD_PARAM;
+    }
     for (size_t i = 0; i < s->len; i++) {
         unsigned char ch = (unsigned char)s->p[i];
         if (ch <= 0x20 || ch == 0x7f) {

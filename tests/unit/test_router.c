@@ -135,6 +135,13 @@ static void test_bad_params(void **state)
     assert_string_equal(m.bad_field, "job_id");
     assert_int_equal(router_match("POST", "/api/calculate/deploy/a\tb/1", &m), ROUTER_BAD_PARAM);
     assert_int_equal(router_match("GET", "/api/v1/jobs/a\x7f/1", &m), ROUTER_BAD_PARAM);
+    /* Dot segments are path steps to every client, never names. */
+    assert_int_equal(router_match("POST", "/api/calculate/deploy/../0", &m), ROUTER_BAD_PARAM);
+    assert_string_equal(m.bad_field, "job_id");
+    assert_int_equal(router_match("GET", "/api/v1/nodes/.", &m), ROUTER_BAD_PARAM);
+    assert_string_equal(m.bad_field, "node_id");
+    assert_int_equal(router_match("GET", "/api/v1/nodes/...", &m), ROUTER_OK);
+    assert_int_equal(router_match("GET", "/api/v1/jobs/.a/0", &m), ROUTER_OK);
 }
 
 /* Every prefix and mutation of real paths: no crash, a sane status. */
