@@ -218,19 +218,21 @@ function decisionItem(d) {
     el("span", { class: "msg" }, d.message || ""),
     el("span", { class: "time" }, typeof d.decision_ms === "number" ? num(d.decision_ms, 3) + " ms" : ""),
   ));
+  const details = el("div", { class: "details" });
   if (Array.isArray(d.candidates) && d.candidates.length) {
     const ol = el("ol", { class: "cands", title: "prioritized list, best first (score 0..100)" });
     d.candidates.forEach((c, i) => ol.append(el("li", { class: placed && c.node_id === d.node_id ? "chosen" : "", "data-node-id": c.node_id },
       (i + 1) + ". " + c.node_id + " (" + num(c.score, 2) + ")")));
     const more = d.qualified > d.candidates.length ? " of " + d.qualified + " qualified" : "";
-    li.append(el("div", { class: "detail" }, el("span", { class: "k" }, "prioritized" + more), ol));
+    details.append(el("div", { class: "detail" }, el("span", { class: "k" }, "prioritized" + more), ol));
   }
   const reasons = d.reasons && typeof d.reasons === "object" ? Object.entries(d.reasons) : [];
   if (reasons.length) {
     const ul = el("ul", { class: "reasons", title: "nodes left out, by the first filter that rejected them" });
     reasons.sort((a, b) => b[1] - a[1]).forEach(([k, v]) => ul.append(el("li", { "data-reason": k }, k.replace(/_/g, " ") + " × " + v)));
-    li.append(el("div", { class: "detail" }, el("span", { class: "k" }, "left out"), ul));
+    details.append(el("div", { class: "detail" }, el("span", { class: "k" }, "left out"), ul));
   }
+  if (details.childElementCount) li.append(details);
   return li;
 }
 
