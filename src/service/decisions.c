@@ -42,26 +42,36 @@ void decisions_free(decisions *d)
     free(d);
 }
 
+/* strnlen + memcpy: this runs once per decision on a worker, where a
+ * dozen snprintf calls would cost more than the copy itself. */
+static void copy_str(char *dst, size_t cap, const char *src)
+{
+    size_t n = src ? strnlen(src, cap - 1) : 0;
+    memcpy(dst, src ? src : "", n);
+    dst[n] = '\0';
+}
+
 void decision_fill(decision *rec, const char *job_id, uint32_t instance, const engine_result *r,
                    const char *message, double at, double seconds)
 {
-    memset(rec, 0, sizeof *rec);
-    snprintf(rec->job_id, sizeof rec->job_id, "%s", job_id);
+    copy_str(rec->job_id, sizeof rec->job_id, job_id);
     rec->instance = instance;
     rec->at = at;
     rec->seconds = seconds;
-    snprintf(rec->message, sizeof rec->message, "%s", message ? message : "");
-    if (!r)
-        return;
-    rec->placed = r->placed || r->existing;
-    if (rec->placed)
-        snprintf(rec->node_id, sizeof rec->node_id, "%s", r->node_id);
-    rec->n_nodes = r->n_nodes;
-    rec->n_qualified = r->n_qualified;
-    memcpy(rec->reasons, r->reasons, sizeof rec->reasons);
-    size_t n = r->n_candidates < DECISIONS_CANDIDATES ? r->n_candidates : DECISIONS_CANDIDATES;
+    copy_str(rec->message, sizeof rec->message, message);
+    rec->placed = r && (r->placed || r->existing);
+    copy_str(rec->node_id, sizeof rec->node_id, rec->placed ? r->node_id : "");
+    rec->n_nodes = r ? r->n_nodes : 0;
+    rec->n_qualified = r ? r->n_qualified : 0;
+    if (r)
+        memcpy(rec->reasons, r->reasons, sizeof rec->reasons);
+    else
+        memset(rec->reasons, 0, sizeof rec->reasons);
+    size_t n = 0;
+    if (r)
+        n = r->n_candidates < DECISIONS_CANDIDATES ? r->n_candidates : DECISIONS_CANDIDATES;
     for (size_t i = 0; i < n; i++) {
-        snprintf(rec->candidates[i].node_id, sizeof rec->candidates[i].node_id, "%s",
+        copy_str(rec->candidates[i].node_id, sizeof rec->candidates[i].node_id,
                  r->candidates[i].node_id);
         rec->candidates[i].score = r->candidates[i].score;
     }
