@@ -9,8 +9,10 @@
 #include <string.h>
 
 #include "codec.h"
+#include "decisions.h"
 #include "reaper.h"
 #include "service.h"
+#include "ui.h"
 #include "virt.h"
 
 #define HELLO "Hello from cluster-scheduler, the cluster scheduler\n"
@@ -519,16 +521,38 @@ static void metrics_page(const svc_ctx *c, http_reply *out)
     out->content_type = "text/plain; version=0.0.4; charset=utf-8";
 }
 
+/* ---- dashboard --------------------------------------------------------- */
+
+/* The last decisions of this process's workers (none in an api-only
+ * process: there the workers run elsewhere and each answers for itself). */
+static void decisions_page(const svc_ctx *c, http_reply *out)
+{
+    json_t *doc = decisions_json(c->decisions, DECISIONS_KEEP);
+    bool decides = c->cfg->role != CONFIG_ROLE_API;
+    if (!doc || json_object_set_new(doc, "role", json_string(config_role_names[c->cfg->role])) ||
+        json_object_set_new(doc, "decides", json_boolean(decides)) ||
+        (!decides &&
+         json_object_set_new(doc, "note",
+                             json_string("this process runs --role api and makes no decisions; "
+                                         "each --role worker process answers GET "
+                                         "/api/v1/decisions on its own port")))) {
+        json_decref(doc);
+        http_reply_error(out, 500, "server", "out of memory");
+        return;
+    }
+    reply_json_obj(out, 200, doc);
+}
+
 void api_handle(void *ud, const route_match *m, const char *body, size_t len, http_reply *out)
 {
     const svc_ctx *c = ud;
-    /* A worker process answers health and metrics only: intake and the
-     * node table belong to the api processes. */
+    /* A worker process answers health, metrics and its own decisions only:
+     * intake, the node table and the dashboard belong to the api processes. */
     if (c->cfg->role == CONFIG_ROLE_WORKER && m->route != ROUTE_HELLO && m->route != ROUTE_STATUS &&
-        m->route != ROUTE_METRICS) {
+        m->route != ROUTE_METRICS && m->route != ROUTE_DECISIONS) {
         http_reply_error(out, 404, "path",
-                         "this process runs --role worker: it serves /status and /metrics; "
-                         "send requests to an api process");
+                         "this process runs --role worker: it serves /status, /metrics and "
+                         "/api/v1/decisions; send requests to an api process");
         return;
     }
     switch (m->route) {
@@ -569,6 +593,15 @@ void api_handle(void *ud, const route_match *m, const char *body, size_t len, ht
         return;
     case ROUTE_SCHEDULE:
         schedule(c, body, len, out);
+        return;
+    case ROUTE_UI:
+        ui_reply(NULL, out);
+        return;
+    case ROUTE_UI_ASSET:
+        ui_reply(m->asset, out);
+        return;
+    case ROUTE_DECISIONS:
+        decisions_page(c, out);
         return;
     default:
         http_reply_error(out, 404, "path", "no such route");

@@ -30,14 +30,17 @@ static const route_def routes[] = {
     {ROUTE_JOB, "/api/v1/jobs/{job_id}/{instance}", GET_HEAD | METHOD_DELETE, 0,
      "GET, HEAD, DELETE"},
     {ROUTE_SCHEDULE, "/api/v1/schedule", METHOD_POST, METHOD_POST, "POST"},
+    {ROUTE_UI, "/ui", GET_HEAD, 0, "GET, HEAD"},
+    {ROUTE_UI_ASSET, "/ui/{asset}", GET_HEAD, 0, "GET, HEAD"},
+    {ROUTE_DECISIONS, "/api/v1/decisions", GET_HEAD, 0, "GET, HEAD"},
 };
 
 #define N_ROUTES (sizeof routes / sizeof routes[0])
 #define MAX_SEGS 8
 
 static const char *const route_names[ROUTE__COUNT] = {
-    "none",  "hello", "status", "metrics", "deploy",   "replicate",
-    "nodes", "node",  "jobs",   "job",     "schedule",
+    "none", "hello", "status", "metrics",  "deploy", "replicate", "nodes",
+    "node", "jobs",  "job",    "schedule", "ui",     "ui_asset",  "decisions",
 };
 
 const char *router_route_name(route_id r)
@@ -164,6 +167,8 @@ static router_status capture(const char *pattern, const seg *segs, int n, route_
             st = capture_id(&segs[i], out->node_id, "node_id", out);
         else if (seg_eq(&ps[i], "{instance}", 10))
             st = capture_instance(&segs[i], out);
+        else if (seg_eq(&ps[i], "{asset}", 7))
+            st = capture_id(&segs[i], out->asset, "path", out);
         if (st != ROUTER_OK)
             return st;
     }

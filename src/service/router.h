@@ -21,6 +21,9 @@ typedef enum route_id {
     ROUTE_JOBS,      /* POST /api/v1/jobs */
     ROUTE_JOB,       /* GET|DELETE /api/v1/jobs/{job_id}/{instance} */
     ROUTE_SCHEDULE,  /* POST /api/v1/schedule */
+    ROUTE_UI,        /* GET /ui: the dashboard page */
+    ROUTE_UI_ASSET,  /* GET /ui/{asset}: its script and style sheet */
+    ROUTE_DECISIONS, /* GET /api/v1/decisions: this process's last decisions */
     ROUTE__COUNT
 } route_id;
 
@@ -48,8 +51,9 @@ typedef struct route_match {
     char job_id[CS_ID_MAX + 1];  /* ROUTE_DEPLOY, ROUTE_JOB */
     uint32_t instance;           /* ROUTE_DEPLOY, ROUTE_JOB */
     char node_id[CS_ID_MAX + 1]; /* ROUTE_NODE */
+    char asset[CS_ID_MAX + 1];   /* ROUTE_UI_ASSET: a file name such as "app.js" */
     const char *allow;           /* ROUTER_BAD_METHOD: "GET, HEAD, PUT, DELETE" */
-    const char *bad_field;       /* ROUTER_BAD_PARAM: "job_id", "instance", "node_id" */
+    const char *bad_field;       /* ROUTER_BAD_PARAM: "job_id", "instance", "node_id", "path" */
     const char *bad_msg;         /* ROUTER_BAD_PARAM: why */
 } route_match;
 

@@ -10,6 +10,7 @@
 
 #include "api.h"
 #include "codec.h"
+#include "decisions.h"
 #include "deliver.h"
 #include "http.h"
 #include "mirror.h"
@@ -29,6 +30,7 @@ struct service {
     worker_pool *workers;
     reaper *reaper;
     mirror *mirror;
+    decisions *decisions;
     http_server *http;
     size_t loaded_nodes, loaded_reservations, load_errors;
     bool stopped;
@@ -113,13 +115,14 @@ service *service_new(const config *cfg, cslog *log, cs_error *err)
     s->ctx.opts.strategy = (engine_strategy)(STRATEGY_MOST_FREE + cfg->strategy);
     s->ctx.opts.top_k = (uint32_t)cfg->top_k;
     if (!(s->cluster = cluster_new(cfg->node_ttl)) || !(s->docs = nodedocs_new()) ||
-        !(s->metrics = metrics_new())) {
+        !(s->metrics = metrics_new()) || !(s->decisions = decisions_new(DECISIONS_KEEP))) {
         cs_fail(err, "service", "out of memory");
         goto fail;
     }
     s->ctx.cluster = s->cluster;
     s->ctx.docs = s->docs;
     s->ctx.metrics = s->metrics;
+    s->ctx.decisions = s->decisions;
     if (cfg->redis[0]) {
         /* Unique in the consumer group across machines and restarts. */
         char host[128] = "host", consumer[200];
@@ -210,5 +213,6 @@ void service_free(service *s)
     nodedocs_free(s->docs);
     cluster_free(s->cluster);
     metrics_free(s->metrics);
+    decisions_free(s->decisions);
     free(s);
 }

@@ -17,6 +17,7 @@
 #include "nodedocs.h"
 #include "store.h"
 
+struct decisions;
 struct deliver;
 struct mirror;
 
@@ -29,8 +30,9 @@ typedef struct svc_ctx {
     nodedocs *docs;
     metrics *metrics;
     struct deliver *deliver;
-    struct mirror *mirror; /* Redis mode: the local copy's follower; else NULL */
-    engine_opts opts;      /* engine defaults from STRATEGY and TOP_K */
+    struct mirror *mirror;       /* Redis mode: the local copy's follower; else NULL */
+    struct decisions *decisions; /* the last decisions of this process's workers */
+    engine_opts opts;            /* engine defaults from STRATEGY and TOP_K */
 } svc_ctx;
 
 typedef struct service service;

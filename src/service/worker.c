@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "codec.h"
+#include "decisions.h"
 #include "deliver.h"
 #include "mirror.h"
 #include "service.h"
@@ -25,6 +26,7 @@
 typedef struct worker {
     worker_pool *pool;
     engine_ctx *ectx;
+    decision *recs; /* TAKE_BATCH records of the batch in hand, for the dashboard */
     pthread_t thread;
     bool started;
     int index;
@@ -48,7 +50,7 @@ typedef struct outcome {
     char message[256];
 } outcome;
 
-static void decide(worker *w, const store_job *job, json_t *body, outcome *o)
+static void decide(worker *w, const store_job *job, json_t *body, outcome *o, decision *rec)
 {
     const svc_ctx *c = w->pool->ctx;
     job_spec spec;
@@ -68,11 +70,13 @@ static void decide(worker *w, const store_job *job, json_t *body, outcome *o)
     /* A node removed between the choice and the document fetch drops the
      * reservation with it: choose again, a few times at most. */
     bool decided = false;
+    double now = 0, took = 0;
     for (int attempt = 0; attempt < 3 && !decided; attempt++) {
-        double now = svc_now();
+        now = svc_now();
         double t0 = svc_mono();
         int rc = engine_place(w->ectx, c->cluster, &spec, now, &res, &e);
-        metrics_observe(c->metrics, H_DECISION, svc_mono() - t0);
+        took = svc_mono() - t0;
+        metrics_observe(c->metrics, H_DECISION, took);
         if (rc) {
             job_spec_clear(&spec);
             goto invalid;
@@ -106,6 +110,7 @@ static void decide(worker *w, const store_job *job, json_t *body, outcome *o)
         snprintf(o->message, sizeof o->message, "the chosen nodes kept being removed");
         o->result = codec_result_unplaced(body, &res, o->message);
     }
+    decision_fill(rec, job->job_id, job->instance, &res, o->message, now, took);
     job_spec_clear(&spec);
     return;
 invalid:
@@ -113,6 +118,7 @@ invalid:
              e.msg);
     snprintf(o->message, sizeof o->message, "invalid job: %s: %s", e.field, e.msg);
     o->result = codec_result_invalid(body, &e);
+    decision_fill(rec, job->job_id, job->instance, NULL, o->message, svc_now(), 0);
 }
 
 /* Hands a recorded outcome to the deliverer. result is moved. */
@@ -147,6 +153,8 @@ static void process_shared(worker *w, store_job *job)
     int64_t oid = 0;
     bool placed = false, spec_ok = false;
     char node_id[CS_ID_MAX + 1] = "";
+    decision rec;
+    decision_fill(&rec, job->job_id, job->instance, NULL, "", svc_now(), 0);
 
     /* See every node report accepted before this job. */
     if (c->mirror && !mirror_wait(c->mirror, job->version, MIRROR_WAIT_S))
@@ -160,6 +168,8 @@ static void process_shared(worker *w, store_job *job)
     if (!spec_ok) {
         log_warn(c->log, "job %s/%u cannot be decided: %s: %s", job->job_id, job->instance, e.field,
                  e.msg);
+        snprintf(message, sizeof message, "invalid job: %s: %s", e.field, e.msg);
+        decision_fill(&rec, job->job_id, job->instance, NULL, message, svc_now(), 0);
         result = codec_result_invalid(body, &e);
         goto unplaced;
     }
@@ -168,11 +178,15 @@ static void process_shared(worker *w, store_job *job)
         double now = svc_now();
         double t0 = svc_mono();
         if (engine_rank(w->ectx, c->cluster, &spec, now, &res, &e)) {
+            snprintf(message, sizeof message, "invalid job: %s: %s", e.field, e.msg);
+            decision_fill(&rec, job->job_id, job->instance, NULL, message, now, 0);
             result = codec_result_invalid(body, &e);
             goto unplaced;
         }
-        metrics_observe(c->metrics, H_DECISION, svc_mono() - t0);
+        double took = svc_mono() - t0;
+        metrics_observe(c->metrics, H_DECISION, took);
         engine_message(&res, &spec, message, sizeof message);
+        decision_fill(&rec, job->job_id, job->instance, &res, message, now, took);
         if (res.n_candidates == 0) {
             result = codec_result_unplaced(body, &res, message);
             goto unplaced;
@@ -209,6 +223,8 @@ static void process_shared(worker *w, store_job *job)
                 result = text;
                 placed = true;
                 snprintf(node_id, sizeof node_id, "%s", cand->node_id);
+                rec.placed = true;
+                snprintf(rec.node_id, sizeof rec.node_id, "%s", cand->node_id);
                 goto done;
             }
             free(text);
@@ -235,6 +251,7 @@ static void process_shared(worker *w, store_job *job)
     }
     memset(&res, 0, sizeof res);
     snprintf(message, sizeof message, "every qualified node filled up while placing");
+    decision_fill(&rec, job->job_id, job->instance, &res, message, svc_now(), 0);
     result = codec_result_unplaced(body, &res, message);
 unplaced:
     if (!result)
@@ -260,6 +277,7 @@ done:
         metrics_inc(c->metrics, M_JOBS_UNSCHEDULABLE);
         log_info(c->log, "job %s/%u unschedulable: %s", job->job_id, job->instance, message);
     }
+    decisions_record(c->decisions, &rec);
     hand_over(w, job, oid, result, svc_now());
     result = NULL;
 out:
@@ -271,7 +289,8 @@ out:
 
 /* What happens after the store answered for one decision: oid as
  * store_finish returned it. Takes o->result. */
-static void finalize(worker *w, const store_job *job, outcome *o, int64_t oid, double now)
+static void finalize(worker *w, const store_job *job, outcome *o, const decision *rec, int64_t oid,
+                     double now)
 {
     const svc_ctx *c = w->pool->ctx;
     if (oid < 0) {
@@ -317,6 +336,7 @@ static void finalize(worker *w, const store_job *job, outcome *o, int64_t oid, d
         metrics_inc(c->metrics, M_JOBS_UNSCHEDULABLE);
         log_info(c->log, "job %s/%u unschedulable: %s", job->job_id, job->instance, o->message);
     }
+    decisions_record(c->decisions, rec);
     hand_over(w, job, oid, o->result, now);
     o->result = NULL;
     return;
@@ -338,7 +358,7 @@ static void process_batch(worker *w, store_job *jobs, size_t n)
     for (size_t i = 0; i < n; i++) {
         json_error_t je;
         json_t *body = json_loads(jobs[i].body ? jobs[i].body : "", JSON_REJECT_DUPLICATES, &je);
-        decide(w, &jobs[i], body, &o[i]);
+        decide(w, &jobs[i], body, &o[i], &w->recs[i]);
         json_decref(body);
         if (!o[i].result) {
             log_error(c->log, "job %s/%u: out of memory building its result", jobs[i].job_id,
@@ -379,7 +399,7 @@ static void process_batch(worker *w, store_job *jobs, size_t n)
             req[back[j]].rc = again[j].rc;
     }
     for (size_t j = 0; j < k; j++)
-        finalize(w, &jobs[which[j]], &o[which[j]], req[j].rc, now);
+        finalize(w, &jobs[which[j]], &o[which[j]], &w->recs[which[j]], req[j].rc, now);
 }
 
 static void *worker_main(void *arg)
@@ -429,7 +449,8 @@ worker_pool *worker_pool_new(const svc_ctx *ctx, int n, cs_error *err)
         w->pool = p;
         w->index = i;
         w->ectx = engine_ctx_new(&ctx->opts);
-        if (!w->ectx) {
+        w->recs = calloc(TAKE_BATCH, sizeof *w->recs);
+        if (!w->ectx || !w->recs) {
             cs_fail(err, "workers", "out of memory");
             goto fail;
         }
@@ -462,8 +483,10 @@ void worker_pool_free(worker_pool *p)
     if (!p)
         return;
     worker_pool_stop(p);
-    for (int i = 0; i < p->n; i++)
+    for (int i = 0; i < p->n; i++) {
         engine_ctx_free(p->w[i].ectx);
+        free(p->w[i].recs);
+    }
     free(p->w);
     free(p);
 }

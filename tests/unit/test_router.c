@@ -144,6 +144,30 @@ static void test_bad_params(void **state)
     assert_int_equal(router_match("GET", "/api/v1/jobs/.a/0", &m), ROUTER_OK);
 }
 
+/* The dashboard's page and files, and the decisions it shows. */
+static void test_dashboard_routes(void **state)
+{
+    (void)state;
+    route_match m;
+    expect_route("GET", "/ui", ROUTE_UI);
+    expect_route("HEAD", "/ui", ROUTE_UI);
+    expect_route("GET", "/ui/", ROUTE_UI);
+    expect_route("GET", "/api/v1/decisions", ROUTE_DECISIONS);
+    assert_int_equal(router_match("GET", "/ui/app.js", &m), ROUTER_OK);
+    assert_int_equal(m.route, ROUTE_UI_ASSET);
+    assert_string_equal(m.asset, "app.js");
+    assert_false(m.wants_body);
+    assert_int_equal(router_match("POST", "/ui", &m), ROUTER_BAD_METHOD);
+    assert_string_equal(m.allow, "GET, HEAD");
+    assert_int_equal(router_match("PUT", "/ui/app.js", &m), ROUTER_BAD_METHOD);
+    assert_int_equal(router_match("POST", "/api/v1/decisions", &m), ROUTER_BAD_METHOD);
+    expect_status("GET", "/ui/a/b", ROUTER_NOT_FOUND);
+    assert_int_equal(router_match("GET", "/ui/a b", &m), ROUTER_BAD_PARAM);
+    assert_string_equal(m.bad_field, "path");
+    assert_string_equal(router_route_name(ROUTE_DECISIONS), "decisions");
+    assert_string_equal(router_route_name(ROUTE_UI_ASSET), "ui_asset");
+}
+
 /* Every prefix and mutation of real paths: no crash, a sane status. */
 static void test_garbage(void **state)
 {
@@ -181,9 +205,10 @@ static void test_garbage(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_all_routes), cmocka_unit_test(test_captures),
-        cmocka_unit_test(test_not_found),  cmocka_unit_test(test_bad_method),
-        cmocka_unit_test(test_bad_params), cmocka_unit_test(test_garbage),
+        cmocka_unit_test(test_all_routes),       cmocka_unit_test(test_captures),
+        cmocka_unit_test(test_not_found),        cmocka_unit_test(test_bad_method),
+        cmocka_unit_test(test_bad_params),       cmocka_unit_test(test_garbage),
+        cmocka_unit_test(test_dashboard_routes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
