@@ -51,9 +51,13 @@ bool auth_enabled(const auth *a)
     return a && a->on;
 }
 
+/* The dashboard's page, script and style sheet hold no data (a browser
+ * cannot send a bearer header when it loads a page): they are open, and the
+ * page asks for the token when the data routes it reads answer 401. */
 bool auth_route_public(route_id route, unsigned method)
 {
-    return (route == ROUTE_STATUS || route == ROUTE_METRICS) &&
+    return (route == ROUTE_STATUS || route == ROUTE_METRICS || route == ROUTE_UI ||
+            route == ROUTE_UI_ASSET) &&
            (method == METHOD_GET || method == METHOD_HEAD);
 }
 

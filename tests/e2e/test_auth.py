@@ -41,9 +41,12 @@ class TokenTest(E2ETestCase):
         svc = self.tsvc(recv)
         # open: health and metrics, GET and HEAD
         for method, path in (("GET", "/status"), ("HEAD", "/status"), ("GET", "/metrics"),
-                             ("HEAD", "/metrics"), ("GET", "/status/")):
+                             ("HEAD", "/metrics"), ("GET", "/status/"),
+                             # the dashboard's static files: no data in them
+                             ("GET", "/ui"), ("GET", "/ui/app.js")):
             r = svc.request(method, path)
             self.assertEqual(r.status, 200, (method, path, r))
+        self.assertNotIn(TOKEN, svc.get("/ui").text + svc.get("/ui/app.js").text)
         self.assertEqual(svc.get("/status").text.strip(), "ok")
 
         # everything else: 401 without the header, with another scheme,
@@ -57,6 +60,7 @@ class TokenTest(E2ETestCase):
                   ("POST", "/api/calculate/deploy/j1/0", job_doc("j1")),
                   ("GET", "/api/calculate/deploy/j1/0", job_doc("j1")),
                   ("POST", "/api/calculate/replicate", {"job": job_doc("j1"), "replicas": 2}),
+                  ("GET", "/api/v1/decisions", None), ("POST", "/ui", None),
                   # not open: other methods on the open paths, and unknown routes
                   ("POST", "/status", None), ("DELETE", "/metrics", None),
                   ("GET", "/nope", None), ("GET", "/api/v1/nodes/" + "x" * 100, None)]

@@ -42,7 +42,14 @@ static void test_public_routes(void **state)
     assert_false(auth_route_public(ROUTE_METRICS, METHOD_DELETE));
     assert_false(auth_route_public(ROUTE_HELLO, METHOD_GET));
     assert_false(auth_route_public(ROUTE_NONE, METHOD_GET));
+    /* The dashboard's static files hold no data; what they read does. */
+    assert_true(auth_route_public(ROUTE_UI, METHOD_GET));
+    assert_true(auth_route_public(ROUTE_UI_ASSET, METHOD_GET));
+    assert_false(auth_route_public(ROUTE_UI, METHOD_POST));
+    assert_false(auth_route_public(ROUTE_DECISIONS, METHOD_GET));
     for (int r = ROUTE_DEPLOY; r < ROUTE__COUNT; r++) {
+        if (r == ROUTE_UI || r == ROUTE_UI_ASSET)
+            continue;
         assert_false(auth_route_public((route_id)r, METHOD_GET));
         assert_false(auth_route_public((route_id)r, METHOD_POST));
     }
