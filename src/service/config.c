@@ -103,7 +103,7 @@ static const setting settings[] = {
      NULL, "debug, info, warn or error"},
     {"SCHEDULER_TOKEN", "token", "TOKEN", K_SECRET, NULL, 0, 0, false, NULL, OFF(token),
      check_token,
-     "when set, all but GET /status and /metrics need 'Authorization: Bearer TOKEN' "
+     "when set, all but GET /status, /metrics and /ui (static) need 'Authorization: Bearer TOKEN' "
      "(16..255 chars; the flag shows in ps)"},
     {"SCHEDULER_TOKEN_FILE", "token-file", "PATH", K_STR, NULL, 0, 0, false, NULL, OFF(token_file),
      NULL, "file whose first line is the token (instead of SCHEDULER_TOKEN; mode 0600)"},
