@@ -24,6 +24,13 @@ bool rr_script_sha(const redisReply *r)
     return r && r->type == REDIS_REPLY_STRING && r->len == 40;
 }
 
+/* A string reply usable as an id: at most CS_ID_MAX bytes and no NUL
+ * inside, which would make its C string name another, shorter id. */
+static bool id_fits(const redisReply *v)
+{
+    return v->len <= CS_ID_MAX && strlen(v->str) == v->len;
+}
+
 static bool all_strings(const redisReply *r, size_t from, size_t n)
 {
     for (size_t i = from; i < from + n; i++)
@@ -49,7 +56,7 @@ bool rr_entry_job(const redisReply *e, store_job *out, char eid[RR_ENTRY_ID_MAX]
         const redisReply *k = f->element[i], *v = f->element[i + 1];
         if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
             continue;
-        if (strcmp(k->str, "job") == 0 && v->len <= CS_ID_MAX) {
+        if (strcmp(k->str, "job") == 0 && id_fits(v)) {
             snprintf(out->job_id, sizeof out->job_id, "%s", v->str);
             has_job = v->len > 0;
         } else if (strcmp(k->str, "inst") == 0) {
@@ -121,7 +128,7 @@ int rr_place(const redisReply *r, int64_t *outbox_id, char held_node[CS_ID_MAX +
         rc = (int)r->element[0]->integer;
         if (rc == STORE_PLACED)
             *outbox_id = strtoll(r->element[1]->str, NULL, 10);
-        else if (rc == STORE_DECIDED && r->element[1]->len <= CS_ID_MAX)
+        else if (rc == STORE_DECIDED && id_fits(r->element[1]))
             snprintf(held_node, CS_ID_MAX + 1, "%s", r->element[1]->str);
     }
     return rc;
@@ -148,7 +155,7 @@ int rr_status(const redisReply *r, store_status *out)
     out->state = st == JOB_PLACED          ? JOB_PLACED
                  : st == JOB_UNSCHEDULABLE ? JOB_UNSCHEDULABLE
                                            : JOB_QUEUED;
-    if (e[1]->type == REDIS_REPLY_STRING && e[1]->len <= CS_ID_MAX)
+    if (e[1]->type == REDIS_REPLY_STRING && id_fits(e[1]))
         snprintf(out->node_id, sizeof out->node_id, "%s", e[1]->str);
     if (dup_field(e[2], &out->body) != 0 || dup_field(e[3], &out->result) != 0) {
         store_status_clear(out);
@@ -178,7 +185,7 @@ int rr_outbox_due(const redisReply *r, outbox_item *out, int max)
     for (size_t i = 0; !failed && i < r->elements; i++) {
         const redisReply *e = r->element[i];
         if (e->type != REDIS_REPLY_ARRAY || e->elements != 7 || !all_strings(e, 0, 7) ||
-            e->element[1]->len > CS_ID_MAX) {
+            !id_fits(e->element[1])) {
             failed = true;
             break;
         }
@@ -211,7 +218,7 @@ int rr_outbox_due(const redisReply *r, outbox_item *out, int max)
  * reservation; false when an id is too long. */
 static bool res_parse(redisReply *const *e, reservation_view *v)
 {
-    if (e[0]->len > CS_ID_MAX || e[2]->len > CS_ID_MAX)
+    if (!id_fits(e[0]) || !id_fits(e[2]))
         return false;
     memset(v, 0, sizeof *v);
     snprintf(v->job_id, sizeof v->job_id, "%s", e[0]->str);
@@ -239,7 +246,7 @@ int rr_snapshot_replay(const redisReply *r, const store_loader *l)
     int rc = 0;
     const redisReply *nodes = r->element[2], *res = r->element[3];
     for (size_t i = 0; i < nodes->elements && rc == 0; i += 3) {
-        if (nodes->element[i]->len > CS_ID_MAX)
+        if (!id_fits(nodes->element[i]))
             continue;
         if (l->node)
             rc = l->node(l->ud, nodes->element[i]->str, nodes->element[i + 1]->str,
@@ -281,6 +288,13 @@ static const redisReply *field(const redisReply *f, const char *name)
     return NULL;
 }
 
+/* A non-empty id field, or NULL. */
+static const char *id_field(const redisReply *f, const char *name)
+{
+    const redisReply *v = field(f, name);
+    return v && v->len > 0 && id_fits(v) ? v->str : NULL;
+}
+
 static const char *fstr(const redisReply *f, const char *name)
 {
     const redisReply *v = field(f, name);
@@ -296,13 +310,13 @@ void rr_event_apply(const redisReply *f, const store_follower *fo)
 {
     const char *t = fstr(f, "t");
     if (strcmp(t, "n") == 0) {
-        const char *id = fstr(f, "id");
-        if (*id && strlen(id) <= CS_ID_MAX && fo->node)
+        const char *id = id_field(f, "id");
+        if (id && fo->node)
             fo->node(fo->ud, id, fstr(f, "doc"), strtod(fstr(f, "last"), NULL),
                      strcmp(fstr(f, "uc"), "1") == 0, strcmp(fstr(f, "um"), "1") == 0);
     } else if (strcmp(t, "d") == 0) {
-        const char *id = fstr(f, "id");
-        if (*id && strlen(id) <= CS_ID_MAX && fo->node_gone)
+        const char *id = id_field(f, "id");
+        if (id && fo->node_gone)
             fo->node_gone(fo->ud, id);
     } else if (strcmp(t, "r") == 0) {
         static const char *const k[7] = {"job", "inst", "node", "cpu", "mem", "gpu", "at"};
@@ -318,8 +332,8 @@ void rr_event_apply(const redisReply *f, const store_follower *fo)
         if (res_parse(e, &rv) && fo->reservation)
             fo->reservation(fo->ud, &rv);
     } else if (strcmp(t, "x") == 0) {
-        const char *job = fstr(f, "job");
-        if (*job && strlen(job) <= CS_ID_MAX && fo->release)
+        const char *job = id_field(f, "job");
+        if (job && fo->release)
             fo->release(fo->ud, job, (uint32_t)strtoul(fstr(f, "inst"), NULL, 10));
     }
 }

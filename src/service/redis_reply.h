@@ -4,7 +4,9 @@
  * Pure: no I/O, no allocation except the strings handed to the caller;
  * never frees a reply. Every function accepts any tree hiredis can build
  * (a misbehaving server, a changed script) and answers "malformed" rather
- * than reading past what is there, which is what fuzz/fuzz_redis.c checks. */
+ * than reading past what is there, which is what fuzz/fuzz_redis.c checks.
+ * An id with a NUL inside counts as malformed: its C string would name
+ * another, shorter id. */
 #ifndef CS_REDIS_REPLY_H
 #define CS_REDIS_REPLY_H
 
