@@ -513,6 +513,11 @@ int cluster_restore(cluster *c, const reservation_view *rv, cs_error *err)
         return cs_fail(err, "job_id", "%s", e.msg);
     if (rv->cpu_milli < 0 || rv->memory_mb < 0 || rv->gpus < 0)
         return cs_fail(err, "reservation", "negative amount");
+    /* Restored figures come from a store, not through job_spec's checks:
+     * no more than one job may ask for, so the node's sums cannot overflow. */
+    if ((double)rv->cpu_milli > CS_VCPUS_MAX * 1000.0 || (double)rv->memory_mb > CS_MEMORY_MAX ||
+        (double)rv->gpus > CS_GPUS_MAX)
+        return cs_fail(err, "reservation", "amount above what one job may ask for");
     int rc = -1;
     pthread_rwlock_wrlock(&c->lock);
     uint32_t npos = cluster_find_locked(c, rv->node_id);

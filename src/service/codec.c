@@ -521,10 +521,16 @@ json_t *codec_node_merge(const json_t *old, const json_t *report)
     {
         if (json_is_null(v) || is_computed(key))
             continue;
-        if (strcmp(key, "virtualization") == 0)
+        if (strcmp(key, "virtualization") == 0) {
             json_object_del(doc, "technology");
-        else if (strcmp(key, "technology") == 0)
+        } else if (strcmp(key, "technology") == 0) {
+            /* codec_node read "virtualization" instead and never checked
+             * this one: stored, it would change or lose the node at a
+             * restart or in another process's mirror. */
+            if (get_opt(report, "virtualization"))
+                continue;
             json_object_del(doc, "virtualization");
+        }
         json_t *copy = json_deep_copy(v);
         if (!copy || json_object_set_new(doc, key, copy)) {
             json_decref(doc);

@@ -16,7 +16,8 @@
  *                   r (reservation), x (release), each with its seq
  * Every write touching more than one key is a Lua script (atomic). A member
  * is "<instance>:<job id>": the instance first, since job ids may hold ':'.
- * Not for Redis Cluster (scripts touch keys of many slots); Sentinel works. */
+ * Not for Redis Cluster (scripts touch keys of many slots); Sentinel works.
+ * The replies are read by redis_reply.c (pure, fuzzed on its own). */
 #include "store_redis.h"
 
 #include <errno.h>
@@ -32,6 +33,7 @@
 
 #include <hiredis/hiredis.h>
 
+#include "redis_reply.h"
 #include "store_impl.h"
 
 #define POOL_N 16
@@ -40,7 +42,6 @@
 #define BACKOFF_MAX_S 2.0
 #define FOLLOW_BATCH 512
 #define TAKE_BATCH 16 /* stream entries read at once */
-#define ENTRY_ID_MAX 48
 
 #define K_STREAM "cs:jobs"
 #define K_GROUP "cs:workers"
@@ -361,7 +362,7 @@ typedef struct rstore {
     double backoff, retry_at;  /* reconnect backoff after a failed connect */
     char claim_cursor[64];     /* XAUTOCLAIM scan position */
     store_job buf[TAKE_BATCH]; /* read, pending under this consumer, not yet taken */
-    char buf_eid[TAKE_BATCH][ENTRY_ID_MAX];
+    char buf_eid[TAKE_BATCH][RR_ENTRY_ID_MAX];
     size_t buf_head, buf_n;
     double next_claim; /* monotonic time of the next XAUTOCLAIM */
 
@@ -390,12 +391,6 @@ static double mono_now(void)
 static bool id_ok(const char *id)
 {
     return id && *id && strnlen(id, CS_ID_MAX + 1) <= CS_ID_MAX;
-}
-
-static bool is_err(const redisReply *r, const char *prefix)
-{
-    return r && r->type == REDIS_REPLY_ERROR && r->str &&
-           strncmp(r->str, prefix, strlen(prefix)) == 0;
 }
 
 /* Owned argv for redisCommandArgv; numbers are formatted into owned copies.
@@ -552,7 +547,7 @@ static int conn_open(rstore *s, redisContext **out, bool save_sha, cs_error *err
         if (setup_cmd(c, 3, (const char *[]){"SCRIPT", "LOAD", SCRIPT[i]},
                       "Redis SCRIPT LOAD failed", err, &r))
             return -1;
-        if (r->type != REDIS_REPLY_STRING || r->len != 40) {
+        if (!rr_script_sha(r)) {
             freeReplyObject(r);
             return conn_fail(err, c, "Redis SCRIPT LOAD failed", "unexpected reply");
         }
@@ -657,7 +652,7 @@ static redisReply *lscript(lease *l, int sc, args *a)
     a->v[1] = l->s->sha[sc];
     a->len[1] = 40;
     redisReply *r = lcmd(l, a);
-    if (is_err(r, "NOSCRIPT")) {
+    if (rr_is_error(r, "NOSCRIPT")) {
         freeReplyObject(r);
         a->v[0] = "EVAL";
         a->len[0] = 4;
@@ -683,7 +678,7 @@ static redisReply *call(rstore *s, int sc, args *a)
 static long long call_int(rstore *s, int sc, args *a)
 {
     redisReply *r = call(s, sc, a);
-    long long v = r && r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+    long long v = rr_integer(r, -1);
     freeReplyObject(r);
     args_free(a);
     return v;
@@ -699,49 +694,10 @@ static int create_group(lease *l)
     args_str(&a, "0");
     args_str(&a, "MKSTREAM");
     redisReply *r = lcmd(l, &a);
-    int rc = r && (r->type == REDIS_REPLY_STATUS || is_err(r, "BUSYGROUP")) ? 0 : -1;
+    int rc = r && (r->type == REDIS_REPLY_STATUS || rr_is_error(r, "BUSYGROUP")) ? 0 : -1;
     freeReplyObject(r);
     args_free(&a);
     return rc;
-}
-
-/* One stream entry ([id, [field, value, ...]]) as a job. false when the
- * entry was deleted (no fields) or is malformed. */
-static bool entry_to_job(const redisReply *e, store_job *out, char eid[ENTRY_ID_MAX])
-{
-    memset(out, 0, sizeof *out);
-    if (eid && e->type == REDIS_REPLY_ARRAY && e->elements == 2 &&
-        e->element[0]->type == REDIS_REPLY_STRING)
-        snprintf(eid, ENTRY_ID_MAX, "%s", e->element[0]->str);
-    if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
-        e->element[0]->type != REDIS_REPLY_STRING || e->element[1]->type != REDIS_REPLY_ARRAY)
-        return false;
-    const redisReply *f = e->element[1];
-    bool has_job = false;
-    for (size_t i = 0; i + 1 < f->elements; i += 2) {
-        const redisReply *k = f->element[i], *v = f->element[i + 1];
-        if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
-            continue;
-        if (strcmp(k->str, "job") == 0 && v->len <= CS_ID_MAX) {
-            snprintf(out->job_id, sizeof out->job_id, "%s", v->str);
-            has_job = v->len > 0;
-        } else if (strcmp(k->str, "inst") == 0) {
-            out->instance = (uint32_t)strtoul(v->str, NULL, 10);
-        } else if (strcmp(k->str, "v") == 0) {
-            out->version = strtoull(v->str, NULL, 10);
-        } else if (strcmp(k->str, "recv") == 0) {
-            out->received_at = strtod(v->str, NULL);
-        } else if (strcmp(k->str, "a") == 0) {
-            out->attempts = (uint32_t)strtoul(v->str, NULL, 10);
-        } else if (strcmp(k->str, "body") == 0 && !out->body) {
-            out->body = strdup(v->str);
-        }
-    }
-    if (!has_job || !out->body) {
-        store_job_clear(out);
-        return false;
-    }
-    return true;
 }
 
 /* --- address ----------------------------------------------------------- */
@@ -903,14 +859,7 @@ static int rs_enqueue_many(store *base, const char *job_id, uint32_t n, const ch
     for (uint32_t i = 0; i < n; i++)
         args_fmt(&a, "%" PRIu32, i);
     redisReply *r = call(s, SC_ENQUEUE, &a);
-    int rc = 0;
-    bool ok = r && r->type == REDIS_REPLY_ARRAY && r->elements == n;
-    for (uint32_t i = 0; i < n; i++) {
-        rcs[i] =
-            ok && r->element[i]->type == REDIS_REPLY_INTEGER ? (int)r->element[i]->integer : -1;
-        if (rcs[i] < 0)
-            rc = -1;
-    }
+    int rc = rr_enqueue_rcs(r, n, rcs);
     freeReplyObject(r);
     args_free(&a);
     return rc;
@@ -929,10 +878,8 @@ static int rs_enqueue(store *base, const char *job_id, uint32_t instance, const 
     args_dbl(&a, now);
     args_fmt(&a, "%" PRIu32, instance);
     redisReply *r = call(s, SC_ENQUEUE, &a);
-    int rc = r && r->type == REDIS_REPLY_ARRAY && r->elements == 1 &&
-                     r->element[0]->type == REDIS_REPLY_INTEGER
-                 ? (int)r->element[0]->integer
-                 : -1;
+    int rc;
+    rr_enqueue_rcs(r, 1, &rc);
     freeReplyObject(r);
     args_free(&a);
     return rc;
@@ -961,7 +908,7 @@ static void buf_push(rstore *s, store_job *j, const char *eid)
     }
     size_t at = (s->buf_head + s->buf_n) % TAKE_BATCH;
     s->buf[at] = *j;
-    snprintf(s->buf_eid[at], ENTRY_ID_MAX, "%s", eid);
+    snprintf(s->buf_eid[at], RR_ENTRY_ID_MAX, "%s", eid);
     s->buf_n++;
 }
 
@@ -1008,23 +955,23 @@ static int take_round(rstore *s, lease *l, store_job *out, long long block_ms)
         args_str(&a, "1");
         r = lcmd(l, &a);
         args_free(&a);
-        if (is_err(r, "NOGROUP")) {
+        if (rr_is_error(r, "NOGROUP")) {
             freeReplyObject(r);
             return create_group(l) == 0 ? 1 : -1;
         }
-        if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 2 ||
-            r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_ARRAY) {
+        const char *next;
+        const redisReply *entries;
+        if (!rr_autoclaim(r, &next, &entries)) {
             freeReplyObject(r);
             return -1;
         }
         pthread_mutex_lock(&s->mu);
-        snprintf(s->claim_cursor, sizeof s->claim_cursor, "%s", r->element[0]->str);
+        snprintf(s->claim_cursor, sizeof s->claim_cursor, "%s", next);
         /* More may be idle: look again soon rather than in half a claim time. */
-        if (strcmp(r->element[0]->str, "0-0") != 0)
+        if (strcmp(next, "0-0") != 0)
             s->next_claim = 0;
         pthread_mutex_unlock(&s->mu);
-        bool got =
-            r->element[1]->elements > 0 && entry_to_job(r->element[1]->element[0], out, NULL);
+        bool got = entries->elements > 0 && rr_entry_job(entries->element[0], out, NULL);
         freeReplyObject(r);
         if (got) {
             out->attempts++; /* it was handed out before, to a consumer that went quiet */
@@ -1046,7 +993,7 @@ static int take_round(rstore *s, lease *l, store_job *out, long long block_ms)
     args_str(&a, ">");
     r = lcmd(l, &a);
     args_free(&a);
-    if (is_err(r, "NOGROUP")) {
+    if (rr_is_error(r, "NOGROUP")) {
         freeReplyObject(r);
         return create_group(l) == 0 ? 1 : -1;
     }
@@ -1055,15 +1002,13 @@ static int take_round(rstore *s, lease *l, store_job *out, long long block_ms)
         return -1;
     }
     int rc = 1;
-    if (r->type == REDIS_REPLY_ARRAY && r->elements > 0 &&
-        r->element[0]->type == REDIS_REPLY_ARRAY && r->element[0]->elements == 2 &&
-        r->element[0]->element[1]->type == REDIS_REPLY_ARRAY) {
-        const redisReply *list = r->element[0]->element[1];
+    const redisReply *list = rr_stream_entries(r);
+    if (list) {
         pthread_mutex_lock(&s->mu);
         for (size_t i = 0; i < list->elements; i++) {
             store_job j;
-            char eid[ENTRY_ID_MAX];
-            if (!entry_to_job(list->element[i], &j, eid))
+            char eid[RR_ENTRY_ID_MAX];
+            if (!rr_entry_job(list->element[i], &j, eid))
                 continue;
             if (rc == 1) {
                 *out = j;
@@ -1133,17 +1078,14 @@ static size_t rs_queue_depth(store *base)
     args_str(&a, K_STREAM);
     redisReply *r = lcmd(&l, &a);
     args_free(&a);
-    long long len = r && r->type == REDIS_REPLY_INTEGER ? r->integer : 0;
+    long long len = rr_integer(r, 0);
     freeReplyObject(r);
     args_str(&a, "XPENDING");
     args_str(&a, K_STREAM);
     args_str(&a, K_GROUP);
     r = lcmd(&l, &a);
     args_free(&a);
-    long long pending = r && r->type == REDIS_REPLY_ARRAY && r->elements > 0 &&
-                                r->element[0]->type == REDIS_REPLY_INTEGER
-                            ? r->element[0]->integer
-                            : 0;
+    long long pending = rr_pending_count(r);
     freeReplyObject(r);
     lease_put(&l);
     return len > pending ? (size_t)(len - pending) : 0;
@@ -1194,26 +1136,9 @@ static int rs_place(store *base, const char *job_id, uint32_t instance, const re
     args_dbl(&a, s->lease_s);
     redisReply *r = call(s, SC_PLACE, &a);
     args_free(&a);
-    int rc = -1;
-    if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
-        r->element[0]->type == REDIS_REPLY_INTEGER && r->element[1]->type == REDIS_REPLY_STRING) {
-        rc = (int)r->element[0]->integer;
-        if (rc == STORE_PLACED)
-            *outbox_id = strtoll(r->element[1]->str, NULL, 10);
-        else if (rc == STORE_DECIDED && r->element[1]->len <= CS_ID_MAX)
-            snprintf(held_node, CS_ID_MAX + 1, "%s", r->element[1]->str);
-    }
+    int rc = rr_place(r, outbox_id, held_node);
     freeReplyObject(r);
     return rc;
-}
-
-static int dup_field(const redisReply *r, char **out)
-{
-    *out = NULL;
-    if (r->type != REDIS_REPLY_STRING)
-        return 0;
-    *out = strdup(r->str);
-    return *out ? 0 : -1;
 }
 
 static int rs_status_get(store *base, const char *job_id, uint32_t instance, store_status *out)
@@ -1221,7 +1146,6 @@ static int rs_status_get(store *base, const char *job_id, uint32_t instance, sto
     rstore *s = (rstore *)base;
     if (!s || !id_ok(job_id) || !out)
         return -1;
-    memset(out, 0, sizeof *out);
     args a = {0};
     args_str(&a, "HMGET");
     args_fmt(&a, "cs:job:%" PRIu32 ":%s", instance, job_id);
@@ -1233,28 +1157,7 @@ static int rs_status_get(store *base, const char *job_id, uint32_t instance, sto
     args_str(&a, "dec");
     redisReply *r = call(s, -1, &a);
     args_free(&a);
-    int rc = -1;
-    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 6)
-        goto out;
-    redisReply **e = r->element;
-    if (e[0]->type != REDIS_REPLY_STRING) {
-        rc = 1;
-        goto out;
-    }
-    int st = atoi(e[0]->str);
-    out->state = st == JOB_PLACED          ? JOB_PLACED
-                 : st == JOB_UNSCHEDULABLE ? JOB_UNSCHEDULABLE
-                                           : JOB_QUEUED;
-    if (e[1]->type == REDIS_REPLY_STRING && e[1]->len <= CS_ID_MAX)
-        snprintf(out->node_id, sizeof out->node_id, "%s", e[1]->str);
-    if (dup_field(e[2], &out->body) != 0 || dup_field(e[3], &out->result) != 0) {
-        store_status_clear(out);
-        goto out;
-    }
-    out->received_at = e[4]->type == REDIS_REPLY_STRING ? strtod(e[4]->str, NULL) : 0;
-    out->decided_at = e[5]->type == REDIS_REPLY_STRING ? strtod(e[5]->str, NULL) : 0;
-    rc = 0;
-out:
+    int rc = rr_status(r, out);
     freeReplyObject(r);
     return rc;
 }
@@ -1307,38 +1210,9 @@ static int rs_node_delete(store *base, const char *node_id, size_t *requeued)
     args_str(&a, node_id);
     redisReply *r = call(s, SC_NODE_DELETE, &a);
     args_free(&a);
-    int rc = -1;
-    if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
-        r->element[0]->type == REDIS_REPLY_INTEGER && r->element[1]->type == REDIS_REPLY_INTEGER) {
-        rc = r->element[0]->integer == 1 ? 0 : 1;
-        if (requeued)
-            *requeued = (size_t)r->element[1]->integer;
-    }
+    int rc = rr_node_delete(r, requeued);
     freeReplyObject(r);
     return rc;
-}
-
-static bool all_strings(const redisReply *r, size_t from, size_t n)
-{
-    for (size_t i = from; i < from + n; i++)
-        if (r->element[i]->type != REDIS_REPLY_STRING)
-            return false;
-    return true;
-}
-
-static bool res_parse(redisReply **e, reservation_view *v)
-{
-    if (e[0]->len > CS_ID_MAX || e[2]->len > CS_ID_MAX)
-        return false;
-    memset(v, 0, sizeof *v);
-    snprintf(v->job_id, sizeof v->job_id, "%s", e[0]->str);
-    v->instance = (uint32_t)strtoul(e[1]->str, NULL, 10);
-    snprintf(v->node_id, sizeof v->node_id, "%s", e[2]->str);
-    v->cpu_milli = strtoll(e[3]->str, NULL, 10);
-    v->memory_mb = strtoll(e[4]->str, NULL, 10);
-    v->gpus = (int32_t)strtol(e[5]->str, NULL, 10);
-    v->at = strtod(e[6]->str, NULL);
-    return true;
 }
 
 /* The snapshot script: {seq, last feed id, nodes (id, doc, last)...,
@@ -1350,37 +1224,11 @@ static redisReply *snapshot(rstore *s)
     args_script(&a);
     redisReply *r = call(s, SC_LOAD, &a);
     args_free(&a);
-    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 4 ||
-        r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_STRING ||
-        r->element[2]->type != REDIS_REPLY_ARRAY || r->element[3]->type != REDIS_REPLY_ARRAY ||
-        r->element[2]->elements % 3 || r->element[3]->elements % 7 ||
-        !all_strings(r->element[2], 0, r->element[2]->elements) ||
-        !all_strings(r->element[3], 0, r->element[3]->elements)) {
+    if (!rr_snapshot_valid(r)) {
         freeReplyObject(r);
         return NULL;
     }
     return r;
-}
-
-/* Replays a snapshot reply through l: nodes, then reservations; stops at
- * the first callback that does not return 0 and returns its value. */
-static int snapshot_replay(const redisReply *r, const store_loader *l)
-{
-    int rc = 0;
-    const redisReply *nodes = r->element[2], *res = r->element[3];
-    for (size_t i = 0; i < nodes->elements && rc == 0; i += 3) {
-        if (nodes->element[i]->len > CS_ID_MAX)
-            continue;
-        if (l->node)
-            rc = l->node(l->ud, nodes->element[i]->str, nodes->element[i + 1]->str,
-                         strtod(nodes->element[i + 2]->str, NULL));
-    }
-    for (size_t i = 0; i < res->elements && rc == 0; i += 7) {
-        reservation_view v;
-        if (res_parse(res->element + i, &v) && l->reservation)
-            rc = l->reservation(l->ud, &v);
-    }
-    return rc;
 }
 
 static int rs_load(store *base, const store_loader *l)
@@ -1391,60 +1239,12 @@ static int rs_load(store *base, const store_loader *l)
     redisReply *r = snapshot(s);
     if (!r)
         return -1;
-    int rc = snapshot_replay(r, l);
+    int rc = rr_snapshot_replay(r, l);
     freeReplyObject(r);
     return rc;
 }
 
 /* --- the change feed --------------------------------------------------- */
-
-static const redisReply *field(const redisReply *f, const char *name)
-{
-    for (size_t i = 0; i + 1 < f->elements; i += 2)
-        if (f->element[i]->type == REDIS_REPLY_STRING && strcmp(f->element[i]->str, name) == 0 &&
-            f->element[i + 1]->type == REDIS_REPLY_STRING)
-            return f->element[i + 1];
-    return NULL;
-}
-
-static const char *fstr(const redisReply *f, const char *name)
-{
-    const redisReply *v = field(f, name);
-    return v ? v->str : "";
-}
-
-/* Applies one feed entry's fields. */
-static void apply_event(const redisReply *f, const store_follower *fo)
-{
-    const char *t = fstr(f, "t");
-    if (strcmp(t, "n") == 0) {
-        const char *id = fstr(f, "id");
-        if (*id && strlen(id) <= CS_ID_MAX && fo->node)
-            fo->node(fo->ud, id, fstr(f, "doc"), strtod(fstr(f, "last"), NULL),
-                     strcmp(fstr(f, "uc"), "1") == 0, strcmp(fstr(f, "um"), "1") == 0);
-    } else if (strcmp(t, "d") == 0) {
-        const char *id = fstr(f, "id");
-        if (*id && strlen(id) <= CS_ID_MAX && fo->node_gone)
-            fo->node_gone(fo->ud, id);
-    } else if (strcmp(t, "r") == 0) {
-        const char *k[7] = {"job", "inst", "node", "cpu", "mem", "gpu", "at"};
-        redisReply vals[7], *e[7];
-        for (int i = 0; i < 7; i++) {
-            const redisReply *v = field(f, k[i]);
-            if (!v)
-                return;
-            vals[i] = *v;
-            e[i] = &vals[i];
-        }
-        reservation_view rv;
-        if (res_parse(e, &rv) && fo->reservation)
-            fo->reservation(fo->ud, &rv);
-    } else if (strcmp(t, "x") == 0) {
-        const char *job = fstr(f, "job");
-        if (*job && strlen(job) <= CS_ID_MAX && fo->release)
-            fo->release(fo->ud, job, (uint32_t)strtoul(fstr(f, "inst"), NULL, 10));
-    }
-}
 
 /* A snapshot's usage figures count as just reported: the follower then
  * counts every reservation as made since, which errs on the safe side. */
@@ -1470,14 +1270,15 @@ static int follow_reload(rstore *s, const store_follower *fo)
     if (fo->reload)
         fo->reload(fo->ud);
     store_loader l = {follow_snapshot_node, follow_snapshot_reservation, (void *)fo};
-    snapshot_replay(r, &l);
+    rr_snapshot_replay(r, &l);
     if (fo->reloaded)
         fo->reloaded(fo->ud);
-    s->follow_seq = strtoull(r->element[0]->str, NULL, 10);
-    snprintf(s->follow_id, sizeof s->follow_id, "%s", r->element[1]->str);
-    int n = (int)(r->element[2]->elements / 3);
+    const char *feed_id;
+    size_t nodes;
+    rr_snapshot_position(r, &s->follow_seq, &feed_id, &nodes);
+    snprintf(s->follow_id, sizeof s->follow_id, "%s", feed_id);
     freeReplyObject(r);
-    return n;
+    return (int)nodes;
 }
 
 /* An idle feed may hide a reset (Redis came back empty and counts again
@@ -1489,11 +1290,7 @@ static bool reset_behind(rstore *s)
     args_str(&a, "cs:ev:seq");
     redisReply *r = call(s, -1, &a);
     args_free(&a);
-    bool behind = false;
-    if (r && r->type == REDIS_REPLY_NIL)
-        behind = s->follow_seq > 0;
-    else if (r && r->type == REDIS_REPLY_STRING)
-        behind = strtoull(r->str, NULL, 10) < s->follow_seq;
+    bool behind = rr_seq_behind(r, s->follow_seq);
     freeReplyObject(r);
     return behind;
 }
@@ -1530,17 +1327,15 @@ static int rs_follow(store *base, const store_follower *fo, int timeout_ms, uint
         return -1;
     }
     int n = 0;
-    if (r->type == REDIS_REPLY_ARRAY && r->elements == 1 &&
-        r->element[0]->type == REDIS_REPLY_ARRAY && r->element[0]->elements == 2 &&
-        r->element[0]->element[1]->type == REDIS_REPLY_ARRAY) {
-        const redisReply *list = r->element[0]->element[1];
+    /* One stream was asked for: a reply naming more is not understood. */
+    const redisReply *list = r->elements == 1 ? rr_stream_entries(r) : NULL;
+    if (list) {
         for (size_t i = 0; i < list->elements; i++) {
-            const redisReply *e = list->element[i];
-            if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
-                e->element[0]->type != REDIS_REPLY_STRING ||
-                e->element[1]->type != REDIS_REPLY_ARRAY)
+            const char *eid;
+            const redisReply *fields;
+            if (!rr_feed_entry(list->element[i], &eid, &fields))
                 continue;
-            uint64_t q = strtoull(fstr(e->element[1], "seq"), NULL, 10);
+            uint64_t q = rr_event_seq(fields);
             if (q != s->follow_seq + 1) {
                 /* The feed was trimmed past us, or Redis lost data and
                  * counts again from 1: start again from a snapshot. */
@@ -1551,9 +1346,9 @@ static int rs_follow(store *base, const store_follower *fo, int timeout_ms, uint
                     *seq = s->follow_seq;
                 return k;
             }
-            apply_event(e->element[1], fo);
+            rr_event_apply(fields, fo);
             s->follow_seq = q;
-            snprintf(s->follow_id, sizeof s->follow_id, "%s", e->element[0]->str);
+            snprintf(s->follow_id, sizeof s->follow_id, "%s", eid);
             n++;
         }
     }
@@ -1583,36 +1378,8 @@ static int rs_outbox_due(store *base, double now, outbox_item *out, int max)
     args_dbl(&a, s->lease_s);
     redisReply *r = call(s, SC_DUE, &a);
     args_free(&a);
-    int n = 0;
-    bool failed = !r || r->type != REDIS_REPLY_ARRAY || r->elements > (size_t)max;
-    for (size_t i = 0; !failed && i < r->elements; i++) {
-        const redisReply *e = r->element[i];
-        if (e->type != REDIS_REPLY_ARRAY || e->elements != 7 || !all_strings(e, 0, 7) ||
-            e->element[1]->len > CS_ID_MAX) {
-            failed = true;
-            break;
-        }
-        outbox_item *o = &out[n];
-        memset(o, 0, sizeof *o);
-        o->id = strtoll(e->element[0]->str, NULL, 10);
-        snprintf(o->job_id, sizeof o->job_id, "%s", e->element[1]->str);
-        o->instance = (uint32_t)strtoul(e->element[2]->str, NULL, 10);
-        o->payload = strdup(e->element[3]->str);
-        o->attempts = (uint32_t)strtoul(e->element[4]->str, NULL, 10);
-        o->created_at = strtod(e->element[5]->str, NULL);
-        o->next_at = strtod(e->element[6]->str, NULL);
-        if (!o->payload) {
-            failed = true;
-            break;
-        }
-        n++;
-    }
+    int n = rr_outbox_due(r, out, max);
     freeReplyObject(r);
-    if (failed) {
-        for (int i = 0; i < n; i++)
-            outbox_item_clear(&out[i]);
-        return -1;
-    }
     return n;
 }
 
