@@ -66,6 +66,11 @@ static void *reaper_main(void *arg)
 {
     reaper *r = arg;
     pthread_setname_np(pthread_self(), "reaper");
+    /* A process that just started could not hear reports while it was
+     * down (or, in Redis mode, while Redis was, just before): nodes get a
+     * TTL to report to it, as after a store outage. Without this, a
+     * restart longer than NODE_TTL moved every instance off live nodes. */
+    double started = svc_mono();
     pthread_mutex_lock(&r->lock);
     while (!r->stop) {
         struct timespec ts;
@@ -81,7 +86,10 @@ static void *reaper_main(void *arg)
         pthread_mutex_unlock(&r->lock);
         /* After a store outage, give nodes a TTL to report again before
          * taking their silence for death. */
-        if (!r->ctx->mirror || !mirror_settling(r->ctx->mirror, r->ctx->cfg->node_ttl))
+        double ttl = r->ctx->cfg->node_ttl;
+        bool settling =
+            svc_mono() - started < ttl || (r->ctx->mirror && mirror_settling(r->ctx->mirror, ttl));
+        if (!settling)
             reaper_run_once(r->ctx, svc_now());
         pthread_mutex_lock(&r->lock);
     }
