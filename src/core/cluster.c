@@ -92,10 +92,11 @@ void cluster_free(cluster *c)
     pthread_rwlock_destroy(&c->lock);
     for (size_t i = 0; i < c->n; i++) {
         free(c->cold[i].host);
-        edge_free(c->cold[i].edge);
+        edge_free(c->edge[i]);
     }
     free(c->hot);
     free(c->cold);
+    free(c->edge);
     free(c->res);
     free(c->grp);
     idxmap_free(&c->by_id);
@@ -210,6 +211,10 @@ static int grow_nodes(cluster *c)
     if (!k)
         return -1;
     c->cold = k;
+    node_edge **e = realloc(c->edge, ncap * sizeof *e);
+    if (!e)
+        return -1;
+    c->edge = e;
     c->cap = ncap;
     return 0;
 }
@@ -345,7 +350,7 @@ int cluster_report(cluster *c, const char *node_id, const node_report *r, double
         goto out;
     if ((r->set & NODE_F_CSI) && names_to_bits(&c->csi, &r->csi, "csi_drivers", &csi, err))
         goto out;
-    if (edge_prepare(c, r, is_new ? NULL : c->cold[pos].edge, &edge, &edge_changed, err))
+    if (edge_prepare(c, r, is_new ? NULL : c->edge[pos], &edge, &edge_changed, err))
         goto out;
     if (is_new) {
         if (grow_nodes(c)) {
@@ -355,6 +360,7 @@ int cluster_report(cluster *c, const char *node_id, const node_report *r, double
         pos = (uint32_t)c->n;
         memset(&c->hot[pos], 0, sizeof c->hot[pos]);
         memset(&c->cold[pos], 0, sizeof c->cold[pos]);
+        c->edge[pos] = NULL;
         strcpy(c->cold[pos].id, node_id);
         c->cold[pos].hash = cs_hash_str(node_id, 0);
         if (idxmap_insert(&c->by_id, c->cold[pos].hash, pos)) {
@@ -389,8 +395,8 @@ int cluster_report(cluster *c, const char *node_id, const node_report *r, double
     if (r->set & NODE_F_CSI)
         k->csi = csi;
     if (edge_changed) {
-        edge_free(k->edge);
-        k->edge = edge;
+        edge_free(c->edge[pos]);
+        c->edge[pos] = edge;
         edge = NULL;
     }
     /* A usage figure covers what ran when it was measured: only
@@ -574,11 +580,12 @@ int cluster_remove(cluster *c, const char *node_id, reservation_view **dropped, 
         }
     idxmap_remove(&c->by_id, c->cold[pos].hash, pos);
     free(c->cold[pos].host);
-    edge_free(c->cold[pos].edge);
+    edge_free(c->edge[pos]);
     uint32_t last = (uint32_t)(c->n - 1);
     if (pos != last) {
         c->hot[pos] = c->hot[last];
         c->cold[pos] = c->cold[last];
+        c->edge[pos] = c->edge[last];
         idxmap_move(&c->by_id, c->cold[pos].hash, last, pos);
     }
     c->n--;
@@ -621,8 +628,8 @@ static void fill_view(const cluster *c, uint32_t pos, double now, node_view *v)
     v->has_usage = k->has_cpu_pct || k->has_mem_pct;
     v->cpu_percent = k->cpu_pct;
     v->memory_percent = k->mem_pct;
-    if (k->edge) {
-        const node_edge *e = k->edge;
+    if (c->edge[pos]) {
+        const node_edge *e = c->edge[pos];
         if (e->has_loc) {
             const double *p = edge_loc(e);
             v->has_location = true;
@@ -827,15 +834,15 @@ size_t cluster_memory_bytes(cluster *c)
     for (size_t i = 0; i < c->n; i++) {
         if (c->cold[i].host)
             hosts += strlen(c->cold[i].host) + 1;
-        hosts += edge_bytes(c->cold[i].edge);
+        hosts += edge_bytes(c->edge[i]);
     }
     size_t names = c->arch.n + c->addons.n + c->csi.n + c->areas.n;
-    size_t b = hosts + sizeof *c + c->cap * (sizeof(node_hot) + sizeof(node_cold)) +
-               idxmap_bytes(&c->by_id) + c->cap_res * sizeof(resv) + idxmap_bytes(&c->res_by_key) +
-               c->cap_grp * sizeof(jobgrp) + idxmap_bytes(&c->grp_by_id) +
-               names * (CS_NAME_MAX + 1) + idxmap_bytes(&c->arch.index) +
-               idxmap_bytes(&c->addons.index) + idxmap_bytes(&c->csi.index) +
-               idxmap_bytes(&c->areas.index);
+    size_t b =
+        hosts + sizeof *c + c->cap * (sizeof(node_hot) + sizeof(node_cold) + sizeof(void *)) +
+        idxmap_bytes(&c->by_id) + c->cap_res * sizeof(resv) + idxmap_bytes(&c->res_by_key) +
+        c->cap_grp * sizeof(jobgrp) + idxmap_bytes(&c->grp_by_id) + names * (CS_NAME_MAX + 1) +
+        idxmap_bytes(&c->arch.index) + idxmap_bytes(&c->addons.index) +
+        idxmap_bytes(&c->csi.index) + idxmap_bytes(&c->areas.index);
     pthread_rwlock_unlock(&c->lock);
     return b;
 }

@@ -1,7 +1,7 @@
 /* cluster_priv.h - the cluster table's layout, shared only by cluster.c and
  * engine.c. Each node is split in two: the fields every filter reads on
  * every decision (32 bytes, two nodes to a cache line) and the rest, so the filter pass
- * streams through one dense array; edge data hangs off the cold record. */
+ * streams through one dense array; edge data hangs off a third one. */
 #ifndef CS_CLUSTER_PRIV_H
 #define CS_CLUSTER_PRIV_H
 
@@ -23,9 +23,10 @@ typedef struct node_hot {
     uint8_t arch; /* 0 = none reported, else dictionary position + 1 */
 } node_hot;
 /* What only edge-aware jobs read: one variable-size block per node (a
- * pointer in the cold record, NULL for a node that reported none of it), so
- * nodes without edge data pay 8 bytes, a located node 32 more, and jobs
- * without edge constraints never touch it. After the header, each part
+ * pointer in a dense array beside the hot one, NULL for a node that
+ * reported none of it), so nodes without edge data pay 8 bytes, a located
+ * node 32 more, jobs without edge constraints never touch it, and jobs
+ * with them stream 8 bytes a node instead of the cold record. After the header, each part
  * present, in this order (all 8-byte aligned):
  *   location    3 doubles: the point on the unit sphere (see geo.h)
  *   vivaldi     1 + viv_dim doubles: height, coordinates
@@ -88,7 +89,6 @@ typedef struct node_cold {
     uint32_t cpu_seq, mem_seq;    /* bumped by each cpu / memory usage figure */
     uint32_t n_res;
     double cpu_pct, mem_pct;
-    node_edge *edge; /* owned; NULL until an edge field is reported */
     uint8_t has_cpu_pct, has_mem_pct;
 } node_cold;
 
@@ -123,6 +123,7 @@ struct cluster {
     double ttl;
     node_hot *hot;
     node_cold *cold;
+    node_edge **edge; /* owned blocks, NULL for a node without edge data */
     size_t n, cap;
     idxmap by_id;
     resv *res;

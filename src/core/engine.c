@@ -291,7 +291,7 @@ static const edge_filter edge_filters[] = {
  * the one that rejected. */
 static int edge_check(const cluster *c, uint32_t pos, const resolved *rj, size_t *which)
 {
-    const node_edge *e = c->cold[pos].edge;
+    const node_edge *e = c->edge[pos];
     for (size_t i = 0; i < rj->n_cons; i++) {
         const rcons *rc = &rj->cons[i];
         int r = edge_filters[rc->jc->kind].check(rj, e, rc);
@@ -317,7 +317,7 @@ static int resolve_targets(engine_ctx *ctx, const cluster *c, const job_spec *jo
         if (r->instance == job->instance && strcmp(r->job_id, job->id) == 0)
             continue;
         uint32_t pos = cluster_find_locked(c, r->node_id);
-        const node_edge *e = pos == IDXMAP_NONE ? NULL : c->cold[pos].edge;
+        const node_edge *e = pos == IDXMAP_NONE ? NULL : c->edge[pos];
         if (!e || !e->viv_dim) {
             rc->target_fail = REASON_TARGET_NO_COORDINATES;
             return 0;
@@ -495,7 +495,7 @@ static long spread_holders(engine_ctx *ctx, const cluster *c, const job_spec *jo
             ctx->hold[k++] = ctx->hold[i];
     if (job->spread == SPREAD_LABEL) {
         for (size_t i = 0; i < k; i++) {
-            const char *v = node_edge_label(c->cold[ctx->hold[i]].edge, job->spread_label);
+            const char *v = node_edge_label(c->edge[ctx->hold[i]], job->spread_label);
             bool seen = false;
             for (size_t j = 0; j < *n_val && !seen; j++)
                 seen = same_value(ctx->hold_val[j], v);
@@ -524,11 +524,14 @@ static int spread_filter(engine_ctx *ctx, const cluster *c, resolved *rj, size_t
         return -1;
     bool by_label = job->spread == SPREAD_LABEL;
     int best = 2;
+    size_t hi = 0; /* qual and hold are both ascending: one merge walk */
     for (size_t j = 0; j < *q; j++) {
         uint32_t pos = ctx->qual[j];
-        int t = bsearch(&pos, ctx->hold, (size_t)nh, sizeof pos, cmp_u32) ? 2 : 0;
+        while (hi < (size_t)nh && ctx->hold[hi] < pos)
+            hi++;
+        int t = hi < (size_t)nh && ctx->hold[hi] == pos ? 2 : 0;
         if (t == 0 && by_label) {
-            const char *v = node_edge_label(c->cold[pos].edge, job->spread_label);
+            const char *v = node_edge_label(c->edge[pos], job->spread_label);
             for (size_t i = 0; i < n_val && t == 0; i++)
                 t = same_value(ctx->hold_val[i], v) ? 1 : 0;
         }
@@ -548,7 +551,7 @@ static int spread_filter(engine_ctx *ctx, const cluster *c, resolved *rj, size_t
         if (x) {
             x[pos].reason = r;
             if (r == REASON_REPLICA_LABEL) {
-                const char *v = node_edge_label(c->cold[pos].edge, job->spread_label);
+                const char *v = node_edge_label(c->edge[pos], job->spread_label);
                 snprintf(x[pos].label, sizeof x[pos].label, "%s", v ? v : "");
             }
         }
@@ -566,7 +569,7 @@ static int spread_tier_now(const cluster *c, uint32_t pos, const job_spec *job)
     if (!g)
         return 0;
     bool by_label = job->spread == SPREAD_LABEL;
-    const char *mine = by_label ? node_edge_label(c->cold[pos].edge, job->spread_label) : NULL;
+    const char *mine = by_label ? node_edge_label(c->edge[pos], job->spread_label) : NULL;
     int t = 0;
     for (uint32_t p = g->head; p != IDXMAP_NONE; p = c->res[p].jnext) {
         const resv *r = &c->res[p];
@@ -577,7 +580,7 @@ static int spread_tier_now(const cluster *c, uint32_t pos, const job_spec *job)
         if (by_label && t == 0) {
             uint32_t hp = cluster_find_locked(c, r->node_id);
             if (hp != IDXMAP_NONE &&
-                same_value(node_edge_label(c->cold[hp].edge, job->spread_label), mine))
+                same_value(node_edge_label(c->edge[hp], job->spread_label), mine))
                 t = 1;
         }
     }
@@ -740,7 +743,7 @@ static size_t keep_best_prefer(const cluster *c, engine_ctx *ctx, size_t q, size
     size_t hn = 0;
     for (size_t j = 0; j < q; j++) {
         uint32_t pos = ctx->qual[j];
-        heap_item it = {proximity_score(rj, c->cold[pos].edge), score_node(s, &c->hot[pos]), pos};
+        heap_item it = {proximity_score(rj, c->edge[pos]), score_node(s, &c->hot[pos]), pos};
         heap_offer(c, ctx, &hn, k, &it);
     }
     return hn;
@@ -1086,7 +1089,7 @@ static void explain_figures(engine_node_explain *x, const cluster *c, uint32_t p
     case REASON_TOO_FAR:
     case REASON_LATENCY:
     case REASON_CONNECTIVITY:
-        x->value = edge_filters[rc->jc->kind].value(rj, c->cold[pos].edge, rc);
+        x->value = edge_filters[rc->jc->kind].value(rj, c->edge[pos], rc);
         x->limit = rc->jc->threshold;
         break;
     default:
@@ -1198,7 +1201,7 @@ static int explain_locked(engine_ctx *ctx, const cluster *c, const job_spec *job
         uint32_t pos = ctx->qual[j];
         const node_hot *h = pos == self_pos ? &self_hot : &c->hot[pos];
         double st = score_node(&s, h);
-        ctx->heap[j] = rl.prefer ? (heap_item){proximity_score(&rl, c->cold[pos].edge), st, pos}
+        ctx->heap[j] = rl.prefer ? (heap_item){proximity_score(&rl, c->edge[pos]), st, pos}
                                  : (heap_item){st, 0.0, pos};
         x[pos].qualified = true;
     }
