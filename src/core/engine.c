@@ -1205,7 +1205,8 @@ static int explain_locked(engine_ctx *ctx, const cluster *c, const job_spec *job
                                  : (heap_item){st, 0.0, pos};
         x[pos].qualified = true;
     }
-    qsort_r(ctx->heap, q, sizeof *ctx->heap, cmp_heap_items, (void *)c);
+    if (q > 1)
+        qsort_r(ctx->heap, q, sizeof *ctx->heap, cmp_heap_items, (void *)c);
     size_t k = job->top_k ? job->top_k : ctx->opts.top_k;
     if (k >= CS_TOPK_MAX || k > q)
         k = q;

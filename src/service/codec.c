@@ -96,6 +96,28 @@ static int get_string(const json_t *obj, const char *key, const char *prefix, co
 
 /* A number given as a JSON number or as a string holding one ("12.5"; the
  * original's documents carry both). 0 set, -1 not a number. */
+/* The text is one finite number, blanks around it allowed. 0, or -1. */
+static int parse_number(const char *s, size_t len, double *out)
+{
+    char buf[64];
+    while (len && *s == ' ') {
+        s++;
+        len--;
+    }
+    while (len && s[len - 1] == ' ')
+        len--;
+    if (!len || len >= sizeof buf)
+        return -1;
+    memcpy(buf, s, len);
+    buf[len] = 0;
+    char *end;
+    double d = strtod(buf, &end);
+    if (*end || !isfinite(d))
+        return -1;
+    *out = d;
+    return 0;
+}
+
 static int number_of(const json_t *v, double *out)
 {
     if (json_is_number(v)) {
@@ -104,19 +126,7 @@ static int number_of(const json_t *v, double *out)
     }
     if (!json_is_string(v))
         return -1;
-    const char *s = json_string_value(v);
-    char *end;
-    while (*s == ' ')
-        s++;
-    if (!*s)
-        return -1;
-    double d = strtod(s, &end);
-    while (*end == ' ')
-        end++;
-    if (*end || !isfinite(d))
-        return -1;
-    *out = d;
-    return 0;
+    return parse_number(json_string_value(v), json_string_length(v), out);
 }
 
 /* A number field that may come as a numeric string: -1 invalid, 0 set,
@@ -146,17 +156,8 @@ static int get_location(const json_t *v, const char *prefix, const char *key, do
     if (json_is_string(v)) {
         const char *s = json_string_value(v);
         const char *comma = strchr(s, ',');
-        char a[64], b[64];
-        if (!comma || (size_t)(comma - s) >= sizeof a || strlen(comma + 1) >= sizeof b)
-            return cs_fail(err, f, "must be \"lat,lon\" (two numbers, degrees)");
-        memcpy(a, s, (size_t)(comma - s));
-        a[comma - s] = 0;
-        snprintf(b, sizeof b, "%s", comma + 1);
-        json_t *ja = json_string(a), *jb = json_string(b);
-        int bad = !ja || !jb || number_of(ja, lat) || number_of(jb, lon);
-        json_decref(ja);
-        json_decref(jb);
-        if (bad)
+        if (!comma || parse_number(s, (size_t)(comma - s), lat) ||
+            parse_number(comma + 1, strlen(comma + 1), lon))
             return cs_fail(err, f, "must be \"lat,lon\" (two numbers, degrees)");
         if (cs_check_lat_lon(*lat, *lon, &e))
             return cs_fail(err, f, "%s %s",

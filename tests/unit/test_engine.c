@@ -1884,6 +1884,19 @@ static void test_explain(void **state)
     }
     assert_true(seen);
     free(x);
+
+    /* nothing qualifies, and an empty cluster */
+    job_spec_set_vcpus(&j, 1000, NULL);
+    assert_int_equal(engine_explain(ctx, c, &j, NOW, &res, &x, &err), 0);
+    assert_int_equal(res.n_qualified, 0);
+    assert_int_equal(res.n_candidates, 0);
+    assert_false(x[0].qualified);
+    free(x);
+    cluster *empty = cluster_new(TTL);
+    assert_int_equal(engine_explain(ctx, empty, &j, NOW, &res, &x, &err), 0);
+    assert_int_equal(res.n_nodes, 0);
+    free(x);
+    cluster_free(empty);
     job_spec_clear(&j);
     engine_ctx_free(ctx);
     cluster_free(c);
