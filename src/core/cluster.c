@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "geo.h"
 #include "virt.h"
 
 static bool node_eq(const void *ud, uint32_t pos, const void *key)
@@ -35,6 +36,30 @@ static uint32_t resv_hash(const char *job_id, uint32_t instance)
     return cs_hash_str(job_id, instance * 0x9e3779b9u);
 }
 
+static void edge_free(node_edge *e)
+{
+    free(e);
+}
+
+static size_t edge_bytes(const node_edge *e)
+{
+    return e ? edge_size(e) : 0;
+}
+
+const char *node_edge_label(const node_edge *e, const char *key)
+{
+    if (!e)
+        return NULL;
+    const char *p = edge_labels(e);
+    for (uint8_t i = 0; i < e->n_labels; i++) {
+        const char *v = p + strlen(p) + 1;
+        if (strcmp(p, key) == 0)
+            return v;
+        p = v + strlen(v) + 1;
+    }
+    return NULL;
+}
+
 cluster *cluster_new(double ttl)
 {
     cluster *c = calloc(1, sizeof *c);
@@ -52,9 +77,11 @@ cluster *cluster_new(double ttl)
     c->ttl = ttl > 0 ? ttl : 15.0;
     idxmap_init(&c->by_id);
     idxmap_init(&c->res_by_key);
+    idxmap_init(&c->grp_by_id);
     c->arch.max = CS_DISTINCT_ARCH;
     c->addons.max = CS_DISTINCT_NAMES;
     c->csi.max = CS_DISTINCT_NAMES;
+    c->areas.max = CS_DISTINCT_AREAS;
     return c;
 }
 
@@ -63,16 +90,23 @@ void cluster_free(cluster *c)
     if (!c)
         return;
     pthread_rwlock_destroy(&c->lock);
-    for (size_t i = 0; i < c->n; i++)
+    for (size_t i = 0; i < c->n; i++) {
         free(c->cold[i].host);
+        edge_free(c->edge[i]);
+    }
     free(c->hot);
     free(c->cold);
+    free(c->edge);
     free(c->res);
+    free(c->grp);
     idxmap_free(&c->by_id);
     idxmap_free(&c->res_by_key);
-    free(c->arch.names);
-    free(c->addons.names);
-    free(c->csi.names);
+    idxmap_free(&c->grp_by_id);
+    namedict *dicts[] = {&c->arch, &c->addons, &c->csi, &c->areas};
+    for (size_t i = 0; i < sizeof dicts / sizeof dicts[0]; i++) {
+        free(dicts[i]->names);
+        idxmap_free(&dicts[i]->index);
+    }
     free(c);
 }
 
@@ -81,12 +115,16 @@ double cluster_ttl(const cluster *c)
     return c->ttl;
 }
 
+static bool name_eq(const void *ud, uint32_t pos, const void *key)
+{
+    const namedict *d = ud;
+    return strcmp(d->names[pos], key) == 0;
+}
+
 int namedict_find(const namedict *d, const char *name)
 {
-    for (size_t i = 0; i < d->n; i++)
-        if (strcmp(d->names[i], name) == 0)
-            return (int)i;
-    return -1;
+    uint32_t pos = idxmap_find(&d->index, cs_hash_str(name, 0), name_eq, d, name);
+    return pos == IDXMAP_NONE ? -1 : (int)pos;
 }
 
 /* Names are interned for good: dictionaries only grow, so bit positions
@@ -105,6 +143,8 @@ static int namedict_intern(namedict *d, const char *name, const char *field, cs_
         return cs_fail(err, field, "out of memory");
     d->names = nn;
     strcpy(d->names[d->n], name);
+    if (idxmap_insert(&d->index, cs_hash_str(name, 0), (uint32_t)d->n))
+        return cs_fail(err, field, "out of memory");
     return (int)d->n++;
 }
 
@@ -171,7 +211,104 @@ static int grow_nodes(cluster *c)
     if (!k)
         return -1;
     c->cold = k;
+    node_edge **e = realloc(c->edge, ncap * sizeof *e);
+    if (!e)
+        return -1;
+    c->edge = e;
     c->cap = ncap;
+    return 0;
+}
+
+/* The node's next edge block: the report's edge fields laid over the
+ * ones it has, built before the node changes so that a failure (a full
+ * area dictionary, no memory) leaves it as it was. *next is NULL when
+ * nothing is left; *changed is false when the block stays as it is. */
+static int edge_prepare(cluster *c, const node_report *r, const node_edge *old, node_edge **next,
+                        bool *changed, cs_error *err)
+{
+    const uint32_t bits = NODE_F_LOCATION | NODE_F_LATENCY | NODE_F_VIVALDI | NODE_F_LABELS;
+    *next = NULL;
+    *changed = false;
+    if (!(r->set & bits))
+        return 0;
+    node_edge h = {0};
+    if (old)
+        h = *old;
+    if (r->set & NODE_F_LOCATION)
+        h.has_loc = 1;
+    if (r->set & NODE_F_VIVALDI) {
+        if (r->vivaldi_dim < 1 || r->vivaldi_dim > CS_VIVALDI_DIM_MAX)
+            return cs_fail(err, "vivaldi.vector", "must hold 1..%d numbers", CS_VIVALDI_DIM_MAX);
+        h.viv_dim = (uint8_t)r->vivaldi_dim;
+    }
+    if (r->set & NODE_F_LATENCY) {
+        if (r->n_latency > CS_LIST_MAX)
+            return cs_fail(err, "latency_ms", "more than %d areas", CS_LIST_MAX);
+        h.n_lat_ms = (uint8_t)r->n_latency;
+    }
+    if (r->set & NODE_F_LABELS) {
+        if (r->n_labels > CS_LIST_MAX)
+            return cs_fail(err, "labels", "more than %d labels", CS_LIST_MAX);
+        h.n_labels = (uint8_t)r->n_labels;
+        h.labels_len = 0;
+        for (size_t i = 0; i < r->n_labels; i++)
+            h.labels_len += (uint32_t)(strlen(r->labels[i].key) + strlen(r->labels[i].value) + 2);
+    }
+    if (!h.has_loc && !h.viv_dim && !h.n_lat_ms && !h.n_labels) {
+        *changed = old != NULL;
+        return 0;
+    }
+    /* edge_size reads only the header to lay out the parts. */
+    node_edge *e = calloc(1, edge_size(&h));
+    if (!e)
+        return cs_fail(err, "node", "out of memory");
+    *e = h;
+    double *loc = (double *)edge_loc(e);
+    if (r->set & NODE_F_LOCATION) {
+        geo_point p = geo_unit(r->lat, r->lon);
+        loc[0] = p.x;
+        loc[1] = p.y;
+        loc[2] = p.z;
+    } else if (h.has_loc) {
+        memcpy(loc, edge_loc(old), 3 * sizeof *loc);
+    }
+    double *viv = (double *)edge_viv(e);
+    if (r->set & NODE_F_VIVALDI) {
+        viv[0] = r->vivaldi_height;
+        memcpy(viv + 1, r->vivaldi, r->vivaldi_dim * sizeof *viv);
+    } else if (h.viv_dim) {
+        memcpy(viv, edge_viv(old), (h.viv_dim + 1u) * sizeof *viv);
+    }
+    edge_latency *lat = (edge_latency *)edge_lat(e);
+    if (r->set & NODE_F_LATENCY) {
+        for (size_t i = 0; i < r->n_latency; i++) {
+            int k = namedict_intern(&c->areas, r->latency[i].area, "latency_ms", err);
+            if (k < 0) {
+                free(e);
+                return -1;
+            }
+            lat[i] = (edge_latency){(uint32_t)k, r->latency[i].ms};
+        }
+    } else if (h.n_lat_ms) {
+        memcpy(lat, edge_lat(old), h.n_lat_ms * sizeof *lat);
+    }
+    char *lab = (char *)edge_labels(e);
+    if (r->set & NODE_F_LABELS) {
+        for (size_t i = 0; i < r->n_labels; i++) {
+            lab = stpcpy(lab, r->labels[i].key) + 1;
+            lab = stpcpy(lab, r->labels[i].value) + 1;
+        }
+    } else if (h.labels_len) {
+        memcpy(lab, edge_labels(old), h.labels_len);
+    }
+    /* A report that repeats what the node has (every heartbeat replayed
+     * from a shared store does) keeps the block it has. */
+    if (old && edge_size(old) == edge_size(e) && memcmp(old, e, edge_size(e)) == 0) {
+        free(e);
+        return 0;
+    }
+    *next = e;
+    *changed = true;
     return 0;
 }
 
@@ -184,6 +321,8 @@ int cluster_report(cluster *c, const char *node_id, const node_report *r, double
     int rc = -1;
     uint64_t addons = 0, csi = 0;
     int arch = -1;
+    node_edge *edge = NULL;
+    bool edge_changed = false;
     pthread_rwlock_wrlock(&c->lock);
     uint32_t pos = cluster_find_locked(c, node_id);
     bool is_new = pos == IDXMAP_NONE;
@@ -211,6 +350,8 @@ int cluster_report(cluster *c, const char *node_id, const node_report *r, double
         goto out;
     if ((r->set & NODE_F_CSI) && names_to_bits(&c->csi, &r->csi, "csi_drivers", &csi, err))
         goto out;
+    if (edge_prepare(c, r, is_new ? NULL : c->edge[pos], &edge, &edge_changed, err))
+        goto out;
     if (is_new) {
         if (grow_nodes(c)) {
             cs_fail(err, "node", "out of memory");
@@ -219,6 +360,7 @@ int cluster_report(cluster *c, const char *node_id, const node_report *r, double
         pos = (uint32_t)c->n;
         memset(&c->hot[pos], 0, sizeof c->hot[pos]);
         memset(&c->cold[pos], 0, sizeof c->cold[pos]);
+        c->edge[pos] = NULL;
         strcpy(c->cold[pos].id, node_id);
         c->cold[pos].hash = cs_hash_str(node_id, 0);
         if (idxmap_insert(&c->by_id, c->cold[pos].hash, pos)) {
@@ -252,10 +394,10 @@ int cluster_report(cluster *c, const char *node_id, const node_report *r, double
         k->addons = addons;
     if (r->set & NODE_F_CSI)
         k->csi = csi;
-    if (r->set & NODE_F_LOCATION) {
-        k->lat = r->lat;
-        k->lon = r->lon;
-        k->has_loc = 1;
+    if (edge_changed) {
+        edge_free(c->edge[pos]);
+        c->edge[pos] = edge;
+        edge = NULL;
     }
     /* A usage figure covers what ran when it was measured: only
      * reservations made after it still need subtracting. Each resource has
@@ -279,7 +421,108 @@ int cluster_report(cluster *c, const char *node_id, const node_report *r, double
     rc = is_new ? 1 : 0;
 out:
     pthread_rwlock_unlock(&c->lock);
+    edge_free(edge);
     return rc;
+}
+
+static bool grp_eq(const void *ud, uint32_t pos, const void *key)
+{
+    const cluster *c = ud;
+    return strcmp(c->grp[pos].job_id, key) == 0;
+}
+
+static uint32_t grp_find(const cluster *c, const char *job_id)
+{
+    return idxmap_find(&c->grp_by_id, cs_hash_str(job_id, 0), grp_eq, c, job_id);
+}
+
+const jobgrp *cluster_jobgrp_find_locked(const cluster *c, const char *job_id)
+{
+    uint32_t g = grp_find(c, job_id);
+    return g == IDXMAP_NONE ? NULL : &c->grp[g];
+}
+
+/* The job's group, made when it has none. IDXMAP_NONE when out of memory. */
+static uint32_t grp_get(cluster *c, const char *job_id)
+{
+    uint32_t g = grp_find(c, job_id);
+    if (g != IDXMAP_NONE)
+        return g;
+    if (c->n_grp == c->cap_grp) {
+        size_t ncap = c->cap_grp ? c->cap_grp * 2 : 64;
+        jobgrp *ng = realloc(c->grp, ncap * sizeof *ng);
+        if (!ng)
+            return IDXMAP_NONE;
+        c->grp = ng;
+        c->cap_grp = ncap;
+    }
+    g = (uint32_t)c->n_grp;
+    jobgrp *gr = &c->grp[g];
+    memset(gr, 0, sizeof *gr);
+    strcpy(gr->job_id, job_id);
+    gr->hash = cs_hash_str(job_id, 0);
+    gr->head = IDXMAP_NONE;
+    if (idxmap_insert(&c->grp_by_id, gr->hash, g))
+        return IDXMAP_NONE;
+    c->n_grp++;
+    return g;
+}
+
+/* Drops a group with no instances left (swapping the last one in). */
+static void grp_drop_if_empty(cluster *c, uint32_t g)
+{
+    if (c->grp[g].n)
+        return;
+    idxmap_remove(&c->grp_by_id, c->grp[g].hash, g);
+    uint32_t last = (uint32_t)(c->n_grp - 1);
+    if (g != last) {
+        c->grp[g] = c->grp[last];
+        idxmap_move(&c->grp_by_id, c->grp[g].hash, last, g);
+    }
+    c->n_grp--;
+}
+
+/* Takes the reservation at pos out of its job's list. */
+static void grp_unlink(cluster *c, uint32_t pos)
+{
+    resv *r = &c->res[pos];
+    uint32_t g = grp_find(c, r->job_id);
+    if (r->jnext != IDXMAP_NONE)
+        c->res[r->jnext].jprev = r->jprev;
+    if (r->jprev != IDXMAP_NONE)
+        c->res[r->jprev].jnext = r->jnext;
+    else if (g != IDXMAP_NONE)
+        c->grp[g].head = r->jnext;
+    if (g != IDXMAP_NONE) {
+        c->grp[g].n--;
+        grp_drop_if_empty(c, g);
+    }
+}
+
+/* The reservation now at pos was moved there: its neighbours follow. */
+static void grp_moved(cluster *c, uint32_t pos)
+{
+    resv *r = &c->res[pos];
+    if (r->jnext != IDXMAP_NONE)
+        c->res[r->jnext].jprev = pos;
+    if (r->jprev != IDXMAP_NONE) {
+        c->res[r->jprev].jnext = pos;
+    } else {
+        uint32_t g = grp_find(c, r->job_id);
+        if (g != IDXMAP_NONE)
+            c->grp[g].head = pos;
+    }
+}
+
+size_t cluster_job_placements(cluster *c, const char *job_id, reservation_view *out, size_t max)
+{
+    pthread_rwlock_rdlock(&c->lock);
+    const jobgrp *g = cluster_jobgrp_find_locked(c, job_id);
+    size_t n = g ? g->n : 0, i = 0;
+    for (uint32_t p = g ? g->head : IDXMAP_NONE; p != IDXMAP_NONE && i < max; p = c->res[p].jnext)
+        resv_to_view(&c->res[p], &out[i++]);
+    pthread_rwlock_unlock(&c->lock);
+    return n;
 }
 
 static void resv_remove_at(cluster *c, uint32_t pos)
@@ -299,10 +542,12 @@ static void resv_remove_at(cluster *c, uint32_t pos)
         recompute_free(&c->hot[npos], k);
     }
     idxmap_remove(&c->res_by_key, r->hash, pos);
+    grp_unlink(c, pos);
     uint32_t last = (uint32_t)(c->n_res - 1);
     if (pos != last) {
         c->res[pos] = c->res[last];
         idxmap_move(&c->res_by_key, c->res[pos].hash, last, pos);
+        grp_moved(c, pos);
     }
     c->n_res--;
 }
@@ -335,10 +580,12 @@ int cluster_remove(cluster *c, const char *node_id, reservation_view **dropped, 
         }
     idxmap_remove(&c->by_id, c->cold[pos].hash, pos);
     free(c->cold[pos].host);
+    edge_free(c->edge[pos]);
     uint32_t last = (uint32_t)(c->n - 1);
     if (pos != last) {
         c->hot[pos] = c->hot[last];
         c->cold[pos] = c->cold[last];
+        c->edge[pos] = c->edge[last];
         idxmap_move(&c->by_id, c->cold[pos].hash, last, pos);
     }
     c->n--;
@@ -381,9 +628,18 @@ static void fill_view(const cluster *c, uint32_t pos, double now, node_view *v)
     v->has_usage = k->has_cpu_pct || k->has_mem_pct;
     v->cpu_percent = k->cpu_pct;
     v->memory_percent = k->mem_pct;
-    v->has_location = k->has_loc;
-    v->lat = k->lat;
-    v->lon = k->lon;
+    if (c->edge[pos]) {
+        const node_edge *e = c->edge[pos];
+        if (e->has_loc) {
+            const double *p = edge_loc(e);
+            v->has_location = true;
+            v->lat = asin(p[2] > 1 ? 1 : p[2] < -1 ? -1 : p[2]) * (180.0 / M_PI);
+            v->lon = (p[0] == 0 && p[1] == 0) ? 0.0 : atan2(p[1], p[0]) * (180.0 / M_PI);
+        }
+        v->n_latency = e->n_lat_ms;
+        v->vivaldi_dim = e->viv_dim;
+        v->n_labels = e->n_labels;
+    }
     v->last_report = h->last_report;
     v->active = now - h->last_report <= c->ttl;
     v->reserved_cpu_milli = k->res_cpu;
@@ -433,6 +689,9 @@ static int resv_add_locked(cluster *c, uint32_t npos, const char *job_id, uint32
         c->res = nr;
         c->cap_res = ncap;
     }
+    uint32_t g = grp_get(c, job_id);
+    if (g == IDXMAP_NONE)
+        return -1;
     resv *r = &c->res[c->n_res];
     memset(r, 0, sizeof *r);
     strcpy(r->job_id, job_id);
@@ -446,8 +705,17 @@ static int resv_add_locked(cluster *c, uint32_t npos, const char *job_id, uint32
     node_cold *k = &c->cold[npos];
     r->cpu_seq = k->cpu_seq;
     r->mem_seq = k->mem_seq;
-    if (idxmap_insert(&c->res_by_key, r->hash, (uint32_t)c->n_res))
+    if (idxmap_insert(&c->res_by_key, r->hash, (uint32_t)c->n_res)) {
+        grp_drop_if_empty(c, g);
         return -1;
+    }
+    uint32_t pos = (uint32_t)c->n_res;
+    r->jprev = IDXMAP_NONE;
+    r->jnext = c->grp[g].head;
+    if (r->jnext != IDXMAP_NONE)
+        c->res[r->jnext].jprev = pos;
+    c->grp[g].head = pos;
+    c->grp[g].n++;
     c->n_res++;
     k->res_cpu += cpu;
     k->res_mem += mem;
@@ -568,12 +836,18 @@ size_t cluster_memory_bytes(cluster *c)
 {
     pthread_rwlock_rdlock(&c->lock);
     size_t hosts = 0;
-    for (size_t i = 0; i < c->n; i++)
+    for (size_t i = 0; i < c->n; i++) {
         if (c->cold[i].host)
             hosts += strlen(c->cold[i].host) + 1;
-    size_t b = hosts + sizeof *c + c->cap * (sizeof(node_hot) + sizeof(node_cold)) +
-               idxmap_bytes(&c->by_id) + c->cap_res * sizeof(resv) + idxmap_bytes(&c->res_by_key) +
-               (c->arch.n + c->addons.n + c->csi.n) * (CS_NAME_MAX + 1);
+        hosts += edge_bytes(c->edge[i]);
+    }
+    size_t names = c->arch.n + c->addons.n + c->csi.n + c->areas.n;
+    size_t b =
+        hosts + sizeof *c + c->cap * (sizeof(node_hot) + sizeof(node_cold) + sizeof(void *)) +
+        idxmap_bytes(&c->by_id) + c->cap_res * sizeof(resv) + idxmap_bytes(&c->res_by_key) +
+        c->cap_grp * sizeof(jobgrp) + idxmap_bytes(&c->grp_by_id) + names * (CS_NAME_MAX + 1) +
+        idxmap_bytes(&c->arch.index) + idxmap_bytes(&c->addons.index) +
+        idxmap_bytes(&c->csi.index) + idxmap_bytes(&c->areas.index);
     pthread_rwlock_unlock(&c->lock);
     return b;
 }

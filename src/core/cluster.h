@@ -26,9 +26,10 @@ typedef struct node_view {
     bool has_usage;
     double cpu_percent, memory_percent;
     bool has_location;
-    double lat, lon;
-    double last_report; /* seconds since the epoch */
-    bool active;        /* last_report within the TTL at `now` */
+    double lat, lon; /* degrees, from the stored point (within about 1e-12) */
+    uint32_t n_latency, vivaldi_dim, n_labels; /* edge fields held */
+    double last_report;                        /* seconds since the epoch */
+    bool active;                               /* last_report within the TTL at `now` */
     int64_t reserved_cpu_milli, reserved_memory_mb;
     int32_t reserved_gpus;
     int64_t free_cpu_milli, free_memory_mb;
@@ -83,6 +84,10 @@ int cluster_restore(cluster *c, const reservation_view *r, cs_error *err);
 /* Reservations on nodes whose last report is older than the TTL at now, up
  * to max of them; returns how many were written. */
 size_t cluster_stale_placements(cluster *c, double now, reservation_view *out, size_t max);
+
+/* The placed instances of one job (up to max of them written); returns
+ * how many there are. */
+size_t cluster_job_placements(cluster *c, const char *job_id, reservation_view *out, size_t max);
 
 /* Every reservation, a page at a time: up to max starting at position
  * from (positions shift when reservations are dropped meanwhile). */

@@ -1,7 +1,7 @@
 /* cluster_priv.h - the cluster table's layout, shared only by cluster.c and
  * engine.c. Each node is split in two: the fields every filter reads on
  * every decision (32 bytes, two nodes to a cache line) and the rest, so the filter pass
- * streams through one dense array. */
+ * streams through one dense array; edge data hangs off a third one. */
 #ifndef CS_CLUSTER_PRIV_H
 #define CS_CLUSTER_PRIV_H
 
@@ -22,6 +22,61 @@ typedef struct node_hot {
     uint8_t virt;
     uint8_t arch; /* 0 = none reported, else dictionary position + 1 */
 } node_hot;
+/* What only edge-aware jobs read: one variable-size block per node (a
+ * pointer in a dense array beside the hot one, NULL for a node that
+ * reported none of it), so nodes without edge data pay 8 bytes, a located
+ * node 32 more, jobs without edge constraints never touch it, and jobs
+ * with them stream 8 bytes a node instead of the cold record. After the header, each part
+ * present, in this order (all 8-byte aligned):
+ *   location    3 doubles: the point on the unit sphere (see geo.h)
+ *   vivaldi     1 + viv_dim doubles: height, coordinates
+ *   latency     n_lat_ms edge_latency entries
+ *   labels      labels_len bytes: n_labels "key\0value\0" pairs */
+typedef struct edge_latency {
+    uint32_t area; /* position in the cluster's area dictionary */
+    double ms;
+} edge_latency;
+
+typedef struct node_edge {
+    uint8_t has_loc, viv_dim, n_lat_ms, n_labels;
+    uint32_t labels_len;
+} node_edge;
+
+/* Offsets of the parts, from the header alone. */
+static inline size_t edge_off_viv(const node_edge *e)
+{
+    return sizeof *e + (e->has_loc ? 3 * sizeof(double) : 0);
+}
+static inline size_t edge_off_lat(const node_edge *e)
+{
+    return edge_off_viv(e) + (e->viv_dim ? (e->viv_dim + 1u) * sizeof(double) : 0);
+}
+static inline size_t edge_off_labels(const node_edge *e)
+{
+    return edge_off_lat(e) + e->n_lat_ms * sizeof(edge_latency);
+}
+static inline size_t edge_size(const node_edge *e)
+{
+    return edge_off_labels(e) + ((e->labels_len + 7u) & ~7u);
+}
+static inline const double *edge_loc(const node_edge *e)
+{
+    return (const double *)(const void *)((const char *)e + sizeof *e);
+}
+/* [0] is the height, then viv_dim coordinates. */
+static inline const double *edge_viv(const node_edge *e)
+{
+    return (const double *)(const void *)((const char *)e + edge_off_viv(e));
+}
+static inline const edge_latency *edge_lat(const node_edge *e)
+{
+    return (const edge_latency *)(const void *)((const char *)e + edge_off_lat(e));
+}
+static inline const char *edge_labels(const node_edge *e)
+{
+    return (const char *)e + edge_off_labels(e);
+}
+
 typedef struct node_cold {
     char id[CS_ID_MAX + 1];
     char *host;           /* owned; NULL until a host is reported (then the id serves) */
@@ -34,8 +89,7 @@ typedef struct node_cold {
     uint32_t cpu_seq, mem_seq;    /* bumped by each cpu / memory usage figure */
     uint32_t n_res;
     double cpu_pct, mem_pct;
-    double lat, lon;
-    uint8_t has_cpu_pct, has_mem_pct, has_loc;
+    uint8_t has_cpu_pct, has_mem_pct;
 } node_cold;
 
 typedef struct resv {
@@ -43,6 +97,7 @@ typedef struct resv {
     char node_id[CS_ID_MAX + 1];
     uint32_t instance, hash;
     uint32_t cpu_seq, mem_seq; /* the node's, when made */
+    uint32_t jprev, jnext;     /* the job's other instances (positions), IDXMAP_NONE ends */
     int64_t cpu, mem;
     int32_t gpu;
     double at;
@@ -51,19 +106,33 @@ typedef struct resv {
 typedef struct namedict {
     char (*names)[CS_NAME_MAX + 1];
     size_t n, max;
+    idxmap index; /* name -> position */
 } namedict;
+
+/* The placed instances of one job, as a list through their reservations:
+ * anti-affinity and connectivity need "which nodes run job j" per decision. */
+typedef struct jobgrp {
+    char job_id[CS_ID_MAX + 1];
+    uint32_t hash;
+    uint32_t head; /* first reservation */
+    uint32_t n;
+} jobgrp;
 
 struct cluster {
     pthread_rwlock_t lock;
     double ttl;
     node_hot *hot;
     node_cold *cold;
+    node_edge **edge; /* owned blocks, NULL for a node without edge data */
     size_t n, cap;
     idxmap by_id;
     resv *res;
     size_t n_res, cap_res;
     idxmap res_by_key;
-    namedict arch, addons, csi;
+    namedict arch, addons, csi, areas;
+    jobgrp *grp;
+    size_t n_grp, cap_grp;
+    idxmap grp_by_id;
     uint64_t version; /* bumped by every write; lets a commit skip re-checks */
 };
 
@@ -71,6 +140,11 @@ struct cluster {
 uint32_t cluster_find_locked(const cluster *c, const char *node_id);
 int namedict_find(const namedict *d, const char *name);
 resv *cluster_resv_find_locked(const cluster *c, const char *job_id, uint32_t instance);
+/* The job's placed instances, or NULL when it has none; walk them from
+ * res[g->head] through jnext. */
+const jobgrp *cluster_jobgrp_find_locked(const cluster *c, const char *job_id);
+/* The value of label key on the node, or NULL. */
+const char *node_edge_label(const node_edge *e, const char *key);
 int cluster_reserve_locked(cluster *c, uint32_t pos, const job_spec *job, double now);
 void resv_to_view(const resv *r, reservation_view *out);
 

@@ -14,5 +14,9 @@
 #define CS_GPUS_MAX 4096.0
 #define CS_INSTANCE_MAX 1000000
 #define CS_TOPK_MAX 100000
+#define CS_VIVALDI_DIM_MAX 16        /* network coordinate dimensions */
+#define CS_DISTINCT_AREAS 4096       /* distinct latency areas in one cluster */
+#define CS_THRESHOLD_MAX 1e9         /* km or ms in a constraint or report */
+#define CS_EARTH_RADIUS_KM 6371.0088 /* mean earth radius (IUGG) */
 
 #endif

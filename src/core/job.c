@@ -2,6 +2,8 @@
 #include "job.h"
 
 #include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "node.h"
@@ -18,6 +20,7 @@ void job_spec_clear(job_spec *j)
     strlist_clear(&j->addons);
     strlist_clear(&j->hosts);
     strlist_clear(&j->csi);
+    free(j->cons);
     job_spec_init(j);
 }
 
@@ -115,6 +118,100 @@ int job_spec_set_strategy(job_spec *j, const char *name, cs_error *err)
         j->strategy = STRATEGY_SPREAD;
     else
         return cs_fail(err, "strategy", "must be one of most-free, best-fit, spread");
+    return 0;
+}
+
+/* Appends a constraint slot; NULL when the list is full or memory is out. */
+static job_constraint *cons_add(job_spec *j, job_cons_kind kind, uint32_t index, double threshold,
+                                const char *field, bool prefer, cs_error *err)
+{
+    if (cs_check_quantity(threshold, CS_THRESHOLD_MAX, field, err))
+        return NULL;
+    if (j->n_cons >= CS_LIST_MAX) {
+        cs_fail(err, "constraints", "more than %d entries", CS_LIST_MAX);
+        return NULL;
+    }
+    job_constraint *nc = realloc(j->cons, (j->n_cons + 1) * sizeof *nc);
+    if (!nc) {
+        cs_fail(err, "constraints", "out of memory");
+        return NULL;
+    }
+    j->cons = nc;
+    job_constraint *c = &nc[j->n_cons++];
+    memset(c, 0, sizeof *c);
+    c->kind = kind;
+    c->index = index;
+    c->threshold = threshold;
+    c->prefer = prefer;
+    return c;
+}
+
+int job_spec_add_geo(job_spec *j, uint32_t index, double lat, double lon, double threshold_km,
+                     bool prefer, cs_error *err)
+{
+    if (cs_check_lat_lon(lat, lon, err))
+        return -1;
+    job_constraint *c = cons_add(j, JOB_CONS_GEO, index, threshold_km, "threshold", prefer, err);
+    if (!c)
+        return -1;
+    c->lat = lat;
+    c->lon = lon;
+    return 0;
+}
+
+static int check_name(const char *s, size_t max, const char *field, cs_error *err)
+{
+    if (!s || !*s)
+        return cs_fail(err, field, "must be a non-empty string");
+    size_t len = strnlen(s, max + 1);
+    if (len > max)
+        return cs_fail(err, field, "longer than %zu characters", max);
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)s[i] < 0x20)
+            return cs_fail(err, field, "contains a control character");
+    return 0;
+}
+
+int job_spec_add_latency(job_spec *j, uint32_t index, const char *area, double threshold_ms,
+                         bool prefer, cs_error *err)
+{
+    if (check_name(area, CS_NAME_MAX, "area", err))
+        return -1;
+    job_constraint *c =
+        cons_add(j, JOB_CONS_LATENCY, index, threshold_ms, "threshold", prefer, err);
+    if (!c)
+        return -1;
+    snprintf(c->name, sizeof c->name, "%s", area);
+    return 0;
+}
+
+int job_spec_add_connectivity(job_spec *j, uint32_t index, const char *target_job, double max_ms,
+                              bool prefer, cs_error *err)
+{
+    cs_error e;
+    if (node_id_check(target_job, &e))
+        return cs_fail(err, "target_job", "%s", e.msg);
+    job_constraint *c =
+        cons_add(j, JOB_CONS_CONNECTIVITY, index, max_ms, "latency_ms", prefer, err);
+    if (!c)
+        return -1;
+    snprintf(c->name, sizeof c->name, "%s", target_job);
+    return 0;
+}
+
+int job_spec_set_spread(job_spec *j, const char *by, cs_error *err)
+{
+    if (check_name(by, CS_NAME_MAX, "spread_by", err))
+        return -1;
+    j->spread_label[0] = 0;
+    if (strcmp(by, "node") == 0) {
+        j->spread = SPREAD_NODE;
+    } else if (strcmp(by, "none") == 0) {
+        j->spread = SPREAD_NONE;
+    } else {
+        j->spread = SPREAD_LABEL;
+        snprintf(j->spread_label, sizeof j->spread_label, "%s", by);
+    }
     return 0;
 }
 

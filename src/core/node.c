@@ -2,6 +2,7 @@
 #include "node.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "virt.h"
@@ -55,6 +56,8 @@ void node_report_clear(node_report *r)
 {
     strlist_clear(&r->addons);
     strlist_clear(&r->csi);
+    free(r->latency);
+    free(r->labels);
     node_report_init(r);
 }
 
@@ -132,13 +135,85 @@ int node_report_set_memory_percent(node_report *r, double pct, cs_error *err)
 
 int node_report_set_location(node_report *r, double lat, double lon, cs_error *err)
 {
+    if (cs_check_lat_lon(lat, lon, err))
+        return -1;
+    r->lat = lat;
+    r->lon = lon;
+    r->set |= NODE_F_LOCATION;
+    return 0;
+}
+
+int cs_check_lat_lon(double lat, double lon, cs_error *err)
+{
     if (!isfinite(lat) || lat < -90 || lat > 90)
         return cs_fail(err, "location.lat", "must be a number in -90..90");
     if (!isfinite(lon) || lon < -180 || lon > 180)
         return cs_fail(err, "location.lon", "must be a number in -180..180");
-    r->lat = lat;
-    r->lon = lon;
-    r->set |= NODE_F_LOCATION;
+    return 0;
+}
+
+int node_report_add_latency(node_report *r, const char *area, double ms, cs_error *err)
+{
+    char name[CS_NAME_MAX + 1];
+    if (copy_name(name, sizeof name, area, "latency_ms", err))
+        return -1;
+    if (cs_check_quantity(ms, CS_THRESHOLD_MAX, "latency_ms", err))
+        return -1;
+    r->set |= NODE_F_LATENCY;
+    for (size_t i = 0; i < r->n_latency; i++)
+        if (strcmp(r->latency[i].area, name) == 0) {
+            r->latency[i].ms = ms;
+            return 0;
+        }
+    if (r->n_latency >= CS_LIST_MAX)
+        return cs_fail(err, "latency_ms", "more than %d areas", CS_LIST_MAX);
+    node_latency *nl = realloc(r->latency, (r->n_latency + 1) * sizeof *nl);
+    if (!nl)
+        return cs_fail(err, "latency_ms", "out of memory");
+    r->latency = nl;
+    memcpy(nl[r->n_latency].area, name, sizeof name);
+    nl[r->n_latency].ms = ms;
+    r->n_latency++;
+    return 0;
+}
+
+int node_report_set_vivaldi(node_report *r, const double *v, size_t dim, double height,
+                            cs_error *err)
+{
+    if (dim < 1 || dim > CS_VIVALDI_DIM_MAX)
+        return cs_fail(err, "vivaldi.vector", "must hold 1..%d numbers", CS_VIVALDI_DIM_MAX);
+    for (size_t i = 0; i < dim; i++)
+        if (!isfinite(v[i]) || fabs(v[i]) > CS_THRESHOLD_MAX)
+            return cs_fail(err, "vivaldi.vector", "must hold finite numbers (ms)");
+    if (cs_check_quantity(height, CS_THRESHOLD_MAX, "vivaldi.height", err))
+        return -1;
+    memcpy(r->vivaldi, v, dim * sizeof *v);
+    r->vivaldi_dim = (uint32_t)dim;
+    r->vivaldi_height = height;
+    r->set |= NODE_F_VIVALDI;
+    return 0;
+}
+
+int node_report_add_label(node_report *r, const char *key, const char *value, cs_error *err)
+{
+    char k[CS_NAME_MAX + 1], v[CS_NAME_MAX + 1];
+    if (copy_name(k, sizeof k, key, "labels", err) || copy_name(v, sizeof v, value, "labels", err))
+        return -1;
+    r->set |= NODE_F_LABELS;
+    for (size_t i = 0; i < r->n_labels; i++)
+        if (strcmp(r->labels[i].key, k) == 0) {
+            memcpy(r->labels[i].value, v, sizeof v);
+            return 0;
+        }
+    if (r->n_labels >= CS_LIST_MAX)
+        return cs_fail(err, "labels", "more than %d labels", CS_LIST_MAX);
+    node_label *nl = realloc(r->labels, (r->n_labels + 1) * sizeof *nl);
+    if (!nl)
+        return cs_fail(err, "labels", "out of memory");
+    r->labels = nl;
+    memcpy(nl[r->n_labels].key, k, sizeof k);
+    memcpy(nl[r->n_labels].value, v, sizeof v);
+    r->n_labels++;
     return 0;
 }
 

@@ -41,14 +41,6 @@ static void reply_json_obj(http_reply *out, int status, json_t *doc)
     http_reply_json(out, status, s);
 }
 
-static void log_notes(const svc_ctx *c, const char *job_id, unsigned notes)
-{
-    if (notes & CODEC_NOTE_GEO)
-        log_warn(c->log, "job %s: geo constraint not implemented yet, ignored", job_id);
-    if (notes & CODEC_NOTE_LATENCY)
-        log_warn(c->log, "job %s: latency constraint not implemented yet, ignored", job_id);
-}
-
 /* ---- nodes ------------------------------------------------------------- */
 
 static void node_put(const svc_ctx *c, const char *id, const char *body, size_t len,
@@ -266,7 +258,6 @@ static void deploy(const svc_ctx *c, const route_match *m, const char *body, siz
         reply_cs_error(out, 400, &e);
         goto out;
     }
-    log_notes(c, m->job_id, notes);
     if (!(text = codec_dump(job))) {
         http_reply_error(out, 500, "server", "out of memory");
         goto out;
@@ -313,7 +304,6 @@ static void replicate(const svc_ctx *c, const char *body, size_t len, http_reply
         reply_cs_error(out, 400, &e);
         goto out;
     }
-    log_notes(c, id, notes);
     if (!(text = codec_dump(job))) {
         http_reply_error(out, 500, "server", "out of memory");
         goto out;
@@ -349,7 +339,8 @@ static json_t *status_doc(const char *job_id, uint32_t instance, const store_sta
     if (st->state != JOB_QUEUED)
         json_object_set_new(doc, "decided_at", json_real(st->decided_at));
     json_t *res = st->result ? json_loads(st->result, 0, NULL) : NULL;
-    static const char *const keys[] = {"status", "candidates", "reasons", "message", NULL};
+    static const char *const keys[] = {"status",  "candidates", "reasons",
+                                       "filters", "message",    NULL};
     for (int i = 0; res && keys[i]; i++) {
         json_t *v = json_object_get(res, keys[i]);
         if (v)
@@ -383,7 +374,6 @@ static void jobs_post(const svc_ctx *c, const char *body, size_t len, http_reply
         reply_cs_error(out, 400, &e);
         goto out;
     }
-    log_notes(c, id, notes);
     if (!(text = codec_dump(job))) {
         http_reply_error(out, 500, "server", "out of memory");
         goto out;
@@ -417,17 +407,67 @@ out:
     json_decref(job);
 }
 
+static void reply_bad_explain(http_reply *out)
+{
+    http_reply_error(out, 400, "explain", "must be 1, true, yes, 0, false or no");
+}
+
+/* The "explain" member of a job's status: the stored job ranked against
+ * the cluster as it is now, every node's verdict. An error object when
+ * the stored job no longer decodes. NULL when out of memory. */
+static json_t *explain_doc(const svc_ctx *c, const char *job_id, uint32_t instance,
+                           const char *body)
+{
+    cs_error e = {{0}, {0}};
+    job_spec spec;
+    engine_result res;
+    engine_node_explain *nodes = NULL;
+    engine_ctx *ectx = NULL;
+    json_t *doc = NULL;
+    json_t *job = body ? json_loads(body, JSON_REJECT_DUPLICATES, NULL) : NULL;
+    job_spec_init(&spec);
+    if (!job) {
+        cs_fail(&e, "body", "the stored job is not valid JSON");
+    } else if (codec_job(job, job_id, instance, "", &spec, NULL, &e) == 0) {
+        double now = svc_now();
+        if (!(ectx = engine_ctx_new(&c->opts)))
+            goto out;
+        if (engine_explain(ectx, c->cluster, &spec, now, &res, &nodes, &e) == 0) {
+            doc = codec_explain(&res, nodes, &spec, now);
+            goto out;
+        }
+    }
+    doc = json_pack("{s:{s:s, s:s}}", "error", "field", e.field, "message", e.msg);
+out:
+    free(nodes);
+    engine_ctx_free(ectx);
+    job_spec_clear(&spec);
+    json_decref(job);
+    return doc;
+}
+
 static void job_get(const svc_ctx *c, const route_match *m, http_reply *out)
 {
     store_status st;
     memset(&st, 0, sizeof st);
+    if (m->explain < 0) {
+        reply_bad_explain(out);
+        return;
+    }
     int rc = store_status_get(c->store, m->job_id, m->instance, &st);
-    if (rc < 0)
+    if (rc < 0) {
         store_unavailable(c, out, "status");
-    else if (rc == 1)
+    } else if (rc == 1) {
         http_reply_error(out, 404, "job_id", "unknown job instance");
-    else
-        reply_json_obj(out, 200, status_doc(m->job_id, m->instance, &st));
+    } else {
+        json_t *doc = status_doc(m->job_id, m->instance, &st);
+        if (doc && m->explain &&
+            json_object_set_new(doc, "explain", explain_doc(c, m->job_id, m->instance, st.body))) {
+            json_decref(doc);
+            doc = NULL;
+        }
+        reply_json_obj(out, 200, doc);
+    }
     store_status_clear(&st);
 }
 
@@ -451,15 +491,21 @@ static void job_delete(const svc_ctx *c, const route_match *m, http_reply *out)
                              (json_int_t)m->instance));
 }
 
-static void schedule(const svc_ctx *c, const char *body, size_t len, http_reply *out)
+static void schedule(const svc_ctx *c, const route_match *m, const char *body, size_t len,
+                     http_reply *out)
 {
     cs_error e;
     job_spec spec;
     engine_result res;
+    engine_node_explain *nodes = NULL;
     char id[CS_ID_MAX + 1] = "dry-run";
     char msg[512];
     engine_ctx *ectx = NULL;
     job_spec_init(&spec);
+    if (m->explain < 0) {
+        reply_bad_explain(out);
+        return;
+    }
     json_t *job = codec_parse_object(body, len, &e);
     if (!job || codec_job_id(job, "", id, &e) < 0 || codec_job(job, id, 0, "", &spec, NULL, &e)) {
         reply_cs_error(out, 400, &e);
@@ -471,13 +517,23 @@ static void schedule(const svc_ctx *c, const char *body, size_t len, http_reply 
         http_reply_error(out, 500, "server", "out of memory");
         goto out;
     }
-    if (engine_rank(ectx, c->cluster, &spec, svc_now(), &res, &e)) {
+    double now = svc_now();
+    int rc = m->explain ? engine_explain(ectx, c->cluster, &spec, now, &res, &nodes, &e)
+                        : engine_rank(ectx, c->cluster, &spec, now, &res, &e);
+    if (rc) {
         reply_cs_error(out, 500, &e);
         goto out;
     }
     engine_message(&res, &spec, msg, sizeof msg);
-    reply_json_obj(out, 200, codec_schedule_answer(&res, msg));
+    json_t *answer = codec_schedule_answer(&res, msg);
+    if (answer && m->explain &&
+        json_object_set_new(answer, "explain", codec_explain(&res, nodes, &spec, now))) {
+        json_decref(answer);
+        answer = NULL;
+    }
+    reply_json_obj(out, 200, answer);
 out:
+    free(nodes);
     engine_ctx_free(ectx);
     job_spec_clear(&spec);
     json_decref(job);
@@ -592,7 +648,7 @@ void api_handle(void *ud, const route_match *m, const char *body, size_t len, ht
             job_get(c, m, out);
         return;
     case ROUTE_SCHEDULE:
-        schedule(c, body, len, out);
+        schedule(c, m, body, len, out);
         return;
     case ROUTE_UI:
         ui_reply(NULL, out);

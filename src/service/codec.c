@@ -6,6 +6,7 @@
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "virt.h"
@@ -93,6 +94,107 @@ static int get_string(const json_t *obj, const char *key, const char *prefix, co
     return 0;
 }
 
+/* A number given as a JSON number or as a string holding one ("12.5"; the
+ * original's documents carry both). 0 set, -1 not a number. */
+/* The text is one finite number, blanks around it allowed. 0, or -1. */
+static int parse_number(const char *s, size_t len, double *out)
+{
+    char buf[64];
+    while (len && *s == ' ') {
+        s++;
+        len--;
+    }
+    while (len && s[len - 1] == ' ')
+        len--;
+    if (!len || len >= sizeof buf)
+        return -1;
+    memcpy(buf, s, len);
+    buf[len] = 0;
+    char *end;
+    double d = strtod(buf, &end);
+    if (*end || !isfinite(d))
+        return -1;
+    *out = d;
+    return 0;
+}
+
+static int number_of(const json_t *v, double *out)
+{
+    if (json_is_number(v)) {
+        *out = json_number_value(v);
+        return 0;
+    }
+    if (!json_is_string(v))
+        return -1;
+    return parse_number(json_string_value(v), json_string_length(v), out);
+}
+
+/* A number field that may come as a numeric string: -1 invalid, 0 set,
+ * 1 absent. */
+static int get_lenient(const json_t *obj, const char *key, const char *prefix, double *out,
+                       cs_error *err)
+{
+    json_t *v = get_opt(obj, key);
+    if (!v)
+        return 1;
+    if (number_of(v, out)) {
+        char f[PATH_MAX_LEN];
+        path(f, prefix, "%s", key);
+        return cs_fail(err, f, "must be a number");
+    }
+    return 0;
+}
+
+/* A point: "lat,lon" or {"lat": .., "lon": ..} ("long", "latitude" and
+ * "longitude" are accepted too). Errors name prefix + key (+ ".lat"). */
+static int get_location(const json_t *v, const char *prefix, const char *key, double *lat,
+                        double *lon, cs_error *err)
+{
+    char f[PATH_MAX_LEN];
+    cs_error e;
+    path(f, prefix, "%s", key);
+    if (json_is_string(v)) {
+        const char *s = json_string_value(v);
+        const char *comma = strchr(s, ',');
+        if (!comma || parse_number(s, (size_t)(comma - s), lat) ||
+            parse_number(comma + 1, strlen(comma + 1), lon))
+            return cs_fail(err, f, "must be \"lat,lon\" (two numbers, degrees)");
+        if (cs_check_lat_lon(*lat, *lon, &e))
+            return cs_fail(err, f, "%s %s",
+                           strcmp(e.field, "location.lat") == 0 ? "latitude" : "longitude", e.msg);
+        return 0;
+    }
+    if (!json_is_object(v))
+        return cs_fail(err, f, "must be \"lat,lon\" or an object {\"lat\": .., \"lon\": ..}");
+    char base[PATH_MAX_LEN];
+    path(base, prefix, "%s.", key);
+    static const char *const lat_keys[] = {"lat", "latitude", NULL};
+    static const char *const lon_keys[] = {"lon", "long", "longitude", NULL};
+    const char *const *keys[2] = {lat_keys, lon_keys};
+    double *outs[2] = {lat, lon};
+    for (int k = 0; k < 2; k++) {
+        const char *which = keys[k][0];
+        for (int i = 0; keys[k][i]; i++)
+            if (get_opt(v, keys[k][i])) {
+                which = keys[k][i];
+                break;
+            }
+        int rc = get_lenient(v, which, base, outs[k], err);
+        if (rc < 0)
+            return -1;
+        if (rc == 1) {
+            path(f, base, "%s", keys[k][0]);
+            return cs_fail(err, f, "is required");
+        }
+    }
+    if (cs_check_lat_lon(*lat, *lon, &e)) {
+        const char *dot = strchr(e.field, '.'); /* location.lat or location.lon */
+        path(f, base, "%s", dot ? dot + 1 : e.field);
+        return relabel(err, f, &e);
+    }
+    return 0;
+}
+
 int codec_job_id(const json_t *job, const char *prefix, char out[CS_ID_MAX + 1], cs_error *err)
 {
     const char *key = json_object_get(job, "_id") ? "_id" : "id";
@@ -157,8 +259,92 @@ static int add_names(const json_t *v, const char *prefix, const char *key, strli
     return 0;
 }
 
-static int job_constraint(const json_t *c, size_t i, const char *prefix, job_spec *out,
-                          unsigned *notes, cs_error *err)
+/* "prefer": "nearest" / "lowest" (rank by the constraint's figure) or
+ * "none". 0 set, -1 invalid; absent leaves *prefer as it is. */
+static int get_prefer(const json_t *c, const char *base, bool *prefer, cs_error *err)
+{
+    const char *s;
+    int rc = get_string(c, "prefer", base, &s, err);
+    if (rc)
+        return rc < 0 ? -1 : 0;
+    if (strcmp(s, "nearest") == 0 || strcmp(s, "lowest") == 0) {
+        *prefer = true;
+        return 0;
+    }
+    if (strcmp(s, "none") == 0) {
+        *prefer = false;
+        return 0;
+    }
+    char f[PATH_MAX_LEN];
+    path(f, base, "prefer");
+    return cs_fail(err, f, "must be \"nearest\", \"lowest\" or \"none\"");
+}
+
+/* A required bound: number (or numeric string) >= 0; the core checks the
+ * range. */
+static int get_bound(const json_t *c, const char *key, const char *base, double *out, cs_error *err)
+{
+    int rc = get_lenient(c, key, base, out, err);
+    if (rc == 1) {
+        char f[PATH_MAX_LEN];
+        path(f, base, "%s", key);
+        return cs_fail(err, f, "is required (a number >= 0, %s)",
+                       strcmp(key, "threshold") == 0 ? "km for geo, ms for latency" : "ms");
+    }
+    return rc;
+}
+
+/* geo, latency and connectivity: see docs/API.md. */
+static int edge_constraint(const json_t *c, size_t i, const char *type, const char *base,
+                           job_spec *out, cs_error *err)
+{
+    char f[PATH_MAX_LEN];
+    cs_error e;
+    const char *s = NULL;
+    double bound;
+    int rc;
+    if (strcmp(type, "geo") == 0) {
+        bool prefer = false;
+        double lat, lon;
+        json_t *loc = get_opt(c, "location");
+        if (!loc) {
+            path(f, base, "location");
+            return cs_fail(err, f, "is required (\"lat,lon\" or {\"lat\": .., \"lon\": ..})");
+        }
+        if (get_location(loc, base, "location", &lat, &lon, err) ||
+            get_bound(c, "threshold", base, &bound, err) || get_prefer(c, base, &prefer, err))
+            return -1;
+        rc = job_spec_add_geo(out, (uint32_t)i, lat, lon, bound, prefer, &e);
+    } else {
+        bool conn = strcmp(type, "connectivity") == 0, prefer = true;
+        const char *key = conn ? "target_job" : "area";
+        const char *bkey = conn && !get_opt(c, "latency_ms") && get_opt(c, "threshold")
+                               ? "threshold"
+                           : conn ? "latency_ms"
+                                  : "threshold";
+        rc = get_string(c, key, base, &s, err);
+        if (rc < 0)
+            return -1;
+        if (rc == 1) {
+            path(f, base, "%s", key);
+            return cs_fail(err, f, "is required (%s)", conn ? "a job id" : "an area name");
+        }
+        if (get_bound(c, bkey, base, &bound, err) || get_prefer(c, base, &prefer, err))
+            return -1;
+        rc = conn ? job_spec_add_connectivity(out, (uint32_t)i, s, bound, prefer, &e)
+                  : job_spec_add_latency(out, (uint32_t)i, s, bound, prefer, &e);
+        if (rc && conn && strcmp(e.field, "latency_ms") == 0)
+            snprintf(e.field, sizeof e.field, "%s", bkey);
+    }
+    if (rc) {
+        path(f, base, "%s", e.field);
+        return relabel(err, f, &e);
+    }
+    return 0;
+}
+
+static int job_constraint_decode(const json_t *c, size_t i, const char *prefix, job_spec *out,
+                                 cs_error *err)
 {
     char f[PATH_MAX_LEN], base[PATH_MAX_LEN];
     cs_error e;
@@ -200,18 +386,13 @@ static int job_constraint(const json_t *c, size_t i, const char *prefix, job_spe
         }
         return add_names(needs, base, "needs", &out->addons, CS_NAME_MAX, err);
     }
-    if (strcmp(type, "geo") == 0) {
-        if (notes)
-            *notes |= CODEC_NOTE_GEO;
-        return 0;
-    }
-    if (strcmp(type, "latency") == 0) {
-        if (notes)
-            *notes |= CODEC_NOTE_LATENCY;
-        return 0;
-    }
+    if (strcmp(type, "geo") == 0 || strcmp(type, "latency") == 0 ||
+        strcmp(type, "connectivity") == 0)
+        return edge_constraint(c, i, type, base, out, err);
     path(f, base, "type");
-    return cs_fail(err, f, "unknown constraint type '%.40s' (direct, addons, geo, latency)", type);
+    return cs_fail(err, f,
+                   "unknown constraint type '%.40s' (direct, addons, geo, latency, connectivity)",
+                   type);
 }
 
 int codec_job(const json_t *job, const char *id, uint32_t instance, const char *prefix,
@@ -294,7 +475,7 @@ int codec_job(const json_t *job, const char *id, uint32_t instance, const char *
         json_t *c;
         json_array_foreach(v, i, c)
         {
-            if (job_constraint(c, i, prefix, out, notes, err))
+            if (job_constraint_decode(c, i, prefix, out, err))
                 return -1;
         }
     }
@@ -330,6 +511,13 @@ int codec_job(const json_t *job, const char *id, uint32_t instance, const char *
         return -1;
     path(f, prefix, "strategy");
     if (rc == 0 && job_spec_set_strategy(out, s, &e))
+        return relabel(err, f, &e);
+
+    rc = get_string(job, "spread_by", prefix, &s, err);
+    if (rc < 0)
+        return -1;
+    path(f, prefix, "spread_by");
+    if (rc == 0 && job_spec_set_spread(out, s, &e))
         return relabel(err, f, &e);
 
     const json_t *tk = json_object_get(job, "top_k");
@@ -422,6 +610,147 @@ static int node_csi(const json_t *v, node_report *out, cs_error *err)
     return 0;
 }
 
+/* The node's location: "location" ("lat,lon" or an object), else the
+ * original's top-level "lat" and "long" (numbers or numeric strings). */
+static int node_location(const json_t *report, node_report *out, cs_error *err)
+{
+    cs_error e;
+    double lat, lon;
+    json_t *v = get_opt(report, "location");
+    if (v) {
+        if (get_location(v, "", "location", &lat, &lon, err))
+            return -1;
+    } else {
+        const char *lon_key = get_opt(report, "long") ? "long" : "lon";
+        int a = get_lenient(report, "lat", "", &lat, err);
+        if (a < 0)
+            return -1;
+        int b = get_lenient(report, lon_key, "", &lon, err);
+        if (b < 0)
+            return -1;
+        if (a == 1 && b == 1)
+            return 0;
+        if (a == 1 || b == 1)
+            return cs_fail(err, a == 1 ? "lat" : "long", "is required with %s",
+                           a == 1 ? lon_key : "lat");
+        if (cs_check_lat_lon(lat, lon, &e))
+            return cs_fail(err, strcmp(e.field, "location.lat") == 0 ? "lat" : lon_key, "%s",
+                           e.msg);
+    }
+    if (node_report_set_location(out, lat, lon, &e))
+        return relabel(err, e.field, &e);
+    return 0;
+}
+
+/* "latency_ms": {"area": ms, ...}. */
+static int node_latency_table(const json_t *v, node_report *out, cs_error *err)
+{
+    char f[PATH_MAX_LEN];
+    cs_error e;
+    if (!json_is_object(v))
+        return cs_fail(err, "latency_ms", "must be an object {\"<area>\": <ms>, ...}");
+    if (json_object_size(v) > CS_LIST_MAX)
+        return cs_fail(err, "latency_ms", "more than %d areas", CS_LIST_MAX);
+    out->set |= NODE_F_LATENCY;
+    const char *area;
+    json_t *ms;
+    json_object_foreach((json_t *)v, area, ms)
+    {
+        double d;
+        if (json_is_null(ms))
+            continue; /* not measured */
+        path(f, "latency_ms.", "%s", area);
+        if (number_of(ms, &d))
+            return cs_fail(err, f, "must be a number >= 0 (ms)");
+        if (node_report_add_latency(out, area, d, &e))
+            return relabel(err, f, &e);
+    }
+    return 0;
+}
+
+/* "vivaldi": {"vector": [..], "height": h}, or the original's
+ * "vivaldi_vector" and "vivaldi_height". */
+static int node_vivaldi(const json_t *report, node_report *out, cs_error *err)
+{
+    char f[PATH_MAX_LEN];
+    cs_error e;
+    const json_t *viv = get_opt(report, "vivaldi");
+    const json_t *vec, *h;
+    const char *vkey, *hkey;
+    if (viv) {
+        if (!json_is_object(viv))
+            return cs_fail(err, "vivaldi", "must be an object {\"vector\": [..], \"height\": h}");
+        vec = get_opt(viv, "vector");
+        h = get_opt(viv, "height");
+        vkey = "vivaldi.vector";
+        hkey = "vivaldi.height";
+    } else {
+        vec = get_opt(report, "vivaldi_vector");
+        h = get_opt(report, "vivaldi_height");
+        vkey = "vivaldi_vector";
+        hkey = "vivaldi_height";
+        if (!vec && !h)
+            return 0;
+    }
+    if (!vec)
+        return cs_fail(err, vkey, "is required (a list of numbers, ms)");
+    if (!json_is_array(vec) || json_array_size(vec) < 1 ||
+        json_array_size(vec) > CS_VIVALDI_DIM_MAX)
+        return cs_fail(err, vkey, "must be a list of 1..%d numbers (ms)", CS_VIVALDI_DIM_MAX);
+    double coords[CS_VIVALDI_DIM_MAX], height = 0;
+    size_t i;
+    json_t *it;
+    json_array_foreach(vec, i, it)
+    {
+        if (number_of(it, &coords[i])) {
+            snprintf(f, sizeof f, "%s[%zu]", vkey, i);
+            return cs_fail(err, f, "must be a number");
+        }
+    }
+    if (h && number_of(h, &height))
+        return cs_fail(err, hkey, "must be a number >= 0 (ms)");
+    if (node_report_set_vivaldi(out, coords, json_array_size(vec), height, &e))
+        return relabel(err, strstr(e.field, "height") ? hkey : vkey, &e);
+    return 0;
+}
+
+/* "labels": {"zone": "a", ...}: string values are used (spread_by); other
+ * values are kept in the document but ignored. */
+static int node_labels(const json_t *v, node_report *out, cs_error *err)
+{
+    char f[PATH_MAX_LEN];
+    cs_error e;
+    if (!json_is_object(v))
+        return cs_fail(err, "labels", "must be an object {\"<key>\": \"<value>\", ...}");
+    if (json_object_size(v) > CS_LIST_MAX)
+        return cs_fail(err, "labels", "more than %d labels", CS_LIST_MAX);
+    out->set |= NODE_F_LABELS;
+    const char *key;
+    json_t *val;
+    json_object_foreach((json_t *)v, key, val)
+    {
+        if (!json_is_string(val))
+            continue;
+        path(f, "labels.", "%s", key);
+        if (node_report_add_label(out, key, json_string_value(val), &e))
+            return relabel(err, f, &e);
+    }
+    return 0;
+}
+
+static int node_edge_fields(const json_t *report, node_report *out, cs_error *err)
+{
+    if (node_location(report, out, err) || node_vivaldi(report, out, err))
+        return -1;
+    json_t *v = get_opt(report, "latency_ms");
+    if (v && node_latency_table(v, out, err))
+        return -1;
+    v = get_opt(report, "labels");
+    if (v && node_labels(v, out, err))
+        return -1;
+    return 0;
+}
+
 int codec_node(const json_t *report, node_report *out, cs_error *err)
 {
     cs_error e;
@@ -477,25 +806,7 @@ int codec_node(const json_t *report, node_report *out, cs_error *err)
     if (v && node_csi(v, out, err))
         return -1;
 
-    v = get_opt(report, "location");
-    if (v) {
-        if (!json_is_object(v))
-            return cs_fail(err, "location", "must be an object {\"lat\": .., \"lon\": ..}");
-        double lat, lon;
-        rc = get_number(v, "lat", "location.", &lat, err);
-        if (rc < 0)
-            return -1;
-        if (rc == 1)
-            return cs_fail(err, "location.lat", "is required");
-        rc = get_number(v, "lon", "location.", &lon, err);
-        if (rc < 0)
-            return -1;
-        if (rc == 1)
-            return cs_fail(err, "location.lon", "is required");
-        if (node_report_set_location(out, lat, lon, &e))
-            return relabel(err, e.field, &e);
-    }
-    return 0;
+    return node_edge_fields(report, out, err);
 }
 
 static const char *const computed_keys[] = {
@@ -530,6 +841,20 @@ json_t *codec_node_merge(const json_t *old, const json_t *report)
             if (get_opt(report, "virtualization"))
                 continue;
             json_object_del(doc, "virtualization");
+        }
+        /* Two spellings of the location and of the Vivaldi coordinates:
+         * the one sent last is the one kept. */
+        if (strcmp(key, "location") == 0) {
+            json_object_del(doc, "lat");
+            json_object_del(doc, "long");
+            json_object_del(doc, "lon");
+        } else if (strcmp(key, "lat") == 0 || strcmp(key, "long") == 0 || strcmp(key, "lon") == 0) {
+            json_object_del(doc, "location");
+        } else if (strcmp(key, "vivaldi") == 0) {
+            json_object_del(doc, "vivaldi_vector");
+            json_object_del(doc, "vivaldi_height");
+        } else if (strcmp(key, "vivaldi_vector") == 0 || strcmp(key, "vivaldi_height") == 0) {
+            json_object_del(doc, "vivaldi");
         }
         json_t *copy = json_deep_copy(v);
         if (!copy || json_object_set_new(doc, key, copy)) {
@@ -606,6 +931,81 @@ json_t *codec_reasons(const engine_result *r)
     return o;
 }
 
+json_t *codec_filters(const engine_result *r)
+{
+    engine_filter_count f[CS_LIST_MAX + 16];
+    size_t n = engine_filters(r, f, sizeof f / sizeof f[0]);
+    if (n > sizeof f / sizeof f[0])
+        n = sizeof f / sizeof f[0];
+    json_t *a = json_array();
+    for (size_t i = 0; a && i < n; i++) {
+        json_t *o =
+            json_pack("{s:s, s:I}", "filter", f[i].filter, "removed", (json_int_t)f[i].removed);
+        if (o && f[i].constraint >= 0 &&
+            json_object_set_new(o, "constraint", json_integer(f[i].constraint))) {
+            json_decref(o);
+            o = NULL;
+        }
+        if (json_array_append_new(a, o)) {
+            json_decref(a);
+            return NULL;
+        }
+    }
+    return a;
+}
+
+/* Adds key: v when v is a finite number, rounded to 0.001. */
+static int set_figure(json_t *o, const char *key, double v)
+{
+    if (!isfinite(v))
+        return 0;
+    return json_object_set_new(o, key, json_real(round(v * 1000.0) / 1000.0));
+}
+
+static json_t *explain_node(const engine_node_explain *x, const job_spec *job)
+{
+    json_t *o = json_pack("{s:s, s:b}", "node_id", x->node_id, "qualified", x->qualified);
+    if (!o)
+        return NULL;
+    int bad = 0;
+    char text[256];
+    if (x->qualified) {
+        bad |= json_object_set_new(o, "score", json_real(round(x->score * 100.0) / 100.0));
+        bad |= json_object_set_new(o, "rank", json_integer(x->rank));
+    } else {
+        engine_explain_text(x, job, text, sizeof text);
+        bad |= json_object_set_new(o, "reason", json_string(engine_reason_key(x->reason)));
+        bad |= json_object_set_new(o, "message", json_string(text));
+        if (x->constraint >= 0)
+            bad |= json_object_set_new(o, "constraint", json_integer(x->constraint));
+        bad |= set_figure(o, "value", x->value);
+        bad |= set_figure(o, "limit", x->limit);
+    }
+    if (x->holds_instance)
+        bad |= json_object_set_new(o, "holds_instance", json_true());
+    if (bad) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+json_t *codec_explain(const engine_result *r, const engine_node_explain *nodes, const job_spec *job,
+                      double at)
+{
+    json_t *per = json_array();
+    for (size_t i = 0; per && i < r->n_nodes; i++)
+        if (json_array_append_new(per, explain_node(&nodes[i], job))) {
+            json_decref(per);
+            per = NULL;
+        }
+    if (!per)
+        return NULL;
+    return json_pack("{s:f, s:I, s:I, s:o, s:o, s:o}", "at", at, "nodes", (json_int_t)r->n_nodes,
+                     "qualified", (json_int_t)r->n_qualified, "filters", codec_filters(r),
+                     "reasons", codec_reasons(r), "per_node", per);
+}
+
 char *codec_dump(const json_t *v)
 {
     /* 15 significant digits: what a human wrote (0.1) comes back as
@@ -624,18 +1024,19 @@ static char *dump_and_free(json_t *doc)
 char *codec_result_placed(const json_t *job, const json_t *node_doc, const engine_result *r,
                           const char *message)
 {
-    json_t *doc =
-        json_pack("{s:b, s:s, s:O, s:O, s:o, s:o, s:s}", "found", 1, "status", "NODE_SCHEDULED",
-                  "node", node_doc, "job", job, "candidates", codec_candidates(r), "reasons",
-                  codec_reasons(r), "message", message ? message : "");
+    json_t *doc = json_pack("{s:b, s:s, s:O, s:O, s:o, s:o, s:o, s:s}", "found", 1, "status",
+                            "NODE_SCHEDULED", "node", node_doc, "job", job, "candidates",
+                            codec_candidates(r), "reasons", codec_reasons(r), "filters",
+                            codec_filters(r), "message", message ? message : "");
     return doc ? dump_and_free(doc) : NULL;
 }
 
 char *codec_result_unplaced(const json_t *job, const engine_result *r, const char *message)
 {
-    json_t *doc = json_pack("{s:b, s:s, s:o, s:s, s:O, s:o}", "found", 0, "status",
-                            "NO_QUALIFIED_WORKER_FOUND", "reasons", codec_reasons(r), "message",
-                            message ? message : "", "job", job, "candidates", json_array());
+    json_t *doc = json_pack("{s:b, s:s, s:o, s:o, s:s, s:O, s:o}", "found", 0, "status",
+                            "NO_QUALIFIED_WORKER_FOUND", "reasons", codec_reasons(r), "filters",
+                            codec_filters(r), "message", message ? message : "", "job", job,
+                            "candidates", json_array());
     return doc ? dump_and_free(doc) : NULL;
 }
 
@@ -663,9 +1064,10 @@ char *codec_result_invalid(const json_t *job, const cs_error *e)
 
 json_t *codec_schedule_answer(const engine_result *r, const char *message)
 {
-    return json_pack("{s:I, s:I, s:o, s:o, s:s}", "nodes", (json_int_t)r->n_nodes, "qualified",
+    return json_pack("{s:I, s:I, s:o, s:o, s:o, s:s}", "nodes", (json_int_t)r->n_nodes, "qualified",
                      (json_int_t)r->n_qualified, "candidates", codec_candidates(r), "reasons",
-                     codec_reasons(r), "message", message ? message : "");
+                     codec_reasons(r), "filters", codec_filters(r), "message",
+                     message ? message : "");
 }
 
 char *codec_error_json(const char *field, const char *message)

@@ -16,13 +16,6 @@
 #include "job.h"
 #include "node.h"
 
-/* Things a decoded job asked for that the service accepts but ignores;
- * the caller logs them. */
-enum {
-    CODEC_NOTE_GEO = 1u << 0,
-    CODEC_NOTE_LATENCY = 1u << 1,
-};
-
 /* Parses a request body that must be one JSON object (duplicate keys
  * rejected). Returns a new reference, or NULL with err (field "body"). */
 json_t *codec_parse_object(const char *body, size_t len, cs_error *err);
@@ -37,8 +30,10 @@ int codec_instance(const json_t *obj, const char *key, uint32_t *out, cs_error *
 
 /* Decodes a job document into out (initialised here; the caller clears
  * it even on failure). id: the job id to use (the URL's wins over the
- * body's); NULL means take it from the body. notes: CODEC_NOTE_* bits, may
- * be NULL. Returns 0, or -1 with err naming the field (with prefix). */
+ * body's); NULL means take it from the body. notes: things the job asked
+ * for that the service accepts but ignores, for the caller to log (none at
+ * present: set to 0); may be NULL. Returns 0, or -1 with err naming the
+ * field (with prefix). */
 int codec_job(const json_t *job, const char *id, uint32_t instance, const char *prefix,
               job_spec *out, unsigned *notes, cs_error *err);
 
@@ -62,6 +57,14 @@ json_t *codec_node_doc(const json_t *stored, const node_view *v);
 json_t *codec_candidates(const engine_result *r);
 /* {"insufficient_cpu": 7, ...}: only the reasons that rejected a node. */
 json_t *codec_reasons(const engine_result *r);
+/* [{"filter": "cpu", "removed": 7}, {"filter": "geo", "constraint": 0,
+ * "removed": 2}, ...]: every filter that applied to the job, in chain order. */
+json_t *codec_filters(const engine_result *r);
+/* {"at", "nodes", "qualified", "filters", "reasons", "per_node": [{"node_id",
+ * "qualified", "score", "rank"} or {"node_id", "qualified": false, "reason",
+ * "message", "constraint"?, "value"?, "limit"?}, ...]} from engine_explain. */
+json_t *codec_explain(const engine_result *r, const engine_node_explain *nodes, const job_spec *job,
+                      double at);
 
 /* Result documents for the cluster manager, as compact JSON strings
  * (caller frees), or NULL when out of memory. job: the job as received
@@ -73,7 +76,7 @@ char *codec_result_unplaced(const json_t *job, const engine_result *r, const cha
  * configuration or a bug gets here): not placed, with the error. */
 char *codec_result_invalid(const json_t *job, const cs_error *e);
 
-/* {"nodes":..,"qualified":..,"candidates":..,"reasons":..,"message":..} */
+/* {"nodes":..,"qualified":..,"candidates":..,"reasons":..,"filters":..,"message":..} */
 json_t *codec_schedule_answer(const engine_result *r, const char *message);
 
 /* {"error":{"field":..,"message":..}} as a string (caller frees). */

@@ -202,6 +202,24 @@ static int body_append(http_server *h, req *rq, const char *data, size_t n)
     return 0;
 }
 
+/* Reads ?explain= into the match (see route_match.explain). */
+static enum MHD_Result query_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+                                 const char *value)
+{
+    (void)kind;
+    route_match *m = cls;
+    if (strcmp(key, "explain") != 0)
+        return MHD_YES;
+    if (!value || !*value || strcmp(value, "1") == 0 || strcmp(value, "true") == 0 ||
+        strcmp(value, "yes") == 0)
+        m->explain = 1;
+    else if (strcmp(value, "0") == 0 || strcmp(value, "false") == 0 || strcmp(value, "no") == 0)
+        m->explain = 0;
+    else
+        m->explain = -1;
+    return MHD_YES;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls)
@@ -226,6 +244,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         }
         if (rq->st != ROUTER_OK)
             return early_reply(h, conn, rq, method, url);
+        MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, query_arg, &rq->m);
         const char *cl =
             MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl && rq->m.wants_body) {

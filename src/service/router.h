@@ -55,6 +55,9 @@ typedef struct route_match {
     const char *allow;           /* ROUTER_BAD_METHOD: "GET, HEAD, PUT, DELETE" */
     const char *bad_field;       /* ROUTER_BAD_PARAM: "job_id", "instance", "node_id", "path" */
     const char *bad_msg;         /* ROUTER_BAD_PARAM: why */
+    /* The query's explain= (set by the HTTP layer, not the router): 0 absent
+     * or off, 1 on ("1", "true", "yes" or no value), -1 any other value. */
+    int explain;
 } route_match;
 
 unsigned router_method(const char *method);

@@ -121,7 +121,7 @@ static void test_get_reports_fields(void **state)
     assert_int_equal(v.vcpus_milli, 4000);
     assert_int_equal(v.memory_mb, 4096);
     assert_int_equal(v.gpus, 2);
-    assert_true(v.has_location && v.lat == 48.1 && v.lon == 11.6);
+    assert_true(v.has_location && fabs(v.lat - 48.1) < 1e-9 && fabs(v.lon - 11.6) < 1e-9);
     assert_false(v.has_usage);
     assert_true(v.last_report == NOW);
     assert_true(v.active);
@@ -720,6 +720,179 @@ static void test_memory_bytes_grows(void **state)
     cluster_free(c);
 }
 
+/* ---- edge fields ---- */
+
+static void test_edge_fields_stored_and_partial(void **state)
+{
+    (void)state;
+    cluster *c = cluster_new(TTL);
+    node_report r;
+    cs_error err;
+    add_node(c, "n1", 4, 4096, NOW);
+    size_t bare = cluster_memory_bytes(c);
+    node_view v = get(c, "n1", NOW);
+    assert_false(v.has_location);
+    assert_int_equal(v.n_latency + v.vivaldi_dim + v.n_labels, 0);
+
+    node_report_init(&r);
+    const double viv[] = {3, 4};
+    assert_int_equal(node_report_set_location(&r, -33.86, 151.21, NULL), 0);
+    assert_int_equal(node_report_add_latency(&r, "sydney", 2.5, NULL), 0);
+    assert_int_equal(node_report_add_latency(&r, "perth", 48, NULL), 0);
+    assert_int_equal(node_report_set_vivaldi(&r, viv, 2, 1, NULL), 0);
+    assert_int_equal(node_report_add_label(&r, "zone", "au-1", NULL), 0);
+    assert_int_equal(cluster_report(c, "n1", &r, NOW, &err), 0);
+    node_report_clear(&r);
+    v = get(c, "n1", NOW);
+    assert_true(v.has_location && fabs(v.lat + 33.86) < 1e-9 && fabs(v.lon - 151.21) < 1e-9);
+    assert_int_equal(v.n_latency, 2);
+    assert_int_equal(v.vivaldi_dim, 2);
+    assert_int_equal(v.n_labels, 1);
+    size_t full = cluster_memory_bytes(c);
+    assert_true(full > bare);
+
+    /* a report of other fields keeps them; the same report again changes nothing */
+    report_usage(c, "n1", 10, 10, NOW + 1);
+    v = get(c, "n1", NOW + 1);
+    assert_true(v.has_location);
+    assert_int_equal(v.n_latency + v.vivaldi_dim + v.n_labels, 5);
+    assert_int_equal(cluster_memory_bytes(c), full);
+
+    /* one edge field replaced, the others kept */
+    node_report_init(&r);
+    assert_int_equal(node_report_add_label(&r, "zone", "au-2", NULL), 0);
+    assert_int_equal(node_report_add_label(&r, "rack", "r1", NULL), 0);
+    assert_int_equal(cluster_report(c, "n1", &r, NOW + 2, &err), 0);
+    node_report_clear(&r);
+    v = get(c, "n1", NOW + 2);
+    assert_true(v.has_location);
+    assert_int_equal(v.n_latency, 2);
+    assert_int_equal(v.n_labels, 2);
+
+    /* empty tables clear; with nothing left the block goes (only the
+     * location stays here) */
+    node_report_init(&r);
+    r.set |= NODE_F_LATENCY | NODE_F_LABELS;
+    assert_int_equal(cluster_report(c, "n1", &r, NOW + 3, &err), 0);
+    node_report_clear(&r);
+    v = get(c, "n1", NOW + 3);
+    assert_int_equal(v.n_latency, 0);
+    assert_int_equal(v.n_labels, 0);
+    assert_int_equal(v.vivaldi_dim, 2);
+    assert_true(v.has_location);
+    assert_true(cluster_memory_bytes(c) < full);
+    assert_true(cluster_memory_bytes(c) > bare);
+
+    /* a failed report leaves the node as it was */
+    node_report_init(&r);
+    assert_int_equal(node_report_add_label(&r, "zone", "x", NULL), 0);
+    assert_int_equal(node_report_set_vcpus(&r, 8, NULL), 0);
+    r.vivaldi_dim = 0; /* a malformed report bypassing the setter */
+    r.set |= NODE_F_VIVALDI;
+    assert_int_equal(cluster_report(c, "n1", &r, NOW + 4, &err), -1);
+    assert_string_equal(err.field, "vivaldi.vector");
+    node_report_clear(&r);
+    v = get(c, "n1", NOW + 4);
+    assert_int_equal(v.n_labels, 0);
+    assert_int_equal(v.vcpus_milli, 4000);
+
+    /* a removed node takes its block with it (ASan checks the free) */
+    assert_int_equal(cluster_remove(c, "n1", NULL, NULL), 0);
+    cluster_free(c);
+}
+
+static void test_edge_area_dictionary_is_bounded(void **state)
+{
+    (void)state;
+    cluster *c = cluster_new(TTL);
+    node_report r;
+    cs_error err;
+    char id[32], area[32];
+    add_node(c, "n0", 4, 4096, NOW);
+    for (int k = 0; k < CS_DISTINCT_AREAS / CS_LIST_MAX; k++) {
+        snprintf(id, sizeof(id), "n%d", k);
+        base_report(&r, id, 1, 1024);
+        for (int i = 0; i < CS_LIST_MAX; i++) {
+            snprintf(area, sizeof(area), "a%d", k * CS_LIST_MAX + i);
+            assert_int_equal(node_report_add_latency(&r, area, i, NULL), 0);
+        }
+        assert_true(cluster_report(c, id, &r, NOW, &err) >= 0);
+        node_report_clear(&r);
+    }
+    node_report_init(&r);
+    assert_int_equal(node_report_add_latency(&r, "a0", 1, NULL), 0); /* known: fine */
+    assert_int_equal(node_report_add_latency(&r, "brand-new", 1, NULL), 0);
+    assert_int_equal(cluster_report(c, "n0", &r, NOW, &err), -1);
+    assert_string_equal(err.field, "latency_ms");
+    node_report_clear(&r);
+    assert_int_equal(get(c, "n0", NOW).n_latency, CS_LIST_MAX);
+    cluster_free(c);
+}
+
+/* cluster_job_placements follows reservations through swaps, releases
+ * and node removals: checked against a walk of every reservation. */
+static size_t brute_count(cluster *c, const char *job)
+{
+    reservation_view page[256];
+    size_t n = cluster_placements(c, 0, page, 256), k = 0;
+    for (size_t i = 0; i < n; i++)
+        k += strcmp(page[i].job_id, job) == 0;
+    return k;
+}
+
+static void test_job_placements_index(void **state)
+{
+    (void)state;
+    cluster *c = cluster_new(TTL);
+    char id[32];
+    const char *jobs[] = {"a", "b", "c"};
+    for (int i = 0; i < 8; i++) {
+        snprintf(id, sizeof(id), "n%d", i);
+        add_node(c, id, 64, 65536, NOW);
+    }
+    srand(7);
+    bool held[3][20] = {{false}};
+    for (int step = 0; step < 2000; step++) {
+        int j = rand() % 3, inst = rand() % 20;
+        if (held[j][inst] && rand() % 2) {
+            assert_int_equal(cluster_release(c, jobs[j], (uint32_t)inst), 0);
+            held[j][inst] = false;
+        } else if (!held[j][inst]) {
+            snprintf(id, sizeof(id), "n%d", rand() % 8);
+            if (cluster_size(c) < 8 && strcmp(id, "n7") == 0)
+                continue; /* removed below */
+            restore(c, jobs[j], (uint32_t)inst, id, 0.5, 16, NOW);
+            held[j][inst] = true;
+        }
+        if (step == 1000) { /* a node removal drops its reservations */
+            reservation_view *dropped = NULL;
+            size_t nd = 0;
+            assert_int_equal(cluster_remove(c, "n7", &dropped, &nd), 0);
+            for (size_t i = 0; i < nd; i++)
+                for (int k = 0; k < 3; k++)
+                    if (strcmp(dropped[i].job_id, jobs[k]) == 0)
+                        held[k][dropped[i].instance] = false;
+            free(dropped);
+        }
+        for (int k = 0; k < 3; k++) {
+            reservation_view out[20];
+            size_t n = cluster_job_placements(c, jobs[k], out, 20);
+            size_t want = 0;
+            for (int i = 0; i < 20; i++)
+                want += held[k][i];
+            assert_int_equal(n, want);
+            assert_int_equal(n, brute_count(c, jobs[k]));
+            for (size_t i = 0; i < n; i++) {
+                assert_string_equal(out[i].job_id, jobs[k]);
+                assert_true(held[k][out[i].instance]);
+            }
+        }
+    }
+    reservation_view one;
+    assert_int_equal(cluster_job_placements(c, "unknown", &one, 1), 0);
+    cluster_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -746,6 +919,9 @@ int main(void)
         cmocka_unit_test(test_stale_placements),
         cmocka_unit_test(test_place_is_idempotent),
         cmocka_unit_test(test_memory_bytes_grows),
+        cmocka_unit_test(test_edge_fields_stored_and_partial),
+        cmocka_unit_test(test_edge_area_dictionary_is_bounded),
+        cmocka_unit_test(test_job_placements_index),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -143,7 +143,16 @@ static void test_job_minimal_and_full(void **state)
     assert_int_equal(j.csi.n, 1);
     assert_int_equal(j.strategy, STRATEGY_BEST_FIT);
     assert_int_equal(j.top_k, 3);
-    assert_int_equal(notes, CODEC_NOTE_GEO | CODEC_NOTE_LATENCY);
+    assert_int_equal(notes, 0);
+    assert_int_equal(j.n_cons, 2);
+    assert_int_equal(j.cons[0].kind, JOB_CONS_GEO);
+    assert_int_equal(j.cons[0].index, 2);
+    assert_true(j.cons[0].lat == 1 && j.cons[0].lon == 2 && j.cons[0].threshold == 5);
+    assert_false(j.cons[0].prefer);
+    assert_int_equal(j.cons[1].kind, JOB_CONS_LATENCY);
+    assert_int_equal(j.cons[1].index, 3);
+    assert_string_equal(j.cons[1].name, "x");
+    assert_true(j.cons[1].prefer); /* latency ranks lower first unless told not to */
     job_spec_clear(&j);
 
     /* nulls are "not given"; a direct constraint naming only a cluster
@@ -235,7 +244,8 @@ static void test_job_errors(void **state)
     expect_job_error("{\"_id\":\"j\",\"virtualization\":\"container\",\"constraints\":[{}]}",
                      "constraints[0].type");
     expect_job_error("{\"_id\":\"j\",\"virtualization\":\"container\","
-                     "\"constraints\":[{\"type\":\"geo\"},{\"type\":\"magic\"}]}",
+                     "\"constraints\":[{\"type\":\"geo\",\"location\":\"0,0\",\"threshold\":1},"
+                     "{\"type\":\"magic\"}]}",
                      "constraints[1].type");
     expect_job_error("{\"_id\":\"j\",\"virtualization\":\"container\","
                      "\"constraints\":[{\"type\":\"direct\",\"node\":5}]}",
@@ -505,15 +515,319 @@ static void test_error_json(void **state)
     free(s);
 }
 
+/* ---- edge constraints, node edge fields, filters and explanations ---- */
+
+#define JOB_WITH(cons) "{\"_id\":\"j\",\"virtualization\":\"container\",\"constraints\":[" cons "]}"
+
+static void test_edge_constraints(void **state)
+{
+    (void)state;
+    job_spec j;
+    cs_error e;
+    assert_int_equal(
+        job_from(JOB_WITH("{\"type\":\"direct\",\"node\":\"h\"},"
+                          "{\"type\":\"geo\",\"location\":\" 48.1 , 11.5 \",\"threshold\":\"25\","
+                          "\"prefer\":\"nearest\"},"
+                          "{\"type\":\"geo\",\"location\":{\"lat\":-33.9,\"long\":\"151.2\"},"
+                          "\"threshold\":0},"
+                          "{\"type\":\"latency\",\"area\":\"munich-1\",\"threshold\":12.5,"
+                          "\"prefer\":\"none\"},"
+                          "{\"type\":\"connectivity\",\"target_job\":\"db\",\"latency_ms\":5},"
+                          "{\"type\":\"connectivity\",\"target_job\":\"db\",\"threshold\":7}"),
+                 &j, NULL, &e),
+        0);
+    assert_int_equal(j.n_cons, 5);
+    assert_int_equal(j.cons[0].kind, JOB_CONS_GEO);
+    assert_int_equal(j.cons[0].index, 1);
+    assert_true(j.cons[0].lat == 48.1 && j.cons[0].lon == 11.5 && j.cons[0].threshold == 25);
+    assert_true(j.cons[0].prefer);
+    assert_true(j.cons[1].lat == -33.9 && j.cons[1].lon == 151.2 && j.cons[1].threshold == 0);
+    assert_false(j.cons[1].prefer); /* geo: only when asked */
+    assert_int_equal(j.cons[2].kind, JOB_CONS_LATENCY);
+    assert_false(j.cons[2].prefer);
+    assert_true(j.cons[2].threshold == 12.5);
+    assert_int_equal(j.cons[3].kind, JOB_CONS_CONNECTIVITY);
+    assert_string_equal(j.cons[3].name, "db");
+    assert_true(j.cons[3].threshold == 5 && j.cons[3].prefer);
+    assert_true(j.cons[4].threshold == 7);
+    job_spec_clear(&j);
+
+    assert_int_equal(job_from("{\"_id\":\"j\",\"virtualization\":\"container\","
+                              "\"spread_by\":\"zone\"}",
+                              &j, NULL, &e),
+                     0);
+    assert_int_equal(j.spread, SPREAD_LABEL);
+    assert_string_equal(j.spread_label, "zone");
+    job_spec_clear(&j);
+}
+
+static void test_edge_constraint_errors(void **state)
+{
+    (void)state;
+    struct {
+        const char *text, *field;
+    } cases[] = {
+        {JOB_WITH("{\"type\":\"geo\",\"threshold\":5}"), "constraints[0].location"},
+        {JOB_WITH("{\"type\":\"geo\",\"location\":\"48,11\"}"), "constraints[0].threshold"},
+        {JOB_WITH("{\"type\":\"geo\",\"location\":\"48,11\",\"threshold\":-1}"),
+         "constraints[0].threshold"},
+        {JOB_WITH("{\"type\":\"geo\",\"location\":\"48,11\",\"threshold\":\"far\"}"),
+         "constraints[0].threshold"},
+        {JOB_WITH("{\"type\":\"geo\",\"location\":\"48,11\",\"threshold\":true}"),
+         "constraints[0].threshold"},
+        {JOB_WITH("{\"type\":\"geo\",\"location\":\"48,11\",\"threshold\":1e300}"),
+         "constraints[0].threshold"},
+        {JOB_WITH("{\"type\":\"geo\",\"location\":\"91,11\",\"threshold\":1}"),
+         "constraints[0].location"},
+        {JOB_WITH("{\"type\":\"geo\",\"location\":\"-90.5,11\",\"threshold\":1}"),
+         "constraints[0].location"},
+        {JOB_WITH("{\"type\":\"geo\",\"location\":\"0,180.5\",\"threshold\":1}"),
+         "constraints[0].location"},
+        {JOB_WITH("{\"type\":\"geo\",\"location\":\"0,-181\",\"threshold\":1}"),
+         "constraints[0].location"},
+        {JOB_WITH("{\"type\":\"geo\",\"location\":\"north,east\",\"threshold\":1}"),
+         "constraints[0].location"},
+        {JOB_WITH("{\"type\":\"geo\",\"location\":\"48\",\"threshold\":1}"),
+         "constraints[0].location"},
+        {JOB_WITH("{\"type\":\"geo\",\"location\":\"48,11,3\",\"threshold\":1}"),
+         "constraints[0].location"},
+        {JOB_WITH("{\"type\":\"geo\",\"location\":[48,11],\"threshold\":1}"),
+         "constraints[0].location"},
+        {JOB_WITH("{\"type\":\"geo\",\"location\":{\"lat\":95,\"lon\":0},\"threshold\":1}"),
+         "constraints[0].location.lat"},
+        {JOB_WITH("{\"type\":\"geo\",\"location\":{\"lat\":5,\"lon\":190},\"threshold\":1}"),
+         "constraints[0].location.lon"},
+        {JOB_WITH("{\"type\":\"geo\",\"location\":{\"lat\":5},\"threshold\":1}"),
+         "constraints[0].location.lon"},
+        {JOB_WITH("{\"type\":\"geo\",\"location\":{\"lat\":\"x\",\"lon\":1},\"threshold\":1}"),
+         "constraints[0].location.lat"},
+        {JOB_WITH("{\"type\":\"geo\",\"location\":\"1,2\",\"threshold\":1,\"prefer\":\"far\"}"),
+         "constraints[0].prefer"},
+        {JOB_WITH("{\"type\":\"latency\",\"threshold\":1}"), "constraints[0].area"},
+        {JOB_WITH("{\"type\":\"latency\",\"area\":\"\",\"threshold\":1}"), "constraints[0].area"},
+        {JOB_WITH("{\"type\":\"latency\",\"area\":5,\"threshold\":1}"), "constraints[0].area"},
+        {JOB_WITH("{\"type\":\"latency\",\"area\":\"a\"}"), "constraints[0].threshold"},
+        {JOB_WITH("{\"type\":\"latency\",\"area\":\"a\",\"threshold\":-0.1}"),
+         "constraints[0].threshold"},
+        {JOB_WITH("{\"type\":\"connectivity\",\"latency_ms\":1}"), "constraints[0].target_job"},
+        {JOB_WITH("{\"type\":\"connectivity\",\"target_job\":\"a/b\",\"latency_ms\":1}"),
+         "constraints[0].target_job"},
+        {JOB_WITH("{\"type\":\"connectivity\",\"target_job\":\"db\"}"),
+         "constraints[0].latency_ms"},
+        {JOB_WITH("{\"type\":\"connectivity\",\"target_job\":\"db\",\"latency_ms\":-5}"),
+         "constraints[0].latency_ms"},
+        {JOB_WITH("{\"type\":\"connectivity\",\"target_job\":\"db\",\"threshold\":-5}"),
+         "constraints[0].threshold"},
+        {JOB_WITH("{\"type\":\"teleport\"}"), "constraints[0].type"},
+        {"{\"_id\":\"j\",\"virtualization\":\"container\",\"spread_by\":5}", "spread_by"},
+        {"{\"_id\":\"j\",\"virtualization\":\"container\",\"spread_by\":\"\"}", "spread_by"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        expect_job_error(cases[i].text, cases[i].field);
+    /* the prefix names nested jobs (replicate) */
+    job_spec j;
+    cs_error e;
+    json_t *v = obj(JOB_WITH("{\"type\":\"geo\",\"location\":\"1,2\",\"threshold\":-1}"));
+    assert_int_equal(codec_job(v, NULL, 0, "job.", &j, NULL, &e), -1);
+    assert_string_equal(e.field, "job.constraints[0].threshold");
+    job_spec_clear(&j);
+    json_decref(v);
+}
+
+static void test_node_edge_fields(void **state)
+{
+    (void)state;
+    node_report r;
+    cs_error e;
+    json_t *v = obj("{\"location\":\"48.1,11.5\",\"latency_ms\":{\"munich-1\":12.5,\"x\":\"3\"},"
+                    "\"vivaldi\":{\"vector\":[1,-2,3],\"height\":0.5},"
+                    "\"labels\":{\"zone\":\"a\",\"n\":[1,2],\"flag\":true}}");
+    assert_int_equal(codec_node(v, &r, &e), 0);
+    assert_true(r.lat == 48.1 && r.lon == 11.5);
+    assert_int_equal(r.n_latency, 2);
+    assert_true(r.latency[1].ms == 3);
+    assert_int_equal(r.vivaldi_dim, 3);
+    assert_true(r.vivaldi[1] == -2 && r.vivaldi_height == 0.5);
+    assert_int_equal(r.n_labels, 1); /* values that are not strings are kept, not used */
+    assert_string_equal(r.labels[0].key, "zone");
+    uint32_t all = NODE_F_LOCATION | NODE_F_LATENCY | NODE_F_VIVALDI | NODE_F_LABELS;
+    assert_int_equal(r.set & all, all);
+    node_report_clear(&r);
+    json_decref(v);
+
+    /* the original's shapes: top-level lat/long (numbers or strings), vivaldi_* */
+    v = obj("{\"lat\":\"52.52\",\"long\":13.405,\"vivaldi_vector\":[4,5],\"vivaldi_height\":2,"
+            "\"vivaldi_error\":0.3}");
+    assert_int_equal(codec_node(v, &r, &e), 0);
+    assert_true(r.lat == 52.52 && r.lon == 13.405);
+    assert_int_equal(r.vivaldi_dim, 2);
+    assert_true(r.vivaldi_height == 2);
+    node_report_clear(&r);
+    json_decref(v);
+
+    /* empty tables are reports too: they clear */
+    v = obj("{\"latency_ms\":{\"not-measured\":null},\"labels\":{}}");
+    assert_int_equal(codec_node(v, &r, &e), 0);
+    assert_int_equal(r.set, NODE_F_LATENCY | NODE_F_LABELS);
+    node_report_clear(&r);
+    json_decref(v);
+
+    char big[200], buf[300];
+    memset(big, 'v', 100);
+    big[100] = 0;
+    snprintf(buf, sizeof buf, "{\"labels\":{\"zone\":\"%s\"}}", big);
+    struct {
+        const char *text, *field;
+    } cases[] = {
+        {"{\"location\":\"1\"}", "location"},
+        {"{\"location\":\"95,1\"}", "location"},
+        {"{\"location\":{\"lat\":1,\"lon\":200}}", "location.lon"},
+        {"{\"lat\":1}", "long"},
+        {"{\"long\":1}", "lat"},
+        {"{\"lat\":91,\"long\":1}", "lat"},
+        {"{\"lat\":1,\"long\":\"w\"}", "long"},
+        {"{\"latency_ms\":5}", "latency_ms"},
+        {"{\"latency_ms\":{\"a\":-1}}", "latency_ms.a"},
+        {"{\"latency_ms\":{\"a\":\"slow\"}}", "latency_ms.a"},
+        {"{\"vivaldi\":[1,2]}", "vivaldi"},
+        {"{\"vivaldi\":{\"height\":1}}", "vivaldi.vector"},
+        {"{\"vivaldi\":{\"vector\":[]}}", "vivaldi.vector"},
+        {"{\"vivaldi\":{\"vector\":[1,\"x\"]}}", "vivaldi.vector[1]"},
+        {"{\"vivaldi\":{\"vector\":[1],\"height\":-1}}", "vivaldi.height"},
+        {"{\"vivaldi_height\":1}", "vivaldi_vector"},
+        {"{\"vivaldi_vector\":[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17]}", "vivaldi_vector"},
+        {"{\"labels\":[\"zone\"]}", "labels"},
+        {buf, "labels.zone"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        expect_node_error(cases[i].text, cases[i].field);
+}
+
+static void test_node_merge_edge_spellings(void **state)
+{
+    (void)state;
+    json_t *d1 = obj("{\"lat\":1,\"long\":2,\"vivaldi_vector\":[1],\"vivaldi_height\":0}");
+    json_t *r = obj("{\"location\":\"3,4\",\"vivaldi\":{\"vector\":[2]}}");
+    json_t *d2 = codec_node_merge(d1, r);
+    assert_null(json_object_get(d2, "lat"));
+    assert_null(json_object_get(d2, "long"));
+    assert_null(json_object_get(d2, "vivaldi_vector"));
+    assert_null(json_object_get(d2, "vivaldi_height"));
+    assert_non_null(json_object_get(d2, "location"));
+    json_decref(r);
+    r = obj("{\"lat\":5,\"long\":6,\"vivaldi_vector\":[3]}");
+    json_t *d3 = codec_node_merge(d2, r);
+    assert_null(json_object_get(d3, "location"));
+    assert_null(json_object_get(d3, "vivaldi"));
+    /* the merged document decodes to what was sent last */
+    node_report nr;
+    cs_error e;
+    assert_int_equal(codec_node(d3, &nr, &e), 0);
+    assert_true(nr.lat == 5 && nr.lon == 6 && nr.vivaldi[0] == 3);
+    node_report_clear(&nr);
+    json_decref(r);
+    json_decref(d1);
+    json_decref(d2);
+    json_decref(d3);
+}
+
+static void test_filters_and_explain(void **state)
+{
+    (void)state;
+    job_spec j;
+    cs_error e;
+    assert_int_equal(job_from("{\"_id\":\"j\",\"virtualization\":\"container\",\"arch\":\"amd64\","
+                              "\"constraints\":[{\"type\":\"addons\",\"needs\":[\"a\"]},"
+                              "{\"type\":\"geo\",\"location\":\"1,2\",\"threshold\":5}]}",
+                              &j, NULL, &e),
+                     0);
+    size_t removed[1] = {4};
+    engine_result r;
+    memset(&r, 0, sizeof r);
+    r.job = &j;
+    r.cons_removed = removed;
+    r.n_nodes = 2;
+    r.n_qualified = 1;
+    r.reasons[REASON_CPU] = 2;
+    r.reasons[REASON_TOO_FAR] = 3;
+    r.reasons[REASON_NO_LOCATION] = 1;
+    r.reasons[REASON_REPLICA_NODE] = 5;
+    r.spread_ran = true;
+    json_t *f = codec_filters(&r);
+    char *s = codec_dump(f);
+    assert_string_equal(s, "[{\"filter\":\"inactive\",\"removed\":0},"
+                           "{\"filter\":\"technology\",\"removed\":0},"
+                           "{\"filter\":\"architecture\",\"removed\":0},"
+                           "{\"filter\":\"addons\",\"removed\":0},"
+                           "{\"filter\":\"gpu\",\"removed\":0},"
+                           "{\"filter\":\"cpu\",\"removed\":2},"
+                           "{\"filter\":\"memory\",\"removed\":0},"
+                           "{\"filter\":\"geo\",\"removed\":4,\"constraint\":1},"
+                           "{\"filter\":\"spread\",\"removed\":5}]");
+    free(s);
+    json_decref(f);
+
+    json_t *sched = codec_schedule_answer(&r, "m");
+    assert_int_equal(json_array_size(json_object_get(sched, "filters")), 9);
+    json_decref(sched);
+
+    engine_node_explain x[2];
+    memset(x, 0, sizeof x);
+    strcpy(x[0].node_id, "good");
+    x[0].qualified = true;
+    x[0].score = 87.654;
+    x[0].rank = 1;
+    x[0].holds_instance = true;
+    x[0].constraint = -1;
+    strcpy(x[1].node_id, "far");
+    x[1].reason = REASON_TOO_FAR;
+    x[1].constraint = 1;
+    x[1].value = 123.45678;
+    x[1].limit = 5;
+    json_t *ex = codec_explain(&r, x, &j, 1000.5);
+    assert_int_equal(json_integer_value(json_object_get(ex, "nodes")), 2);
+    assert_int_equal(json_integer_value(json_object_get(ex, "qualified")), 1);
+    json_t *per = json_object_get(ex, "per_node");
+    assert_int_equal(json_array_size(per), 2);
+    s = codec_dump(json_array_get(per, 0));
+    assert_string_equal(s, "{\"node_id\":\"good\",\"qualified\":true,\"score\":87.65,\"rank\":1,"
+                           "\"holds_instance\":true}");
+    free(s);
+    json_t *n1 = json_array_get(per, 1);
+    assert_string_equal(json_string_value(json_object_get(n1, "reason")), "too_far");
+    assert_int_equal(json_integer_value(json_object_get(n1, "constraint")), 1);
+    assert_true(json_real_value(json_object_get(n1, "value")) == 123.457);
+    assert_true(json_real_value(json_object_get(n1, "limit")) == 5);
+    assert_non_null(strstr(json_string_value(json_object_get(n1, "message")), "123.457 km"));
+    json_decref(ex);
+
+    /* no job (an instance placed earlier): no filters */
+    r.job = NULL;
+    f = codec_filters(&r);
+    assert_int_equal(json_array_size(f), 0);
+    json_decref(f);
+    job_spec_clear(&j);
+}
+
 int main(void)
+
 {
     json_object_seed(0);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parse_object),       cmocka_unit_test(test_job_minimal_and_full),
-        cmocka_unit_test(test_job_id_sources),     cmocka_unit_test(test_job_errors),
-        cmocka_unit_test(test_node_report),        cmocka_unit_test(test_node_errors),
-        cmocka_unit_test(test_node_merge_and_doc), cmocka_unit_test(test_results),
+        cmocka_unit_test(test_parse_object),
+        cmocka_unit_test(test_job_minimal_and_full),
+        cmocka_unit_test(test_job_id_sources),
+        cmocka_unit_test(test_job_errors),
+        cmocka_unit_test(test_node_report),
+        cmocka_unit_test(test_node_errors),
+        cmocka_unit_test(test_node_merge_and_doc),
+        cmocka_unit_test(test_results),
         cmocka_unit_test(test_error_json),
+        cmocka_unit_test(test_edge_constraints),
+        cmocka_unit_test(test_edge_constraint_errors),
+        cmocka_unit_test(test_node_edge_fields),
+        cmocka_unit_test(test_node_merge_edge_spellings),
+        cmocka_unit_test(test_filters_and_explain),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

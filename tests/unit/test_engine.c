@@ -1,6 +1,8 @@
 /* test_engine.c - placement: each filter and its reason code, the counts and
  * message when nothing qualifies, each strategy's order, tie-breaks, top-k,
- * and no double booking when jobs arrive one after another. */
+ * and no double booking when jobs arrive one after another; the edge
+ * constraints (geo, latency, connectivity) with their edge cases, replica
+ * spreading, and per-node explanations. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -8,11 +10,14 @@
 #include <cmocka.h>
 
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cluster.h"
 #include "engine.h"
+#include "geo.h"
 #include "job.h"
 #include "node.h"
 #include "virt.h"
@@ -623,8 +628,8 @@ static void test_message_all_reasons_most_frequent_first(void **state)
     job_spec_set_gpus(&j, 1, NULL);
     rank(ctx, c, &j, NOW, &res);
     assert_int_equal(res.n_nodes, 45);
-    for (int i = 0; i < REASON__COUNT; i++)
-        assert_int_equal(res.reasons[i], (size_t)i + 1);
+    for (int i = 0; i < REASON__COUNT; i++) /* the edge reasons need edge constraints */
+        assert_int_equal(res.reasons[i], i <= REASON_MEMORY ? (size_t)i + 1 : 0);
     char msg[512];
     engine_message(&res, &j, msg, sizeof(msg));
     assert_string_equal(msg, "0/45 nodes qualify: 9 insufficient memory, 8 insufficient cpu, "
@@ -1306,7 +1311,680 @@ static void test_extreme_sizes(void **state)
     }
 }
 
+/* ---- edge constraints ---- */
+
+/* A container node with a location (lat/lon NAN: none). */
+static void add_geo_node(cluster *c, const char *id, double vcpus, double lat, double lon)
+{
+    node_report r;
+    node_base(&r, id, "container", "amd64", vcpus, 8192);
+    if (!isnan(lat))
+        assert_int_equal(node_report_set_location(&r, lat, lon, NULL), 0);
+    put(c, id, &r, NOW);
+}
+
+static void rank_ok(engine_ctx *ctx, cluster *c, job_spec *j, engine_result *res)
+{
+    rank(ctx, c, j, NOW, res);
+}
+
+static size_t filter_removed(const engine_result *res, const char *name, int cons)
+{
+    engine_filter_count f[32];
+    size_t n = engine_filters(res, f, 32);
+    for (size_t i = 0; i < n && i < 32; i++)
+        if (strcmp(f[i].filter, name) == 0 && f[i].constraint == cons)
+            return f[i].removed;
+    fail_msg("filter %s (%d) not listed", name, cons);
+    return 0;
+}
+
+static void test_reason_keys_edge(void **state)
+{
+    (void)state;
+    const char *want[] = {"no_location",
+                          "too_far",
+                          "no_latency",
+                          "latency_too_high",
+                          "no_coordinates",
+                          "target_not_running",
+                          "target_no_coordinates",
+                          "connectivity_too_slow",
+                          "replica_in_label",
+                          "replica_on_node"};
+    for (int r = REASON_NO_LOCATION; r < REASON__COUNT; r++)
+        assert_string_equal(engine_reason_key((engine_reason)r), want[r - REASON_NO_LOCATION]);
+    assert_string_equal(engine_reason_key(REASON__COUNT), "unknown");
+}
+
+static void test_geo_distances(void **state)
+{
+    (void)state;
+    /* Munich - Berlin, about 504 km */
+    double d = geo_haversine_km(48.137, 11.575, 52.52, 13.405);
+    assert_true(d > 503 && d < 506);
+    /* the chord form used by the filter is the same great-circle distance */
+    srand(3);
+    for (int i = 0; i < 1000; i++) {
+        double la1 = rand() % 18001 / 100.0 - 90, lo1 = rand() % 36001 / 100.0 - 180;
+        double la2 = rand() % 18001 / 100.0 - 90, lo2 = rand() % 36001 / 100.0 - 180;
+        geo_point a = geo_unit(la1, lo1), b = geo_unit(la2, lo2);
+        double h = geo_haversine_km(la1, lo1, la2, lo2), ch = geo_chord_km(geo_chord2(&a, &b));
+        assert_true(fabs(h - ch) < 1e-6);
+        /* the threshold test agrees with the distance */
+        assert_true(geo_chord2(&a, &b) <= geo_chord2_max(h + 1e-6));
+        if (h > 1e-3)
+            assert_false(geo_chord2(&a, &b) <= geo_chord2_max(h - 1e-3));
+    }
+    /* a quarter of the circumference; the whole sphere past half of it */
+    assert_true(fabs(geo_haversine_km(0, 0, 0, 90) - M_PI / 2 * CS_EARTH_RADIUS_KM) < 1e-6);
+    geo_point n = geo_unit(90, 0), s = geo_unit(-90, 0);
+    assert_true(geo_chord2(&n, &s) <= geo_chord2_max(20100));
+    assert_false(geo_chord2(&n, &s) <= geo_chord2_max(20000));
+}
+
+static void test_geo_filter(void **state)
+{
+    (void)state;
+    cluster *c = cluster_new(TTL);
+    add_geo_node(c, "munich", 4, 48.137, 11.575);
+    add_geo_node(c, "garching", 4, 48.249, 11.651);
+    add_geo_node(c, "berlin", 4, 52.52, 13.405);
+    add_geo_node(c, "nowhere", 4, NAN, NAN);
+    add_geo_node(c, "full", 0.5, 48.137, 11.575); /* capacity rejects first */
+    engine_ctx *ctx = ctx_new(STRATEGY_DEFAULT, 0);
+    job_spec j;
+    engine_result res;
+    char buf[128];
+    job_make(&j, "j", 0, "container", 1, 512);
+    assert_int_equal(job_spec_add_geo(&j, 2, 48.137, 11.575, 50, false, NULL), 0);
+    rank_ok(ctx, c, &j, &res);
+    assert_int_equal(res.n_qualified, 2);
+    assert_string_equal(order(&res, buf, sizeof(buf)), "garching,munich"); /* by id: a tie */
+    assert_int_equal(res.reasons[REASON_TOO_FAR], 1);
+    assert_int_equal(res.reasons[REASON_NO_LOCATION], 1);
+    assert_int_equal(res.reasons[REASON_CPU], 1);
+    assert_non_null(res.cons_removed);
+    assert_int_equal(res.cons_removed[0], 2);
+    assert_int_equal(filter_removed(&res, "geo", 2), 2);
+    assert_int_equal(filter_removed(&res, "cpu", -1), 1);
+    char msg[256];
+    engine_message(&res, &j, msg, sizeof(msg));
+    assert_string_equal(msg, "2/5 nodes qualify: 1 insufficient cpu, 1 no location, 1 too far");
+
+    /* two geo constraints: each counts what it removed */
+    assert_int_equal(job_spec_add_geo(&j, 5, 48.249, 11.651, 5, false, NULL), 0);
+    rank_ok(ctx, c, &j, &res);
+    assert_int_equal(res.n_qualified, 1);
+    assert_string_equal(res.candidates[0].node_id, "garching");
+    assert_int_equal(filter_removed(&res, "geo", 2), 2);
+    assert_int_equal(filter_removed(&res, "geo", 5), 1);
+    job_spec_clear(&j);
+    engine_ctx_free(ctx);
+    cluster_free(c);
+}
+
+static void test_geo_edge_cases(void **state)
+{
+    (void)state;
+    cluster *c = cluster_new(TTL);
+    add_geo_node(c, "east", 4, 0, 179.9);
+    add_geo_node(c, "west", 4, 0, -179.9);
+    add_geo_node(c, "dateline", 4, 0, 180);
+    add_geo_node(c, "greenwich", 4, 0, 0);
+    add_geo_node(c, "north", 4, 90, 0);
+    add_geo_node(c, "north2", 4, 90, 77); /* the same point */
+    add_geo_node(c, "near-north", 4, 89.99, 100);
+    add_geo_node(c, "south", 4, -90, 0);
+    add_geo_node(c, "exact", 4, 48.1, 11.5);
+    add_geo_node(c, "beside", 4, 48.1, 11.5000001);
+    engine_ctx *ctx = ctx_new(STRATEGY_DEFAULT, CS_TOPK_MAX);
+    job_spec j;
+    engine_result res;
+    char buf[256];
+
+    /* antimeridian: 179.9 and -179.9 are 22 km apart, not 40,000 */
+    job_make(&j, "j", 0, "container", 1, 512);
+    assert_int_equal(job_spec_add_geo(&j, 0, 0, 179.95, 20, false, NULL), 0);
+    rank_ok(ctx, c, &j, &res);
+    assert_string_equal(order(&res, buf, sizeof(buf)), "dateline,east,west");
+    job_spec_clear(&j);
+    /* -180 and 180 are one place: zero threshold keeps it */
+    job_make(&j, "j", 0, "container", 1, 512);
+    assert_int_equal(job_spec_add_geo(&j, 0, 0, -180, 0, false, NULL), 0);
+    rank_ok(ctx, c, &j, &res);
+    assert_string_equal(order(&res, buf, sizeof(buf)), "dateline");
+    job_spec_clear(&j);
+
+    /* poles: every longitude is the pole */
+    job_make(&j, "j", 0, "container", 1, 512);
+    assert_int_equal(job_spec_add_geo(&j, 0, 90, -123, 0, false, NULL), 0);
+    rank_ok(ctx, c, &j, &res);
+    assert_string_equal(order(&res, buf, sizeof(buf)), "north,north2");
+    job_spec_clear(&j);
+    job_make(&j, "j", 0, "container", 1, 512);
+    assert_int_equal(job_spec_add_geo(&j, 0, 90, 0, 1.2, false, NULL), 0); /* 0.01 deg = 1.11 km */
+    rank_ok(ctx, c, &j, &res);
+    assert_string_equal(order(&res, buf, sizeof(buf)), "near-north,north,north2");
+    assert_int_equal(res.reasons[REASON_TOO_FAR], 7);
+    job_spec_clear(&j);
+
+    /* zero threshold: only the exact location */
+    job_make(&j, "j", 0, "container", 1, 512);
+    assert_int_equal(job_spec_add_geo(&j, 0, 48.1, 11.5, 0, false, NULL), 0);
+    rank_ok(ctx, c, &j, &res);
+    assert_string_equal(order(&res, buf, sizeof(buf)), "exact");
+    job_spec_clear(&j);
+    /* a threshold past half the circumference takes every located node */
+    job_make(&j, "j", 0, "container", 1, 512);
+    assert_int_equal(job_spec_add_geo(&j, 0, 48.1, 11.5, 1e6, false, NULL), 0);
+    rank_ok(ctx, c, &j, &res);
+    assert_int_equal(res.n_qualified, 10);
+    job_spec_clear(&j);
+    engine_ctx_free(ctx);
+    cluster_free(c);
+}
+
+static void test_geo_prefer_nearest(void **state)
+{
+    (void)state;
+    cluster *c = cluster_new(TTL);
+    /* the farther, the roomier: most-free alone would pick "far" */
+    add_geo_node(c, "near", 2, 48.14, 11.58);
+    add_geo_node(c, "mid", 8, 48.25, 11.65);
+    add_geo_node(c, "far", 32, 48.40, 11.75);
+    add_geo_node(c, "near-big", 16, 48.14, 11.58); /* same place as near */
+    engine_ctx *ctx = ctx_new(STRATEGY_DEFAULT, 0);
+    job_spec j;
+    engine_result res;
+    char buf[128];
+    job_make(&j, "j", 0, "container", 1, 512);
+    assert_int_equal(job_spec_add_geo(&j, 0, 48.137, 11.575, 50, false, NULL), 0);
+    rank_ok(ctx, c, &j, &res);
+    assert_string_equal(order(&res, buf, sizeof(buf)), "far,near-big,mid,near");
+    job_spec_clear(&j);
+
+    job_make(&j, "j", 0, "container", 1, 512);
+    assert_int_equal(job_spec_add_geo(&j, 0, 48.137, 11.575, 50, true, NULL), 0);
+    rank_ok(ctx, c, &j, &res);
+    /* nearest first; at one distance the strategy decides (bigger first) */
+    assert_string_equal(order(&res, buf, sizeof(buf)), "near-big,near,mid,far");
+    double d = geo_haversine_km(48.137, 11.575, 48.25, 11.65);
+    assert_true(fabs(res.candidates[2].score - 100.0 * (1 - d / 50)) < 1e-6);
+    assert_true(res.candidates[0].score > 99 && res.candidates[0].score <= 100);
+    job_spec_clear(&j);
+    engine_ctx_free(ctx);
+    cluster_free(c);
+}
+
+/* A node whose latency table is given as "area=ms,area=ms" ("" none). */
+static void add_latency_node(cluster *c, const char *id, double vcpus, const char *table)
+{
+    node_report r;
+    char buf[128];
+    node_base(&r, id, "container", "amd64", vcpus, 8192);
+    snprintf(buf, sizeof(buf), "%s", table);
+    for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(t, '=');
+        *eq = 0;
+        assert_int_equal(node_report_add_latency(&r, t, strtod(eq + 1, NULL), NULL), 0);
+    }
+    put(c, id, &r, NOW);
+}
+
+static void test_latency_filter(void **state)
+{
+    (void)state;
+    cluster *c = cluster_new(TTL);
+    add_latency_node(c, "a", 2, "munich-1=5,berlin=30");
+    add_latency_node(c, "b", 32, "munich-1=20");
+    add_latency_node(c, "c", 4, "munich-1=20.0001");
+    add_latency_node(c, "d", 4, "berlin=1");
+    add_latency_node(c, "e", 4, "");
+    add_latency_node(c, "zero", 1, "munich-1=0");
+    engine_ctx *ctx = ctx_new(STRATEGY_DEFAULT, 0);
+    job_spec j;
+    engine_result res;
+    char buf[128];
+    job_make(&j, "j", 0, "container", 1, 512);
+    assert_int_equal(job_spec_add_latency(&j, 1, "munich-1", 20, true, NULL), 0);
+    rank_ok(ctx, c, &j, &res);
+    /* at or below the threshold; lower latency ranks first */
+    assert_string_equal(order(&res, buf, sizeof(buf)), "zero,a,b");
+    assert_true(fabs(res.candidates[1].score - 75.0) < 1e-9); /* 5 of 20 ms */
+    assert_int_equal(res.reasons[REASON_LATENCY], 1);
+    assert_int_equal(res.reasons[REASON_NO_LATENCY], 2);
+    assert_int_equal(filter_removed(&res, "latency", 1), 3);
+    job_spec_clear(&j);
+
+    /* prefer none: the strategy ranks */
+    job_make(&j, "j", 0, "container", 1, 512);
+    assert_int_equal(job_spec_add_latency(&j, 0, "munich-1", 20, false, NULL), 0);
+    rank_ok(ctx, c, &j, &res);
+    assert_string_equal(order(&res, buf, sizeof(buf)), "b,a,zero");
+    job_spec_clear(&j);
+
+    /* zero threshold: exactly 0 ms only */
+    job_make(&j, "j", 0, "container", 1, 512);
+    assert_int_equal(job_spec_add_latency(&j, 0, "munich-1", 0, true, NULL), 0);
+    rank_ok(ctx, c, &j, &res);
+    assert_string_equal(order(&res, buf, sizeof(buf)), "zero");
+    job_spec_clear(&j);
+
+    /* an area no node ever measured */
+    job_make(&j, "j", 0, "container", 1, 512);
+    assert_int_equal(job_spec_add_latency(&j, 0, "atlantis", 1000, true, NULL), 0);
+    rank_ok(ctx, c, &j, &res);
+    assert_int_equal(res.n_qualified, 0);
+    assert_int_equal(res.reasons[REASON_NO_LATENCY], 6);
+    char msg[128];
+    engine_message(&res, &j, msg, sizeof(msg));
+    assert_string_equal(msg, "0/6 nodes qualify: 6 no latency measured to the area");
+    job_spec_clear(&j);
+    engine_ctx_free(ctx);
+    cluster_free(c);
+}
+
+/* A node with Vivaldi coordinates (dim 0: none). */
+static void add_viv_node(cluster *c, const char *id, const double *v, size_t dim, double height)
+{
+    node_report r;
+    node_base(&r, id, "container", "amd64", 8, 8192);
+    if (dim)
+        assert_int_equal(node_report_set_vivaldi(&r, v, dim, height, NULL), 0);
+    put(c, id, &r, NOW);
+}
+
+static void place_on(cluster *c, const char *job, uint32_t inst, const char *node)
+{
+    reservation_view rv;
+    cs_error err;
+    memset(&rv, 0, sizeof(rv));
+    snprintf(rv.job_id, sizeof(rv.job_id), "%s", job);
+    rv.instance = inst;
+    snprintf(rv.node_id, sizeof(rv.node_id), "%s", node);
+    rv.cpu_milli = 100;
+    rv.memory_mb = 10;
+    rv.at = NOW;
+    assert_int_equal(cluster_restore(c, &rv, &err), 0);
+}
+
+static void test_connectivity_filter(void **state)
+{
+    (void)state;
+    cluster *c = cluster_new(TTL);
+    add_viv_node(c, "t", (double[]){0, 0}, 2, 1);
+    add_viv_node(c, "n1", (double[]){3, 4}, 2, 0.5);   /* 5 + 0.5 + 1 = 6.5 ms to t */
+    add_viv_node(c, "n2", (double[]){6, 8}, 2, 0);     /* 10 + 0 + 1 = 11 ms */
+    add_viv_node(c, "n3d", (double[]){0, 0, 3}, 3, 0); /* dims differ: 3 + 0 + 1 = 4 ms */
+    add_viv_node(c, "none", NULL, 0, 0);
+    engine_ctx *ctx = ctx_new(STRATEGY_DEFAULT, 0);
+    job_spec j;
+    engine_result res;
+    char buf[128];
+
+    /* nothing of the target runs: every node is refused, with that reason */
+    job_make(&j, "web", 0, "container", 1, 512);
+    assert_int_equal(job_spec_add_connectivity(&j, 0, "db", 10, true, NULL), 0);
+    rank_ok(ctx, c, &j, &res);
+    assert_int_equal(res.n_qualified, 0);
+    assert_int_equal(res.reasons[REASON_TARGET_NOT_RUNNING], 5);
+
+    place_on(c, "db", 0, "t");
+    rank_ok(ctx, c, &j, &res);
+    assert_string_equal(order(&res, buf, sizeof(buf)), "t,n3d,n1");
+    assert_int_equal(res.reasons[REASON_CONNECTIVITY], 1);
+    assert_int_equal(res.reasons[REASON_NO_COORDINATES], 1);
+
+    /* within the bound of every instance of the target */
+    place_on(c, "db", 1, "n2");
+    rank_ok(ctx, c, &j, &res); /* n1: 6.5 to t, 5.5 to n2; t: 11 to n2 */
+    assert_string_equal(order(&res, buf, sizeof(buf)), "n1");
+    job_spec_clear(&j);
+    job_make(&j, "web", 0, "container", 1, 512);
+    assert_int_equal(job_spec_add_connectivity(&j, 0, "db", 6, true, NULL), 0);
+    rank_ok(ctx, c, &j, &res);
+    assert_int_equal(res.n_qualified, 0);
+    job_spec_clear(&j);
+
+    /* a target on a node without coordinates cannot be estimated */
+    place_on(c, "cache", 0, "none");
+    job_make(&j, "web", 0, "container", 1, 512);
+    assert_int_equal(job_spec_add_connectivity(&j, 0, "cache", 100, true, NULL), 0);
+    rank_ok(ctx, c, &j, &res);
+    assert_int_equal(res.reasons[REASON_TARGET_NO_COORDINATES], 5);
+    job_spec_clear(&j);
+    engine_ctx_free(ctx);
+    cluster_free(c);
+}
+
+/* ---- anti-affinity ---- */
+
+static const char *place_one(engine_ctx *ctx, cluster *c, job_spec *j, uint32_t inst,
+                             engine_result *res)
+{
+    cs_error err;
+    job_spec_set_instance(j, inst, NULL);
+    assert_int_equal(engine_place(ctx, c, j, NOW, res, &err), 0);
+    assert_true(res->placed);
+    return res->node_id;
+}
+
+static void test_spread_replicas_over_nodes(void **state)
+{
+    (void)state;
+    cluster *c = cluster_new(TTL);
+    add_node(c, "big", 64, 65536, NOW);
+    add_node(c, "m1", 8, 8192, NOW);
+    add_node(c, "m2", 8, 8192, NOW);
+    engine_ctx *ctx = ctx_new(STRATEGY_DEFAULT, 0);
+    job_spec j;
+    engine_result res;
+    job_make(&j, "rep", 0, "container", 1, 512);
+    assert_string_equal(place_one(ctx, c, &j, 0, &res), "big");
+    assert_false(res.spread_ran);
+    assert_string_equal(place_one(ctx, c, &j, 1, &res), "m1");
+    assert_true(res.spread_ran);
+    assert_int_equal(res.reasons[REASON_REPLICA_NODE], 1);
+    assert_int_equal(res.n_qualified, 2);
+    assert_int_equal(filter_removed(&res, "spread", -1), 1);
+    assert_string_equal(place_one(ctx, c, &j, 2, &res), "m2");
+    /* every node runs one: back to the strategy, nothing removed */
+    assert_string_equal(place_one(ctx, c, &j, 3, &res), "big");
+    assert_int_equal(res.reasons[REASON_REPLICA_NODE], 0);
+    assert_int_equal(res.n_qualified, 3);
+    /* other jobs are not affected */
+    job_spec_clear(&j);
+    job_make(&j, "other", 0, "container", 1, 512);
+    assert_string_equal(place_one(ctx, c, &j, 0, &res), "big");
+    job_spec_clear(&j);
+
+    /* spread_by none: the strategy alone */
+    job_make(&j, "pack", 0, "container", 1, 512);
+    assert_int_equal(job_spec_set_spread(&j, "none", NULL), 0);
+    for (uint32_t i = 0; i < 3; i++)
+        assert_string_equal(place_one(ctx, c, &j, i, &res), "big");
+    assert_false(res.spread_ran);
+    job_spec_clear(&j);
+    engine_ctx_free(ctx);
+    cluster_free(c);
+}
+
+static void add_zone_node(cluster *c, const char *id, double vcpus, const char *zone)
+{
+    node_report r;
+    node_base(&r, id, "container", "amd64", vcpus, 65536);
+    if (zone)
+        assert_int_equal(node_report_add_label(&r, "zone", zone, NULL), 0);
+    assert_int_equal(node_report_add_label(&r, "rack", id, NULL), 0);
+    put(c, id, &r, NOW);
+}
+
+static void test_spread_by_label(void **state)
+{
+    (void)state;
+    cluster *c = cluster_new(TTL);
+    add_zone_node(c, "a1", 64, "a");
+    add_zone_node(c, "a2", 60, "a");
+    add_zone_node(c, "b1", 32, "b");
+    add_zone_node(c, "nolabel", 16, NULL);
+    engine_ctx *ctx = ctx_new(STRATEGY_DEFAULT, 0);
+    job_spec j;
+    engine_result res;
+    job_make(&j, "z", 0, "container", 1, 512);
+    assert_int_equal(job_spec_set_spread(&j, "zone", NULL), 0);
+    assert_string_equal(place_one(ctx, c, &j, 0, &res), "a1");
+    /* zone a is taken: the best node of another zone, a2 is left out */
+    assert_string_equal(place_one(ctx, c, &j, 1, &res), "b1");
+    assert_int_equal(res.reasons[REASON_REPLICA_LABEL], 2);
+    /* nodes without the label form a group of their own */
+    assert_string_equal(place_one(ctx, c, &j, 2, &res), "nolabel");
+    /* every zone runs one: a node free of the job next */
+    assert_string_equal(place_one(ctx, c, &j, 3, &res), "a2");
+    assert_int_equal(res.reasons[REASON_REPLICA_NODE], 3);
+    assert_int_equal(res.reasons[REASON_REPLICA_LABEL], 0);
+    char msg[256];
+    engine_message(&res, &j, msg, sizeof(msg));
+    assert_string_equal(msg, "1/4 nodes qualify: 3 already running this job");
+    assert_string_equal(place_one(ctx, c, &j, 4, &res), "a1");
+    job_spec_clear(&j);
+    engine_ctx_free(ctx);
+    cluster_free(c);
+}
+
+struct spread_placer {
+    cluster *c;
+    uint32_t first;
+    int errors;
+};
+
+static void *spread_place_thread(void *arg)
+{
+    struct spread_placer *p = arg;
+    engine_opts o;
+    engine_opts_default(&o);
+    engine_ctx *ctx = engine_ctx_new(&o);
+    for (uint32_t i = p->first; i < p->first + 4; i++) {
+        job_spec j;
+        engine_result res;
+        cs_error err;
+        job_spec_init(&j);
+        int rc = job_spec_set_id(&j, "par", &err) | job_spec_set_instance(&j, i, &err) |
+                 job_spec_set_virt(&j, "container", &err) | job_spec_set_vcpus(&j, 1, &err);
+        if (rc || engine_place(ctx, p->c, &j, NOW, &res, &err) || !res.placed)
+            p->errors++;
+        job_spec_clear(&j);
+    }
+    engine_ctx_free(ctx);
+    return NULL;
+}
+
+/* Instances placed at the same time by several threads still land on
+ * different nodes: the commit re-checks the spread. */
+static void test_spread_holds_under_concurrency(void **state)
+{
+    (void)state;
+    for (int round = 0; round < 20; round++) {
+        cluster *c = cluster_new(TTL);
+        char id[16];
+        for (int i = 0; i < 16; i++) {
+            snprintf(id, sizeof(id), "n%02d", i);
+            add_node(c, id, 64, 65536, NOW); /* equal: every thread ranks alike */
+        }
+        struct spread_placer p[4];
+        pthread_t th[4];
+        for (int t = 0; t < 4; t++) {
+            p[t] = (struct spread_placer){c, (uint32_t)t * 4, 0};
+            assert_int_equal(pthread_create(&th[t], NULL, spread_place_thread, &p[t]), 0);
+        }
+        for (int t = 0; t < 4; t++) {
+            pthread_join(th[t], NULL);
+            assert_int_equal(p[t].errors, 0);
+        }
+        reservation_view rv[16];
+        assert_int_equal(cluster_job_placements(c, "par", rv, 16), 16);
+        for (int a = 0; a < 16; a++)
+            for (int b = a + 1; b < 16; b++)
+                assert_string_not_equal(rv[a].node_id, rv[b].node_id);
+        cluster_free(c);
+    }
+}
+
+/* ---- explanations ---- */
+
+static void test_explain(void **state)
+{
+    (void)state;
+    cluster *c = cluster_new(TTL);
+    add_geo_node(c, "ok-big", 8, 48.14, 11.58);
+    add_geo_node(c, "ok-small", 2, 48.14, 11.58);
+    add_geo_node(c, "far", 8, 52.52, 13.405);
+    add_geo_node(c, "tiny", 0.5, 48.14, 11.58);
+    add_geo_node(c, "no-loc", 8, NAN, NAN);
+    node_report r;
+    node_base(&r, "dead", "container", "amd64", 8, 8192);
+    put(c, "dead", &r, NOW - 100);
+    engine_ctx *ctx = ctx_new(STRATEGY_DEFAULT, 1);
+    job_spec j;
+    engine_result res;
+    engine_node_explain *x = NULL;
+    cs_error err;
+    char text[256];
+    job_make(&j, "j", 0, "container", 1, 512);
+    assert_int_equal(job_spec_add_geo(&j, 3, 48.137, 11.575, 100, false, NULL), 0);
+    assert_int_equal(engine_explain(ctx, c, &j, NOW, &res, &x, &err), 0);
+    assert_int_equal(res.n_nodes, 6);
+    assert_int_equal(res.n_qualified, 2);
+    assert_int_equal(res.n_candidates, 1); /* top_k still applies to the candidates */
+    assert_string_equal(res.candidates[0].node_id, "ok-big");
+    /* qualified best first, then the rest by id */
+    const char *ids[] = {"ok-big", "ok-small", "dead", "far", "no-loc", "tiny"};
+    for (int i = 0; i < 6; i++)
+        assert_string_equal(x[i].node_id, ids[i]);
+    assert_true(x[0].qualified && x[0].rank == 1 && x[0].score > x[1].score);
+    assert_true(x[1].qualified && x[1].rank == 2);
+    assert_int_equal(x[2].reason, REASON_INACTIVE);
+    assert_true(x[2].value == 100 && x[2].limit == TTL);
+    assert_int_equal(x[3].reason, REASON_TOO_FAR);
+    assert_int_equal(x[3].constraint, 3);
+    assert_true(x[3].value > 400 && x[3].limit == 100);
+    engine_explain_text(&x[3], &j, text, sizeof(text));
+    assert_non_null(strstr(text, "km from 48.137,11.575, beyond the threshold of 100 km"));
+    assert_int_equal(x[4].reason, REASON_NO_LOCATION);
+    assert_int_equal(x[5].reason, REASON_CPU);
+    assert_true(x[5].value == 0.5 && x[5].limit == 1);
+    engine_explain_text(&x[5], &j, text, sizeof(text));
+    assert_string_equal(text, "0.500 vCPUs free, 1.000 requested");
+    engine_explain_text(&x[0], &j, text, sizeof(text));
+    assert_string_equal(strstr(text, "rank"), "rank 1");
+    free(x);
+
+    /* a placed instance is explained as if its reservation were released:
+     * the node it fills exactly still qualifies */
+    job_spec_clear(&j);
+    job_make(&j, "fill", 1, "container", 8, 512);
+    reservation_view rv;
+    memset(&rv, 0, sizeof(rv));
+    snprintf(rv.job_id, sizeof(rv.job_id), "fill");
+    rv.instance = 1;
+    snprintf(rv.node_id, sizeof(rv.node_id), "far");
+    rv.cpu_milli = 8000;
+    rv.memory_mb = 512;
+    assert_int_equal(cluster_restore(c, &rv, &err), 0); /* far is full now */
+    assert_int_equal(engine_explain(ctx, c, &j, NOW, &res, &x, &err), 0);
+    bool seen = false;
+    for (size_t i = 0; i < res.n_nodes; i++) {
+        if (strcmp(x[i].node_id, "far") == 0) {
+            seen = true;
+            assert_true(x[i].holds_instance);
+            assert_true(x[i].qualified);
+        } else {
+            assert_false(x[i].holds_instance);
+        }
+    }
+    assert_true(seen);
+    free(x);
+
+    /* nothing qualifies, and an empty cluster */
+    job_spec_set_vcpus(&j, 1000, NULL);
+    assert_int_equal(engine_explain(ctx, c, &j, NOW, &res, &x, &err), 0);
+    assert_int_equal(res.n_qualified, 0);
+    assert_int_equal(res.n_candidates, 0);
+    assert_false(x[0].qualified);
+    free(x);
+    cluster *empty = cluster_new(TTL);
+    assert_int_equal(engine_explain(ctx, empty, &j, NOW, &res, &x, &err), 0);
+    assert_int_equal(res.n_nodes, 0);
+    free(x);
+    cluster_free(empty);
+    job_spec_clear(&j);
+    engine_ctx_free(ctx);
+    cluster_free(c);
+}
+
+static void test_explain_texts(void **state)
+{
+    (void)state;
+    job_spec j;
+    job_make(&j, "j", 0, "unikernel", 1, 512);
+    assert_int_equal(job_spec_add_latency(&j, 0, "munich-1", 20, true, NULL), 0);
+    assert_int_equal(job_spec_add_connectivity(&j, 1, "db", 5, true, NULL), 0);
+    assert_int_equal(job_spec_set_spread(&j, "zone", NULL), 0);
+    struct {
+        engine_reason r;
+        int cons;
+        double v, l;
+        const char *want;
+    } cases[] = {
+        {REASON_TECHNOLOGY, -1, NAN, NAN, "does not offer unikernel"},
+        {REASON_MEMORY, -1, 100, 512, "100 MB free, 512 MB requested"},
+        {REASON_GPU, -1, 0, 1, "0 GPUs free, 1 requested"},
+        {REASON_NO_LATENCY, 0, NAN, NAN, "no latency measured to area 'munich-1'"},
+        {REASON_LATENCY, 0, 25.5, 20, "25.5 ms to area 'munich-1', above the threshold of 20 ms"},
+        {REASON_TARGET_NOT_RUNNING, 1, NAN, NAN, "no instance of job 'db' is placed"},
+        {REASON_CONNECTIVITY, 1, 7.25, 5,
+         "estimated 7.250 ms to a node running job 'db', above the bound of 5 ms"},
+        {REASON_NO_COORDINATES, 1, NAN, NAN, "reports no Vivaldi coordinates"},
+        {REASON_REPLICA_NODE, -1, NAN, NAN,
+         "already runs an instance of this job, and other nodes are free of it"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        engine_node_explain x;
+        memset(&x, 0, sizeof(x));
+        x.reason = cases[i].r;
+        x.constraint = cases[i].cons;
+        x.value = cases[i].v;
+        x.limit = cases[i].l;
+        char text[256];
+        engine_explain_text(&x, &j, text, sizeof(text));
+        assert_string_equal(text, cases[i].want);
+    }
+    engine_node_explain x;
+    memset(&x, 0, sizeof(x));
+    x.reason = REASON_REPLICA_LABEL;
+    snprintf(x.label, sizeof(x.label), "eu-1");
+    char text[256];
+    engine_explain_text(&x, &j, text, sizeof(text));
+    assert_string_equal(text, "zone 'eu-1' already runs an instance of this job, and other "
+                              "zone values are free of it");
+    job_spec_clear(&j);
+}
+
+/* Jobs without edge constraints rank exactly as before, edge data or not. */
+static void test_edge_data_does_not_change_plain_jobs(void **state)
+{
+    (void)state;
+    cluster *a = cluster_new(TTL), *b = cluster_new(TTL);
+    char id[16];
+    for (int i = 0; i < 50; i++) {
+        snprintf(id, sizeof(id), "n%02d", i);
+        add_node(a, id, 1 + i % 7, 1024 * (1 + i % 5), NOW);
+        node_report r;
+        node_base(&r, id, "container", "amd64", 1 + i % 7, 1024 * (1 + i % 5));
+        node_report_set_location(&r, i, i, NULL);
+        node_report_add_latency(&r, "x", i, NULL);
+        node_report_add_label(&r, "zone", i % 2 ? "a" : "b", NULL);
+        put(b, id, &r, NOW);
+    }
+    engine_ctx *ctx = ctx_new(STRATEGY_DEFAULT, 20);
+    job_spec j;
+    engine_result ra, rb;
+    char oa[512], ob[512];
+    job_make(&j, "j", 0, "container", 1, 512);
+    rank(ctx, a, &j, NOW, &ra);
+    order(&ra, oa, sizeof(oa));
+    rank(ctx, b, &j, NOW, &rb);
+    order(&rb, ob, sizeof(ob));
+    assert_string_equal(oa, ob);
+    assert_null(rb.cons_removed);
+    job_spec_clear(&j);
+    engine_ctx_free(ctx);
+    cluster_free(a);
+    cluster_free(b);
+}
+
 int main(void)
+
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_opts_default),
@@ -1348,6 +2026,19 @@ int main(void)
         cmocka_unit_test(test_fractional_vcpus_fit_exactly),
         cmocka_unit_test(test_place_skips_inactive),
         cmocka_unit_test(test_extreme_sizes),
+        cmocka_unit_test(test_reason_keys_edge),
+        cmocka_unit_test(test_geo_distances),
+        cmocka_unit_test(test_geo_filter),
+        cmocka_unit_test(test_geo_edge_cases),
+        cmocka_unit_test(test_geo_prefer_nearest),
+        cmocka_unit_test(test_latency_filter),
+        cmocka_unit_test(test_connectivity_filter),
+        cmocka_unit_test(test_spread_replicas_over_nodes),
+        cmocka_unit_test(test_spread_by_label),
+        cmocka_unit_test(test_spread_holds_under_concurrency),
+        cmocka_unit_test(test_explain),
+        cmocka_unit_test(test_explain_texts),
+        cmocka_unit_test(test_edge_data_does_not_change_plain_jobs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -600,6 +600,180 @@ static void test_job_validate(void **state)
     job_spec_clear(&j);
 }
 
+/* ---- edge fields: latency table, Vivaldi coordinates, labels ---- */
+
+static void test_node_latency(void **state)
+{
+    (void)state;
+    char s[CS_NAME_MAX + 2];
+    node_report r;
+    cs_error err;
+    node_report_init(&r);
+    assert_int_equal(node_report_add_latency(&r, "munich-1", 12.5, &err), 0);
+    assert_int_equal(node_report_add_latency(&r, "berlin", 0, &err), 0);
+    assert_int_equal(node_report_add_latency(&r, "munich-1", 7, &err), 0); /* replaces */
+    assert_true(r.set & NODE_F_LATENCY);
+    assert_int_equal(r.n_latency, 2);
+    assert_string_equal(r.latency[0].area, "munich-1");
+    assert_true(r.latency[0].ms == 7 && r.latency[1].ms == 0);
+    const double bad[] = {-0.5, NAN, INFINITY, 2e9};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_fails(node_report_add_latency(&r, "x", bad[i], &err), err, "latency_ms");
+    assert_fails(node_report_add_latency(&r, "", 1, &err), err, "latency_ms");
+    assert_fails(node_report_add_latency(&r, NULL, 1, &err), err, "latency_ms");
+    assert_fails(node_report_add_latency(&r, rep(s, CS_NAME_MAX + 1, 'a'), 1, &err), err,
+                 "latency_ms");
+    assert_int_equal(r.n_latency, 2);
+    node_report_clear(&r);
+
+    /* at most CS_LIST_MAX areas */
+    node_report_init(&r);
+    for (int i = 0; i < CS_LIST_MAX; i++) {
+        snprintf(s, sizeof(s), "area-%d", i);
+        assert_int_equal(node_report_add_latency(&r, s, i, &err), 0);
+    }
+    assert_fails(node_report_add_latency(&r, "one-more", 1, &err), err, "latency_ms");
+    assert_int_equal(node_report_add_latency(&r, "area-3", 1, &err), 0); /* a known one */
+    node_report_clear(&r);
+}
+
+static void test_node_vivaldi(void **state)
+{
+    (void)state;
+    double v[CS_VIVALDI_DIM_MAX + 1] = {1, -2.5, 3};
+    node_report r;
+    cs_error err;
+    node_report_init(&r);
+    assert_int_equal(node_report_set_vivaldi(&r, v, 3, 0.25, &err), 0);
+    assert_true(r.set & NODE_F_VIVALDI);
+    assert_int_equal(r.vivaldi_dim, 3);
+    assert_true(r.vivaldi[1] == -2.5 && r.vivaldi_height == 0.25);
+    assert_int_equal(node_report_set_vivaldi(&r, v, CS_VIVALDI_DIM_MAX, 0, &err), 0);
+    node_report_clear(&r);
+
+    node_report_init(&r);
+    assert_fails(node_report_set_vivaldi(&r, v, 0, 0, &err), err, "vivaldi.vector");
+    assert_fails(node_report_set_vivaldi(&r, v, CS_VIVALDI_DIM_MAX + 1, 0, &err), err,
+                 "vivaldi.vector");
+    assert_fails(node_report_set_vivaldi(&r, v, 3, -1, &err), err, "vivaldi.height");
+    assert_fails(node_report_set_vivaldi(&r, v, 3, NAN, &err), err, "vivaldi.height");
+    v[1] = NAN;
+    assert_fails(node_report_set_vivaldi(&r, v, 3, 0, &err), err, "vivaldi.vector");
+    v[1] = INFINITY;
+    assert_fails(node_report_set_vivaldi(&r, v, 3, 0, &err), err, "vivaldi.vector");
+    assert_false(r.set & NODE_F_VIVALDI);
+    node_report_clear(&r);
+}
+
+static void test_node_labels(void **state)
+{
+    (void)state;
+    char s[CS_NAME_MAX + 2];
+    node_report r;
+    cs_error err;
+    node_report_init(&r);
+    assert_int_equal(node_report_add_label(&r, "zone", "a", &err), 0);
+    assert_int_equal(node_report_add_label(&r, "rack", "r7", &err), 0);
+    assert_int_equal(node_report_add_label(&r, "zone", "b", &err), 0); /* replaces */
+    assert_true(r.set & NODE_F_LABELS);
+    assert_int_equal(r.n_labels, 2);
+    assert_string_equal(r.labels[0].value, "b");
+    assert_fails(node_report_add_label(&r, "", "a", &err), err, "labels");
+    assert_fails(node_report_add_label(&r, "k", "", &err), err, "labels");
+    assert_fails(node_report_add_label(&r, "k", rep(s, CS_NAME_MAX + 1, 'v'), &err), err, "labels");
+    assert_fails(node_report_add_label(&r, "k", "a\nb", &err), err, "labels");
+    assert_int_equal(r.n_labels, 2);
+    node_report_clear(&r);
+}
+
+/* ---- job: edge constraints and spreading ---- */
+
+static void test_job_geo(void **state)
+{
+    (void)state;
+    job_spec j;
+    cs_error err;
+    job_spec_init(&j);
+    assert_int_equal(job_spec_add_geo(&j, 3, 48.1, 11.5, 25, true, &err), 0);
+    assert_int_equal(job_spec_add_geo(&j, 4, -90, -180, 0, false, &err), 0);
+    assert_int_equal(j.n_cons, 2);
+    assert_int_equal(j.cons[0].kind, JOB_CONS_GEO);
+    assert_int_equal(j.cons[0].index, 3);
+    assert_true(j.cons[0].lat == 48.1 && j.cons[0].lon == 11.5 && j.cons[0].threshold == 25);
+    assert_true(j.cons[0].prefer);
+    assert_false(j.cons[1].prefer);
+    const double bad[][3] = {{90.5, 0, 1},     {-91, 0, 1}, {0, 180.5, 1}, {0, -181, 1},
+                             {NAN, 0, 1},      {0, NAN, 1}, {0, 0, -1},    {0, 0, NAN},
+                             {0, 0, INFINITY}, {0, 0, 2e9}};
+    const char *field[] = {"location.lat", "location.lat", "location.lon", "location.lon",
+                           "location.lat", "location.lon", "threshold",    "threshold",
+                           "threshold",    "threshold"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_fails(job_spec_add_geo(&j, 0, bad[i][0], bad[i][1], bad[i][2], false, &err), err,
+                     field[i]);
+        assert_string_equal(err.field, field[i]);
+    }
+    assert_int_equal(j.n_cons, 2);
+    job_spec_clear(&j); /* frees the constraints (ASan checks) */
+    assert_int_equal(j.n_cons, 0);
+    assert_null(j.cons);
+}
+
+static void test_job_latency_and_connectivity(void **state)
+{
+    (void)state;
+    char s[CS_ID_MAX + 2];
+    job_spec j;
+    cs_error err;
+    job_spec_init(&j);
+    assert_int_equal(job_spec_add_latency(&j, 0, "munich-1", 20, true, &err), 0);
+    assert_int_equal(job_spec_add_connectivity(&j, 1, "db", 5.5, false, &err), 0);
+    assert_int_equal(j.cons[0].kind, JOB_CONS_LATENCY);
+    assert_string_equal(j.cons[0].name, "munich-1");
+    assert_int_equal(j.cons[1].kind, JOB_CONS_CONNECTIVITY);
+    assert_string_equal(j.cons[1].name, "db");
+    assert_true(j.cons[1].threshold == 5.5);
+    assert_fails(job_spec_add_latency(&j, 0, "", 1, true, &err), err, "area");
+    assert_fails(job_spec_add_latency(&j, 0, NULL, 1, true, &err), err, "area");
+    assert_fails(job_spec_add_latency(&j, 0, rep(s, CS_NAME_MAX + 1, 'a'), 1, true, &err), err,
+                 "area");
+    assert_fails(job_spec_add_latency(&j, 0, "a", -1, true, &err), err, "threshold");
+    assert_fails(job_spec_add_connectivity(&j, 0, "a/b", 1, true, &err), err, "target_job");
+    assert_fails(job_spec_add_connectivity(&j, 0, rep(s, CS_ID_MAX + 1, 'j'), 1, true, &err), err,
+                 "target_job");
+    assert_fails(job_spec_add_connectivity(&j, 0, "db", NAN, true, &err), err, "latency_ms");
+    assert_int_equal(j.n_cons, 2);
+    job_spec_clear(&j);
+
+    /* at most CS_LIST_MAX constraints */
+    job_spec_init(&j);
+    for (int i = 0; i < CS_LIST_MAX; i++)
+        assert_int_equal(job_spec_add_latency(&j, (uint32_t)i, "a", 1, true, &err), 0);
+    assert_fails(job_spec_add_latency(&j, 99, "a", 1, true, &err), err, "constraints");
+    job_spec_clear(&j);
+}
+
+static void test_job_spread(void **state)
+{
+    (void)state;
+    char s[CS_NAME_MAX + 2];
+    job_spec j;
+    cs_error err;
+    job_spec_init(&j);
+    assert_int_equal(j.spread, SPREAD_NODE); /* the default */
+    assert_int_equal(job_spec_set_spread(&j, "zone", &err), 0);
+    assert_int_equal(j.spread, SPREAD_LABEL);
+    assert_string_equal(j.spread_label, "zone");
+    assert_int_equal(job_spec_set_spread(&j, "none", &err), 0);
+    assert_int_equal(j.spread, SPREAD_NONE);
+    assert_int_equal(job_spec_set_spread(&j, "node", &err), 0);
+    assert_int_equal(j.spread, SPREAD_NODE);
+    assert_string_equal(j.spread_label, "");
+    assert_fails(job_spec_set_spread(&j, "", &err), err, "spread_by");
+    assert_fails(job_spec_set_spread(&j, rep(s, CS_NAME_MAX + 1, 'k'), &err), err, "spread_by");
+    job_spec_clear(&j);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -633,6 +807,12 @@ int main(void)
         cmocka_unit_test(test_job_direct_rejects_bad),
         cmocka_unit_test(test_job_strategy),
         cmocka_unit_test(test_job_validate),
+        cmocka_unit_test(test_node_latency),
+        cmocka_unit_test(test_node_vivaldi),
+        cmocka_unit_test(test_node_labels),
+        cmocka_unit_test(test_job_geo),
+        cmocka_unit_test(test_job_latency_and_connectivity),
+        cmocka_unit_test(test_job_spread),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
