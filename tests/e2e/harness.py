@@ -1052,3 +1052,32 @@ class E2ETestCase(unittest.TestCase):
         self.assertTrue(svc.alive(), "service died:\n" + svc.tail())
         r = svc.get("/status", timeout=5)
         self.assertEqual((r.status, r.text.strip()), (200, "ok"))
+
+
+class SharedServiceTestCase(E2ETestCase):
+    """One service for the whole class (table-driven files stay fast); every
+    test checks at its end that the service is still alive, and the class's
+    cleanup fails on a sanitizer or valgrind report in its stderr."""
+
+    @classmethod
+    def start_class_service(cls, name, settings=None):
+        cls.cls_dir = tempfile.mkdtemp(prefix="cs-e2e-%s-" % name)
+        if not os.environ.get("CS_E2E_KEEP"):
+            cls.addClassCleanup(shutil.rmtree, cls.cls_dir, True)
+        cls.recv = ResultReceiver().start()
+        cls.addClassCleanup(cls.recv.stop)
+        cls.svc = Service(cls.cls_dir, cls.recv.port, workers=2, name=name, settings=settings)
+        cls.addClassCleanup(cls._stop_class_service)
+        cls.svc.start()
+
+    @classmethod
+    def _stop_class_service(cls):
+        if cls.svc.alive():
+            cls.svc.terminate()
+        rep = cls.svc.sanitizer_report()
+        if rep:
+            raise AssertionError("sanitizer report:\n" + rep)
+
+    def tearDown(self):
+        self.assertAlive(self.svc)
+        super().tearDown()

@@ -8,7 +8,7 @@ import socket
 import time
 import unittest
 
-from harness import HOST, E2ETestCase, job_doc, node_doc
+from harness import HOST, SharedServiceTestCase, job_doc, node_doc
 
 BIG = 2 * 1024 * 1024 + 17  # more than the body limit
 
@@ -105,40 +105,15 @@ def send_big_body(port, method, path, size, timeout=20.0):
         s.close()
 
 
-class BadInputTest(E2ETestCase):
+class BadInputTest(SharedServiceTestCase):
     """One service for the whole class keeps this file fast; every test
     checks that it is still alive at the end."""
 
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        import tempfile
-        import shutil
-        import os
-        from harness import ResultReceiver, Service
-        cls.cls_dir = tempfile.mkdtemp(prefix="cs-e2e-badinput-")
-        if not os.environ.get("CS_E2E_KEEP"):
-            cls.addClassCleanup(shutil.rmtree, cls.cls_dir, True)
-        cls.recv = ResultReceiver().start()
-        cls.addClassCleanup(cls.recv.stop)
-        cls.svc = Service(cls.cls_dir, cls.recv.port, workers=2, name="badinput",
-                          settings={"CONN_TIMEOUT": CONN_TIMEOUT})
-        cls.addClassCleanup(cls._stop_class_service)
-        cls.svc.start()
+        cls.start_class_service("badinput", settings={"CONN_TIMEOUT": CONN_TIMEOUT})
         cls.svc.put_node("good", node_doc(vcpus=4, memory=4096, host="good-host"))
-
-    @classmethod
-    def _stop_class_service(cls):
-        alive = cls.svc.alive()
-        if alive:
-            cls.svc.terminate()
-        rep = cls.svc.sanitizer_report()
-        if rep:
-            raise AssertionError("sanitizer report:\n" + rep)
-
-    def tearDown(self):
-        self.assertAlive(self.svc)
-        super().tearDown()
 
     def req(self, method, path, body=None, headers=None):
         return self.svc.request(method, path, body, headers)

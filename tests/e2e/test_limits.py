@@ -11,7 +11,7 @@ import socket
 import time
 import unittest
 
-from harness import HOST, E2ETestCase, job_doc, node_doc, wait_until
+from harness import HOST, E2ETestCase, SharedServiceTestCase, job_doc, node_doc, wait_until
 
 
 def recv_until_closed(sock, timeout):
@@ -336,36 +336,13 @@ NODE_CASES = [
 NODE_DOC_MAX = 65536
 
 
-class InputLimitsTest(E2ETestCase):
+class InputLimitsTest(SharedServiceTestCase):
     """One service for the table-driven cases."""
 
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        import os
-        import shutil
-        import tempfile
-        from harness import ResultReceiver, Service
-        cls.cls_dir = tempfile.mkdtemp(prefix="cs-e2e-limits-")
-        if not os.environ.get("CS_E2E_KEEP"):
-            cls.addClassCleanup(shutil.rmtree, cls.cls_dir, True)
-        cls.recv = ResultReceiver().start()
-        cls.addClassCleanup(cls.recv.stop)
-        cls.svc = Service(cls.cls_dir, cls.recv.port, workers=2, name="limits")
-        cls.addClassCleanup(cls._stop_class_service)
-        cls.svc.start()
-
-    @classmethod
-    def _stop_class_service(cls):
-        if cls.svc.alive():
-            cls.svc.terminate()
-        rep = cls.svc.sanitizer_report()
-        if rep:
-            raise AssertionError("sanitizer report:\n" + rep)
-
-    def tearDown(self):
-        self.assertAlive(self.svc)
-        super().tearDown()
+        cls.start_class_service("limits")
 
     def test_job_document_limits(self):
         for what, inside, outside, field in JOB_CASES:
