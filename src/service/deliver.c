@@ -27,6 +27,12 @@
 /* Results one thread takes from the ring at a time: their "delivered"
  * marks share one store write. */
 #define DBATCH 32
+/* A claimed instance is held back from other deliverers this much longer
+ * than the batch's POSTs may take; only a dead holder lets a lease run out. */
+#define CLAIM_MARGIN 2.0
+/* A result held back behind an older one of its instance is due again
+ * after this long. */
+#define HELD_BACK_DELAY 0.2
 
 typedef struct entry {
     outbox_item it;
@@ -224,6 +230,42 @@ static bool deliver_one(deliver *d, CURL *curl, entry *e)
     return false;
 }
 
+/* Claims a batch's instances before any POST (see store_outbox_claim):
+ * a result replaced while it sat in memory is dropped here, and one whose
+ * instance has an older result in flight waits for it. claimed[i] gets
+ * the store's answer, or -1 when the store could not be asked (the items
+ * stay in the outbox for the scan). */
+static void claim_batch(deliver *d, const entry *batch, size_t m, int *claimed)
+{
+    outbox_item items[DBATCH];
+    for (size_t i = 0; i < m; i++)
+        items[i] = batch[i].it; /* shallow: read only */
+    double lease = d->cfg->result_timeout * (double)m + CLAIM_MARGIN;
+    if (store_outbox_claim(d->store, items, m, lease, claimed) < 0) {
+        metrics_inc(d->m, M_STORE_ERRORS);
+        log_warn(d->log, "claiming %zu results for delivery failed; the outbox scan retries them",
+                 m);
+        for (size_t i = 0; i < m; i++)
+            claimed[i] = -1;
+        return;
+    }
+    double now = svc_now();
+    for (size_t i = 0; i < m; i++) {
+        const outbox_item *it = &batch[i].it;
+        if (claimed[i] == STORE_CLAIM_STALE) {
+            metrics_inc(d->m, M_RESULTS_SUPERSEDED);
+            log_debug(d->log, "result %s/%u not sent: a newer decision replaced it", it->job_id,
+                      it->instance);
+        } else if (claimed[i] == STORE_CLAIM_BUSY) {
+            metrics_inc(d->m, M_RESULTS_HELD_BACK);
+            log_debug(d->log, "result %s/%u waits for an older one of its instance", it->job_id,
+                      it->instance);
+            if (store_outbox_retry(d->store, it->id, it->attempts, now + HELD_BACK_DELAY) < 0)
+                metrics_inc(d->m, M_STORE_ERRORS);
+        }
+    }
+}
+
 static CURL *make_handle(deliver *d, struct curl_slist **hdrs)
 {
     CURL *curl = curl_easy_init();
@@ -286,8 +328,10 @@ static void *deliver_main(void *arg)
             pthread_mutex_unlock(&d->lock);
             int64_t done[DBATCH];
             size_t nd = 0;
+            int claimed[DBATCH];
+            claim_batch(d, batch, m, claimed);
             for (size_t i = 0; i < m; i++) {
-                if (deliver_one(d, curl, &batch[i]))
+                if (claimed[i] == STORE_CLAIMED && deliver_one(d, curl, &batch[i]))
                     done[nd++] = batch[i].it.id;
                 outbox_item_clear(&batch[i].it);
             }

@@ -20,6 +20,8 @@ typedef enum metric_counter {
     M_RESULTS_FAILED,     /* delivery attempts that failed */
     M_RESULTS_RETRIED,    /* retries scheduled after a failure */
     M_RESULTS_GIVEN_UP,   /* results dropped after RESULT_RETRY_S */
+    M_RESULTS_SUPERSEDED, /* held results not sent: a newer decision replaced them */
+    M_RESULTS_HELD_BACK,  /* sends put off while an older result of the instance was sent */
     M_STORE_ERRORS,       /* storage calls that failed */
     M_PLACE_CONFLICTS,    /* shared store: a candidate filled up before the commit */
     M_COUNTER__COUNT

@@ -145,6 +145,13 @@ int store_outbox_due(store *s, double now, outbox_item *out, int max)
     return s ? s->ops->outbox_due(s, now, out, max) : -1;
 }
 
+int store_outbox_claim(store *s, const outbox_item *items, size_t n, double lease, int *rcs)
+{
+    if (!s || (n && (!items || !rcs)) || !(lease > 0))
+        return -1;
+    return n ? s->ops->outbox_claim(s, items, n, lease, rcs) : 0;
+}
+
 int store_outbox_done(store *s, int64_t id)
 {
     return s ? s->ops->outbox_done(s, id) : -1;

@@ -181,6 +181,18 @@ int store_follow(store *s, const store_follower *f, int timeout_ms, uint64_t *se
 /* Up to max items due at now (next_at <= now), oldest first. Returns the
  * count; the caller owns the items. Items stay in the outbox until done. */
 int store_outbox_due(store *s, double now, outbox_item *out, int max);
+/* Just before POSTing: claims the delivery of each item's job instance
+ * for lease seconds, so that results of one instance reach the cluster
+ * manager in the order they were decided. rcs[i]: 0 = claimed, send it
+ * (released by done, retry or give-up, or when the lease ends); 1 = stale,
+ * the entry is gone (delivered, or dropped with its decision when the
+ * instance was re-queued or deleted): do not send it; 2 = busy, an older
+ * result of the instance is being sent: try again later. Without the
+ * claim, a result a deliverer holds in memory could be sent after the
+ * result of the decision that replaced it. 0, or -1 on a store error (send
+ * nothing; the entries stay in the outbox). */
+enum { STORE_CLAIMED = 0, STORE_CLAIM_STALE = 1, STORE_CLAIM_BUSY = 2 };
+int store_outbox_claim(store *s, const outbox_item *items, size_t n, double lease, int *rcs);
 int store_outbox_done(store *s, int64_t id); /* delivered */
 /* Several deliveries recorded at once (one transaction where it can). */
 int store_outbox_done_many(store *s, const int64_t *ids, size_t n);

@@ -131,6 +131,15 @@
     "    redis.call('HDEL', jk, 'out')\n"                                                          \
     "  end\n"                                                                                      \
     "end\n"                                                                                        \
+    "local function claim_drop(id)\n"                                                              \
+    "  local hk = P..'dheld:'..id\n"                                                               \
+    "  local m = redis.call('GET', hk)\n"                                                          \
+    "  if m then\n"                                                                                \
+    "    redis.call('DEL', hk)\n"                                                                  \
+    "    if redis.call('GET', P..'dclaim:'..m) == id then redis.call('DEL', P..'dclaim:'..m) "     \
+    "end\n"                                                                                        \
+    "  end\n"                                                                                      \
+    "end\n"                                                                                        \
     "local function entry_drop(eid)\n"                                                             \
     "  if eid and eid ~= '' then\n"                                                                \
     "    redis.call('XACK', P..'jobs', P..'workers', eid)\n"                                       \
@@ -157,6 +166,7 @@ enum {
     SC_DUE,
     SC_DONE,
     SC_RETRY,
+    SC_CLAIM,
     SC_COUNT
 };
 
@@ -325,6 +335,7 @@ static const char *const SCRIPT[SC_COUNT] = {
                         "  local ok = P..'outbox:'..ARGV[i]\n"
                         "  local h = redis.call('HMGET', ok, 'job', 'inst')\n"
                         "  redis.call('ZREM', P..'outbox:due', ARGV[i])\n"
+                        "  claim_drop(ARGV[i])\n"
                         "  if h[1] then\n"
                         "    redis.call('DEL', ok)\n"
                         "    local jk = P..'job:'..h[2]..':'..h[1]\n"
@@ -335,10 +346,29 @@ static const char *const SCRIPT[SC_COUNT] = {
                         "end\n"
                         "return 0\n",
     [SC_RETRY] = LUA_LIB "local ok = P..'outbox:'..ARGV[1]\n"
+                         "claim_drop(ARGV[1])\n"
                          "if redis.call('EXISTS', ok) == 0 then return 1 end\n"
                          "redis.call('HSET', ok, 'attempts', ARGV[2], 'next', ARGV[3])\n"
                          "redis.call('ZADD', P..'outbox:due', ARGV[3], ARGV[1])\n"
                          "return 0\n",
+    /* dclaim:<inst>:<job> names the outbox id being sent for an instance,
+     * dheld:<id> the instance, both for the lease (PX) unless released. */
+    [SC_CLAIM] = LUA_LIB "local out = {}\n"
+                         "for i = 2, #ARGV, 3 do\n"
+                         "  local id, m = ARGV[i], ARGV[i + 2]..':'..ARGV[i + 1]\n"
+                         "  local ck = P..'dclaim:'..m\n"
+                         "  local cur = redis.call('GET', ck)\n"
+                         "  if cur and cur ~= id then\n"
+                         "    out[#out + 1] = 2\n"
+                         "  elseif redis.call('HGET', P..'job:'..m, 'out') ~= id then\n"
+                         "    out[#out + 1] = 1\n"
+                         "  else\n"
+                         "    redis.call('SET', ck, id, 'PX', ARGV[1])\n"
+                         "    redis.call('SET', P..'dheld:'..id, m, 'PX', ARGV[1])\n"
+                         "    out[#out + 1] = 0\n"
+                         "  end\n"
+                         "end\n"
+                         "return out\n",
 };
 
 typedef struct slot {
@@ -1383,6 +1413,29 @@ static int rs_outbox_due(store *base, double now, outbox_item *out, int max)
     return n;
 }
 
+static int rs_outbox_claim(store *base, const outbox_item *items, size_t n, double lease, int *rcs)
+{
+    rstore *s = (rstore *)base;
+    if (!s || n > UINT32_MAX / 4)
+        return -1;
+    args a = {0};
+    args_script(&a);
+    args_fmt(&a, "%lld", (long long)ceil(lease * 1000.0));
+    for (size_t i = 0; i < n; i++) {
+        args_fmt(&a, "%" PRId64, items[i].id);
+        args_str(&a, items[i].job_id);
+        args_fmt(&a, "%" PRIu32, items[i].instance);
+    }
+    redisReply *r = call(s, SC_CLAIM, &a);
+    args_free(&a);
+    int rc = rr_enqueue_rcs(r, (uint32_t)n, rcs);
+    freeReplyObject(r);
+    for (size_t i = 0; i < n && rc == 0; i++)
+        if (rcs[i] > STORE_CLAIM_BUSY)
+            rc = -1;
+    return rc;
+}
+
 static int rs_outbox_done_many(store *base, const int64_t *ids, size_t n)
 {
     rstore *s = (rstore *)base;
@@ -1444,6 +1497,7 @@ static const store_ops REDIS_OPS = {
     .load = rs_load,
     .follow = rs_follow,
     .outbox_due = rs_outbox_due,
+    .outbox_claim = rs_outbox_claim,
     .outbox_done = rs_outbox_done,
     .outbox_done_many = rs_outbox_done_many,
     .outbox_retry = rs_outbox_retry,

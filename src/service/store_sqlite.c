@@ -134,13 +134,15 @@ static const char *const W_SQL[W_COUNT] = {
     [W_NODE_DELETE] = "DELETE FROM nodes WHERE id = ?",
 };
 
-enum { R_STATUS, R_DUE, R_COUNT };
+enum { R_STATUS, R_DUE, R_OUTCUR, R_COUNT };
 
 static const char *const R_SQL[R_COUNT] = {
     [R_STATUS] = "SELECT state, node_id, body, result, received_at, decided_at FROM jobs"
                  " WHERE job_id = ? AND instance = ?",
     [R_DUE] = "SELECT rowid, out_gen, job_id, instance, COALESCE(result, ''), out_attempts,"
               " out_created, out_next FROM jobs WHERE out_next <= ? ORDER BY out_next LIMIT ?",
+    [R_OUTCUR] =
+        "SELECT out_gen, job_id, instance FROM jobs WHERE rowid = ? AND out_next IS NOT NULL",
 };
 
 typedef struct qnode {
@@ -183,6 +185,17 @@ typedef struct op {
     struct op *next;
 } op;
 
+/* A delivery in flight (store_outbox_claim). One process owns the file,
+ * so the claims live in memory; they are few (one per result a deliverer
+ * holds), so a flat array does. */
+#define CLAIM_MAX 1024
+typedef struct claim {
+    int64_t id;
+    uint32_t instance;
+    double until; /* monotonic */
+    char job_id[CS_ID_MAX + 1];
+} claim;
+
 typedef struct sqstore sqstore;
 struct sqstore {
     store base; /* first: the generic handle points here */
@@ -210,6 +223,8 @@ struct sqstore {
     bool qclosed;
 
     pthread_mutex_t rmu;
+    claim claims[CLAIM_MAX]; /* under rmu */
+    size_t n_claims;
 
     pthread_t writer;
     bool writer_started;
@@ -1532,13 +1547,105 @@ out:
     return n;
 }
 
+static double mono(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* Under rmu: is id still the instance's undelivered result? 1 yes, 0 no,
+ * -1 error. */
+static int outbox_current(sqstore *s, const outbox_item *it)
+{
+    sqlite3_stmt *st = s->r[R_OUTCUR];
+    int row = query_row(st, "i", it->id >> OUT_GEN_BITS);
+    if (row <= 0)
+        return row;
+    char job_id[CS_ID_MAX + 1];
+    int rc = -1;
+    if (col_id(st, 1, job_id) == 0)
+        rc = (sqlite3_column_int64(st, 0) & OUT_GEN_MASK) == (it->id & OUT_GEN_MASK) &&
+             col_u32(st, 2) == it->instance && strcmp(job_id, it->job_id) == 0;
+    stmt_done(st);
+    return rc;
+}
+
+static int sq_outbox_claim(store *base, const outbox_item *items, size_t n, double lease, int *rcs)
+{
+    sqstore *s = (sqstore *)base;
+    if (enter(s) != 0)
+        return -1;
+    int rc = 0;
+    double now = mono();
+    pthread_mutex_lock(&s->rmu);
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        const outbox_item *it = &items[i];
+        claim *mine = NULL;
+        rcs[i] = STORE_CLAIMED;
+        for (size_t k = 0; k < s->n_claims;) {
+            claim *c = &s->claims[k];
+            if (c->until < now) { /* its holder died with the process or gave up */
+                *c = s->claims[--s->n_claims];
+                continue;
+            }
+            if (c->instance == it->instance && strcmp(c->job_id, it->job_id) == 0) {
+                if (c->id != it->id)
+                    rcs[i] = STORE_CLAIM_BUSY;
+                else
+                    mine = c;
+            }
+            k++;
+        }
+        if (rcs[i] != STORE_CLAIMED)
+            continue;
+        int cur = outbox_current(s, it);
+        if (cur < 0) {
+            rc = -1;
+            break;
+        }
+        if (!cur) {
+            rcs[i] = STORE_CLAIM_STALE;
+            continue;
+        }
+        if (!mine) {
+            if (s->n_claims == CLAIM_MAX) {
+                rcs[i] = STORE_CLAIM_BUSY; /* more in flight than deliverers hold */
+                continue;
+            }
+            mine = &s->claims[s->n_claims++];
+            mine->id = it->id;
+            mine->instance = it->instance;
+            snprintf(mine->job_id, sizeof mine->job_id, "%s", it->job_id);
+        }
+        mine->until = now + lease;
+    }
+    pthread_mutex_unlock(&s->rmu);
+    leave(s);
+    return rc;
+}
+
+static void claims_release(sqstore *s, const int64_t *ids, size_t n)
+{
+    pthread_mutex_lock(&s->rmu);
+    for (size_t i = 0; i < n; i++)
+        for (size_t k = 0; k < s->n_claims; k++)
+            if (s->claims[k].id == ids[i]) {
+                s->claims[k] = s->claims[--s->n_claims];
+                break;
+            }
+    pthread_mutex_unlock(&s->rmu);
+}
+
 static int sq_outbox_done(store *base, int64_t id)
 {
     sqstore *s = (sqstore *)base;
     if (!s)
         return -1;
     op o = {.kind = OP_OUTBOX_DONE, .outbox_id = id};
-    return (int)submit(s, &o);
+    int rc = (int)submit(s, &o);
+    claims_release(s, &id, 1);
+    return rc;
 }
 
 static int sq_outbox_done_many(store *base, const int64_t *ids, size_t n)
@@ -1554,6 +1661,7 @@ static int sq_outbox_done_many(store *base, const int64_t *ids, size_t n)
     for (size_t i = 0; i < n; i++)
         ops[i] = (op){.kind = OP_OUTBOX_DONE, .outbox_id = ids[i]};
     submit_many(s, ops, n);
+    claims_release(s, ids, n);
     int rc = 0;
     for (size_t i = 0; i < n; i++)
         if (ops[i].rc < 0)
@@ -1568,7 +1676,9 @@ static int sq_outbox_retry(store *base, int64_t id, uint32_t attempts, double ne
     if (!s || !isfinite(next_at))
         return -1;
     op o = {.kind = OP_OUTBOX_RETRY, .outbox_id = id, .attempts = attempts, .t = next_at};
-    return (int)submit(s, &o);
+    int rc = (int)submit(s, &o);
+    claims_release(s, &id, 1);
+    return rc;
 }
 
 static int sq_outbox_give_up(store *base, int64_t id)
@@ -1601,6 +1711,7 @@ static const store_ops SQLITE_OPS = {
     .load = sq_load,
     .follow = NULL,
     .outbox_due = sq_outbox_due,
+    .outbox_claim = sq_outbox_claim,
     .outbox_done = sq_outbox_done,
     .outbox_done_many = sq_outbox_done_many,
     .outbox_retry = sq_outbox_retry,

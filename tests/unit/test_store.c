@@ -369,6 +369,75 @@ static void test_outbox_stale_id(void **state)
     assert_int_equal(store_outbox_depth(f->s), 0);
 }
 
+static int claim1(store *s, int64_t id, const char *job, uint32_t inst, double lease)
+{
+    outbox_item it = {.id = id, .instance = inst};
+    snprintf(it.job_id, sizeof it.job_id, "%s", job);
+    int rc = -9;
+    assert_int_equal(store_outbox_claim(s, &it, 1, lease, &rc), 0);
+    return rc;
+}
+
+/* Results of one instance are sent in decision order: a result replaced
+ * while a deliverer held it is stale, and a newer one waits while an older
+ * one is being sent (until it is done, retried or its lease ends). */
+static void test_outbox_claim(void **state)
+{
+    fixture *f = *state;
+    reservation_view r = {.job_id = "cl", .node_id = "n1", .cpu_milli = 100, .memory_mb = 10};
+    store_job j;
+    assert_int_equal(store_enqueue(f->s, "cl", 0, "{}", 1.0), 0);
+    assert_int_equal(store_take(f->s, &j, 0), 0);
+    store_job_clear(&j);
+    int64_t x = store_finish(f->s, "cl", 0, JOB_PLACED, &r, "{\"v\":1}", 2.0);
+    assert_true(x > 0);
+    assert_int_equal(claim1(f->s, x, "cl", 0, 30.0), STORE_CLAIMED);
+    assert_int_equal(claim1(f->s, x, "cl", 0, 30.0), STORE_CLAIMED);     /* again: still ours */
+    assert_int_equal(claim1(f->s, x, "cl", 1, 30.0), STORE_CLAIM_STALE); /* not its instance */
+    /* Re-scheduled while x is held in memory, and decided again. */
+    assert_int_equal(store_requeue(f->s, "cl", 0, NULL, 3.0), 0);
+    assert_int_equal(claim1(f->s, x, "cl", 0, 30.0), STORE_CLAIM_STALE);
+    assert_int_equal(store_take(f->s, &j, 0), 0);
+    store_job_clear(&j);
+    int64_t y = store_finish(f->s, "cl", 0, JOB_PLACED, &r, "{\"v\":2}", 4.0);
+    assert_true(y > 0 && y != x);
+    assert_int_equal(claim1(f->s, y, "cl", 0, 30.0), STORE_CLAIM_BUSY);
+    /* x's send ends (its row is gone: the mark changes nothing but the claim). */
+    assert_int_equal(store_outbox_done(f->s, x), 1);
+    assert_int_equal(claim1(f->s, y, "cl", 0, 0.2), STORE_CLAIMED);
+    /* A retry releases too; a lease that ran out frees the instance. */
+    assert_int_equal(store_outbox_retry(f->s, y, 1, 5.0), 0);
+    assert_int_equal(claim1(f->s, y, "cl", 0, 0.2), STORE_CLAIMED);
+    assert_int_equal(store_requeue(f->s, "cl", 0, NULL, 6.0), 0);
+    assert_int_equal(store_take(f->s, &j, 0), 0);
+    store_job_clear(&j);
+    int64_t z = store_finish(f->s, "cl", 0, JOB_UNSCHEDULABLE, NULL, "{\"v\":3}", 7.0);
+    assert_int_equal(claim1(f->s, z, "cl", 0, 30.0), STORE_CLAIM_BUSY);
+    usleep(300 * 1000);
+    assert_int_equal(claim1(f->s, z, "cl", 0, 30.0), STORE_CLAIMED);
+    assert_int_equal(store_outbox_done(f->s, z), 0);
+    assert_int_equal(claim1(f->s, z, "cl", 0, 30.0), STORE_CLAIM_STALE);
+    /* Deleted: stale. Several at once, and bad arguments. */
+    assert_int_equal(store_enqueue(f->s, "cl", 1, "{}", 8.0), 0);
+    assert_int_equal(store_take(f->s, &j, 0), 0);
+    store_job_clear(&j);
+    int64_t w = store_finish(f->s, "cl", 1, JOB_UNSCHEDULABLE, NULL, "{}", 9.0);
+    outbox_item two[2] = {{.id = w, .instance = 1}, {.id = z, .instance = 0}};
+    snprintf(two[0].job_id, sizeof two[0].job_id, "cl");
+    snprintf(two[1].job_id, sizeof two[1].job_id, "cl");
+    int rcs[2];
+    assert_int_equal(store_outbox_claim(f->s, two, 2, 30.0, rcs), 0);
+    assert_int_equal(rcs[0], STORE_CLAIMED);
+    assert_int_equal(rcs[1], STORE_CLAIM_STALE);
+    assert_int_equal(store_job_delete(f->s, "cl", 1), 0);
+    assert_int_equal(store_outbox_done(f->s, w), 1);
+    assert_int_equal(claim1(f->s, w, "cl", 1, 30.0), STORE_CLAIM_STALE);
+    assert_int_equal(store_outbox_claim(f->s, two, 2, 0.0, rcs), -1);
+    assert_int_equal(store_outbox_claim(f->s, NULL, 2, 1.0, rcs), -1);
+    assert_int_equal(store_outbox_claim(NULL, two, 2, 1.0, rcs), -1);
+    assert_int_equal(store_outbox_claim(f->s, NULL, 0, 1.0, NULL), 0);
+}
+
 static void exec_sql(sqlite3 *db, const char *sql)
 {
     char *msg = NULL;
@@ -841,6 +910,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_finish_status, setup, teardown),
         cmocka_unit_test_setup_teardown(test_outbox, setup, teardown),
         cmocka_unit_test_setup_teardown(test_outbox_stale_id, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_outbox_claim, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migrate_v1, setup, teardown),
         cmocka_unit_test_setup_teardown(test_requeue, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reopen, setup, teardown),

@@ -1221,6 +1221,65 @@ static void test_outbox(void **state)
     outbox_item_clear(&it[0]);
 }
 
+static int claim1(store *s, int64_t id, const char *job, uint32_t inst, double lease)
+{
+    outbox_item it = {.id = id, .instance = inst};
+    snprintf(it.job_id, sizeof it.job_id, "%s", job);
+    int rc = -9;
+    assert_int_equal(store_outbox_claim(s, &it, 1, lease, &rc), 0);
+    return rc;
+}
+
+/* Two processes deliver results of one instance in decision order: a
+ * result re-scheduled away while one held it is stale, and a newer result
+ * waits while an older one is being sent (until done, retried, or its
+ * lease ends: the holder died). */
+static void test_outbox_claim(void **state)
+{
+    fixture *f = *state;
+    node_put(f->s, "n1", NOW, caps_of(4000, 4096, 0));
+    store *a = open_more(f, 0, g_addr, "wa", 30.0);
+    store *b = open_more(f, 1, g_addr, "wb", 30.0);
+    assert_int_equal(store_enqueue(f->s, "cl", 0, "{}", NOW), 0);
+    int64_t x = 0, y = 0, z = 0;
+    assert_int_equal(place(a, "cl", 0, "n1", 1, 1, &x, NULL), STORE_PLACED);
+    assert_int_equal(claim1(a, x, "cl", 0, 30.0), STORE_CLAIMED);
+    assert_int_equal(claim1(a, x, "cl", 0, 30.0), STORE_CLAIMED);
+    assert_int_equal(claim1(b, x, "cl", 1, 30.0), STORE_CLAIM_STALE);
+    assert_int_equal(store_requeue(f->s, "cl", 0, NULL, NOW), 0);
+    assert_int_equal(claim1(a, x, "cl", 0, 30.0), STORE_CLAIM_STALE);
+    assert_int_equal(place(b, "cl", 0, "n1", 1, 1, &y, NULL), STORE_PLACED);
+    assert_true(y > x);
+    assert_int_equal(claim1(b, y, "cl", 0, 30.0), STORE_CLAIM_BUSY);
+    assert_int_equal(store_outbox_done(a, x), 0); /* x's send ended */
+    assert_int_equal(cmd_int(f->rc, "EXISTS cs:dclaim:0:cl cs:dheld:%lld", (long long)x), 0);
+    assert_int_equal(claim1(b, y, "cl", 0, 0.2), STORE_CLAIMED);
+    assert_int_equal(store_outbox_retry(b, y, 1, NOW + 5), 0);
+    assert_int_equal(claim1(a, y, "cl", 0, 0.2), STORE_CLAIMED);
+    /* a dies holding y; a newer result waits out the lease. */
+    assert_int_equal(store_requeue(f->s, "cl", 0, NULL, NOW), 0);
+    assert_int_equal(place(b, "cl", 0, "n1", 1, 1, &z, NULL), STORE_PLACED);
+    /* z waits for a; y, a's own, is stale. */
+    outbox_item two[2] = {{.id = z, .instance = 0}, {.id = y, .instance = 0}};
+    snprintf(two[0].job_id, sizeof two[0].job_id, "cl");
+    snprintf(two[1].job_id, sizeof two[1].job_id, "cl");
+    int rcs[2];
+    assert_int_equal(store_outbox_claim(b, two, 2, 30.0, rcs), 0);
+    assert_int_equal(rcs[0], STORE_CLAIM_BUSY);
+    assert_int_equal(rcs[1], STORE_CLAIM_STALE);
+    sleep_ms(300);
+    assert_int_equal(claim1(b, z, "cl", 0, 30.0), STORE_CLAIMED);
+    assert_int_equal(store_outbox_done(b, z), 0);
+    assert_int_equal(claim1(b, z, "cl", 0, 30.0), STORE_CLAIM_STALE);
+    assert_int_equal(cmd_int(f->rc, "EXISTS cs:dclaim:0:cl cs:dheld:%lld", (long long)z), 0);
+    /* Deleted: stale. */
+    assert_int_equal(store_enqueue(f->s, "cl", 1, "{}", NOW), 0);
+    int64_t w = store_finish(a, "cl", 1, JOB_UNSCHEDULABLE, NULL, "{}", NOW);
+    assert_true(w > 0);
+    assert_int_equal(store_job_delete(f->s, "cl", 1), 0);
+    assert_int_equal(claim1(a, w, "cl", 1, 30.0), STORE_CLAIM_STALE);
+}
+
 /* --- 10. at least once ------------------------------------------------- */
 
 static void test_at_least_once(void **state)
@@ -1274,6 +1333,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_finish_unschedulable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_follow, setup, teardown),
         cmocka_unit_test_setup_teardown(test_outbox, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_outbox_claim, setup, teardown),
         cmocka_unit_test_setup_teardown(test_at_least_once, setup, teardown),
     };
     int failed = cmocka_run_group_tests(tests, group_setup, group_teardown);
