@@ -42,6 +42,10 @@
 #define BACKOFF_MAX_S 2.0
 #define FOLLOW_BATCH 512
 #define TAKE_BATCH 16 /* stream entries read at once */
+/* Entries read and not yet taken. Several worker threads read at once, so
+ * each read reserves its room here first; a read that finds little room
+ * asks for fewer entries (at least the one its caller takes). */
+#define BUF_CAP (4 * TAKE_BATCH)
 
 #define K_STREAM "cs:jobs"
 #define K_GROUP "cs:workers"
@@ -389,12 +393,13 @@ typedef struct rstore {
     slot pool[POOL_N];
     int active; /* calls in flight */
     bool closing;
-    double backoff, retry_at;  /* reconnect backoff after a failed connect */
-    char claim_cursor[64];     /* XAUTOCLAIM scan position */
-    store_job buf[TAKE_BATCH]; /* read, pending under this consumer, not yet taken */
-    char buf_eid[TAKE_BATCH][RR_ENTRY_ID_MAX];
+    double backoff, retry_at; /* reconnect backoff after a failed connect */
+    char claim_cursor[64];    /* XAUTOCLAIM scan position */
+    store_job buf[BUF_CAP];   /* read, pending under this consumer, not yet taken */
+    char buf_eid[BUF_CAP][RR_ENTRY_ID_MAX];
     size_t buf_head, buf_n;
-    double next_claim; /* monotonic time of the next XAUTOCLAIM */
+    size_t buf_reserved; /* room promised to reads in flight */
+    double next_claim;   /* monotonic time of the next XAUTOCLAIM */
 
     /* The change feed: used by the one following thread only. */
     char follow_id[64]; /* last entry applied; "" = snapshot needed */
@@ -796,7 +801,7 @@ static void hand_back(rstore *s)
         args_str(&a, s->consumer);
         args_str(&a, "0");
         for (size_t i = 0; i < s->buf_n; i++)
-            args_str(&a, s->buf_eid[(s->buf_head + i) % TAKE_BATCH]);
+            args_str(&a, s->buf_eid[(s->buf_head + i) % BUF_CAP]);
         args_str(&a, "IDLE");
         args_fmt(&a, "%lld", s->claim_ms + 1000);
         args_str(&a, "JUSTID");
@@ -805,7 +810,7 @@ static void hand_back(rstore *s)
         args_free(&a);
     }
     for (size_t i = 0; i < s->buf_n; i++)
-        store_job_clear(&s->buf[(s->buf_head + i) % TAKE_BATCH]);
+        store_job_clear(&s->buf[(s->buf_head + i) % BUF_CAP]);
     s->buf_n = 0;
 }
 
@@ -932,11 +937,11 @@ static int rs_requeue(store *base, const char *job_id, uint32_t instance, const 
 /* Keeps the entries of one read beyond the first for the next takes. */
 static void buf_push(rstore *s, store_job *j, const char *eid)
 {
-    if (s->buf_n == TAKE_BATCH) {
+    if (s->buf_n == BUF_CAP) {
         store_job_clear(j);
-        return; /* cannot happen: a read asks for TAKE_BATCH at most */
+        return; /* cannot happen: every read reserved its room */
     }
-    size_t at = (s->buf_head + s->buf_n) % TAKE_BATCH;
+    size_t at = (s->buf_head + s->buf_n) % BUF_CAP;
     s->buf[at] = *j;
     snprintf(s->buf_eid[at], RR_ENTRY_ID_MAX, "%s", eid);
     s->buf_n++;
@@ -948,7 +953,7 @@ static bool buf_pop(rstore *s, store_job *out)
     bool got = s->buf_n > 0;
     if (got) {
         *out = s->buf[s->buf_head];
-        s->buf_head = (s->buf_head + 1) % TAKE_BATCH;
+        s->buf_head = (s->buf_head + 1) % BUF_CAP;
         s->buf_n--;
     }
     pthread_mutex_unlock(&s->mu);
@@ -1008,12 +1013,18 @@ static int take_round(rstore *s, lease *l, store_job *out, long long block_ms)
             return 0;
         }
     }
+    /* The first entry goes to the caller, the others into buf. */
+    pthread_mutex_lock(&s->mu);
+    size_t room = BUF_CAP - s->buf_n - s->buf_reserved;
+    size_t extra = room < TAKE_BATCH - 1 ? room : TAKE_BATCH - 1;
+    s->buf_reserved += extra;
+    pthread_mutex_unlock(&s->mu);
     args_str(&a, "XREADGROUP");
     args_str(&a, "GROUP");
     args_str(&a, K_GROUP);
     args_str(&a, s->consumer);
     args_str(&a, "COUNT");
-    args_fmt(&a, "%d", TAKE_BATCH);
+    args_fmt(&a, "%zu", extra + 1);
     if (block_ms > 0) {
         args_str(&a, "BLOCK");
         args_fmt(&a, "%lld", block_ms);
@@ -1023,16 +1034,17 @@ static int take_round(rstore *s, lease *l, store_job *out, long long block_ms)
     args_str(&a, ">");
     r = lcmd(l, &a);
     args_free(&a);
-    if (rr_is_error(r, "NOGROUP")) {
-        freeReplyObject(r);
-        return create_group(l) == 0 ? 1 : -1;
-    }
-    if (!r || (r->type != REDIS_REPLY_NIL && r->type != REDIS_REPLY_ARRAY)) {
-        freeReplyObject(r);
-        return -1;
-    }
     int rc = 1;
-    const redisReply *list = rr_stream_entries(r);
+    const redisReply *list = NULL;
+    if (rr_is_error(r, "NOGROUP"))
+        rc = create_group(l) == 0 ? 1 : -1;
+    else if (!r || (r->type != REDIS_REPLY_NIL && r->type != REDIS_REPLY_ARRAY))
+        rc = -1;
+    else
+        list = rr_stream_entries(r);
+    pthread_mutex_lock(&s->mu);
+    s->buf_reserved -= extra;
+    pthread_mutex_unlock(&s->mu);
     if (list) {
         pthread_mutex_lock(&s->mu);
         for (size_t i = 0; i < list->elements; i++) {

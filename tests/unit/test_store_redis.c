@@ -15,6 +15,8 @@
 #include <inttypes.h>
 #include <math.h>
 #include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1280,6 +1282,49 @@ static void test_outbox_claim(void **state)
     assert_int_equal(claim1(a, w, "cl", 1, 30.0), STORE_CLAIM_STALE);
 }
 
+#define MT_JOBS 400
+#define MT_THREADS 6
+
+typedef struct mt_take {
+    store *s;
+    atomic_int *seen;
+} mt_take;
+
+static void *mt_taker(void *arg)
+{
+    mt_take *t = arg;
+    store_job j;
+    while (store_take(t->s, &j, 300) == 0) {
+        if (strcmp(j.job_id, "mt") == 0 && j.instance < MT_JOBS)
+            atomic_fetch_add(&t->seen[j.instance], 1);
+        store_job_clear(&j);
+        sleep_ms(1); /* deciding: the takes of the threads interleave as in a worker */
+    }
+    return NULL;
+}
+
+/* Several threads of one process take at once: each queued instance is
+ * handed out exactly once, at once (none is dropped between a read and
+ * its take, to come back only after CLAIM_IDLE). */
+static void test_take_threads(void **state)
+{
+    fixture *f = *state;
+    int rcs[MT_JOBS];
+    assert_int_equal(store_enqueue_many(f->s, "mt", MT_JOBS, "{}", NOW, rcs), 0);
+    atomic_int seen[MT_JOBS];
+    for (int i = 0; i < MT_JOBS; i++)
+        atomic_init(&seen[i], 0);
+    mt_take t = {f->s, seen};
+    pthread_t th[MT_THREADS];
+    for (int i = 0; i < MT_THREADS; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, mt_taker, &t), 0);
+    for (int i = 0; i < MT_THREADS; i++)
+        pthread_join(th[i], NULL);
+    for (int i = 0; i < MT_JOBS; i++)
+        if (atomic_load(&seen[i]) != 1)
+            fail_msg("instance %d handed out %d times", i, atomic_load(&seen[i]));
+}
+
 /* --- 10. at least once ------------------------------------------------- */
 
 static void test_at_least_once(void **state)
@@ -1334,6 +1379,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_follow, setup, teardown),
         cmocka_unit_test_setup_teardown(test_outbox, setup, teardown),
         cmocka_unit_test_setup_teardown(test_outbox_claim, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_take_threads, setup, teardown),
         cmocka_unit_test_setup_teardown(test_at_least_once, setup, teardown),
     };
     int failed = cmocka_run_group_tests(tests, group_setup, group_teardown);
