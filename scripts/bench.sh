@@ -4,10 +4,12 @@
 # against offered load, the service on Redis with 1, 2 and 4 worker
 # processes, the two plots, and a summary table at the end.
 #
-#   scripts/bench.sh [--runs K] [--no-redis] [--data-dir DIR] [--outdir DIR]
+#   scripts/bench.sh [--runs K] [--nodes N] [--no-redis] [--data-dir DIR] [--outdir DIR]
 #   scripts/bench.sh --quick     # smoke test of the whole chain, under a minute
 #
 #   --runs K        runs per figure, each figure the median (default 3)
+#   --nodes N       cluster size for the service figures (default 5000, the
+#                   issue's condition; the engine has its own sizes)
 #   --no-redis      skip the Redis-mode runs
 #   --data-dir DIR  raw data, plotted tables, machine.txt (default docs/data)
 #   --outdir DIR    the PNGs (default docs)
@@ -16,9 +18,11 @@
 #
 # Steps (each tool's own table is printed as it goes):
 #   1. scripts/bench-engine.sh --runs K --sizes 1000,10000,100000 --out DATA/engine.jsonl
-#   2. scripts/bench-service.sh --mode embedded --workers 2 --runs K --json  > DATA/service-embedded.jsonl
-#   3. scripts/bench-latency.sh --workers 2 --runs K --out DATA/latency.jsonl
-#   4. scripts/bench-service.sh --mode redis --workers 1,2,4 --runs K --json
+#   2. scripts/bench-service.sh --mode embedded --workers 2 --nodes N --runs K --json
+#                                                               > DATA/service-embedded.jsonl
+#   3. scripts/bench-latency.sh --workers 2 --nodes N --rates 50,500,...,8000 --runs K
+#                                                               --out DATA/latency.jsonl
+#   4. scripts/bench-service.sh --mode redis --workers 1,2,4 --threads 2 --nodes N --runs K --json
 #                                                               > DATA/service-redis.jsonl
 #   5. scripts/plots.sh --data-dir DATA --outdir OUTDIR
 # About 8 minutes on a 2-core machine with the defaults. BUILD_DIR (default
@@ -31,12 +35,13 @@ case "$BUILD_DIR" in /*) ;; *) BUILD_DIR="$ROOT/$BUILD_DIR" ;; esac
 export BUILD_DIR
 
 RUNS=3
+NODES=5000
 REDIS=1
 QUICK=0
 DATA_DIR=""
 OUTDIR=""
 
-usage() { sed -n '2,25p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,29p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 die_usage() {
     echo "bench: $*" >&2
     echo "(see scripts/bench.sh --help)" >&2
@@ -48,6 +53,8 @@ while [ $# -gt 0 ]; do
     case "$1" in
     --runs) need $# "$1"; RUNS="$2"; shift 2 ;;
     --runs=*) RUNS="${1#*=}"; shift ;;
+    --nodes) need $# "$1"; NODES="$2"; shift 2 ;;
+    --nodes=*) NODES="${1#*=}"; shift ;;
     --no-redis) REDIS=0; shift ;;
     --data-dir) need $# "$1"; DATA_DIR="$2"; shift 2 ;;
     --data-dir=*) DATA_DIR="${1#*=}"; shift ;;
@@ -59,6 +66,7 @@ while [ $# -gt 0 ]; do
     esac
 done
 [[ "$RUNS" =~ ^[1-9][0-9]*$ ]] || die_usage "--runs: '$RUNS' is not a positive integer"
+[[ "$NODES" =~ ^[1-9][0-9]*$ ]] || die_usage "--nodes: '$NODES' is not a positive integer"
 
 if [ "$QUICK" = 1 ]; then
     RUNS=1
@@ -73,7 +81,7 @@ else
     SIZES=1000,10000,100000
     ENGINE_EXTRA=()
     SERVICE_JOBS=()
-    LATENCY_ARGS=()
+    LATENCY_ARGS=(--rates 50,500,1000,2000,4000,6000,8000)
     REDIS_WORKERS=1,2,4
     DATA_DIR="${DATA_DIR:-$ROOT/docs/data}"
     OUTDIR="${OUTDIR:-$ROOT/docs}"
@@ -106,17 +114,17 @@ step "1/5 engine against the original (sizes $SIZES, $RUNS run(s))"
     ${ENGINE_EXTRA[@]+"${ENGINE_EXTRA[@]}"}
 
 step "2/5 service, embedded mode, full speed ($RUNS run(s))"
-"$ROOT/scripts/bench-service.sh" --mode embedded --workers 2 --runs "$RUNS" --json \
+"$ROOT/scripts/bench-service.sh" --mode embedded --workers 2 --nodes "$NODES" --runs "$RUNS" --json \
     ${SERVICE_JOBS[@]+"${SERVICE_JOBS[@]}"} >"$DATA_DIR/service-embedded.jsonl"
 cat "$DATA_DIR/service-embedded.jsonl"
 
 step "3/5 latency against offered load ($RUNS run(s) per rate)"
-"$ROOT/scripts/bench-latency.sh" --workers 2 --runs "$RUNS" --out "$DATA_DIR/latency.jsonl" \
+"$ROOT/scripts/bench-latency.sh" --workers 2 --nodes "$NODES" --runs "$RUNS" --out "$DATA_DIR/latency.jsonl" \
     ${LATENCY_ARGS[@]+"${LATENCY_ARGS[@]}"}
 
 if [ "$REDIS" = 1 ]; then
     step "4/5 service, Redis mode, worker processes $REDIS_WORKERS ($RUNS run(s))"
-    "$ROOT/scripts/bench-service.sh" --mode redis --workers "$REDIS_WORKERS" --runs "$RUNS" \
+    "$ROOT/scripts/bench-service.sh" --mode redis --workers "$REDIS_WORKERS" --threads 2 --nodes "$NODES" --runs "$RUNS" \
         --json ${SERVICE_JOBS[@]+"${SERVICE_JOBS[@]}"} >"$DATA_DIR/service-redis.jsonl"
     cat "$DATA_DIR/service-redis.jsonl"
 else
@@ -183,7 +191,8 @@ svc = [("embedded", r) for r in lines("service-embedded.jsonl")] + \
       [("redis", r) for r in lines("service-redis.jsonl")]
 if svc:
     print()
-    print("service end to end, full speed (build/loadgen as the cluster manager)")
+    print("service end to end, full speed, %s nodes (build/loadgen as the cluster manager)"
+          % n(svc[0][1].get("nodes")))
     print("%-9s %8s %6s %12s %11s %10s %10s %7s %5s" % ("mode", "workers", "jobs",
           "accepted/s", "results/s", "p50 ms", "p99 ms", "errors", "lost"))
     for mode, r in svc:
@@ -197,7 +206,7 @@ if lat:
     d0 = lat[0]
     print()
     print("request-to-result latency against offered load (embedded, %s worker thread(s), "
-          "%s s per rate)" % (d0.get("workers"), d0.get("duration_s")))
+          "%s nodes, %s s per rate)" % (d0.get("workers"), n(d0.get("nodes")), d0.get("duration_s")))
     print("%8s %11s %10s %9s %9s %9s %9s %7s %5s" % ("rate/s", "accepted/s", "results/s",
           "p50 ms", "p90 ms", "p99 ms", "max ms", "errors", "lost"))
     for d in lat:
