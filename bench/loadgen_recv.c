@@ -142,21 +142,260 @@ static long long job_number(const lg_state *st, const char *url)
     return (long long)n;
 }
 
-static void record(lg_recv *r, long long n, const upload *u, int64_t now)
-{
-    lg_state *st = r->st;
-    unsigned char old = atomic_fetch_or(&st->flags[n], (unsigned char)LG_RESULT);
-    /* Delivery is at least once, and a re-scheduled instance gets a second
-     * result: only the first one counts for latency and placements. */
-    if (old & LG_RESULT) {
-        atomic_fetch_add(&st->duplicates, 1);
-        return;
-    }
-    st->result_ns[n] = now;
-    atomic_fetch_add(&st->results, 1);
-    if (old & LG_ACCEPTED)
-        atomic_fetch_add(&st->matched, 1);
+/* ---- reading a result without a tree ---------------------------------- */
 
+/* What the receiver needs from a result: its "found" and its node's "_id".
+ * One pass over the text reads both and checks the syntax on the way, so
+ * no tree is built per result: the full parse was a third of loadgen's CPU,
+ * and loadgen shares the machine with the service it measures. Whatever
+ * the pass cannot settle exactly as jansson would (escapes in keys or in
+ * the id, bytes outside ASCII, numbers jansson might refuse as too big,
+ * deep nesting, duplicate keys of interest, bad syntax) sets `unsure`, and
+ * the caller parses that result with jansson instead. */
+#define SCAN_DEPTH_MAX 64
+#define SCAN_ID_MAX 255
+
+enum { FOUND_ABSENT = -1, FOUND_FALSE = 0, FOUND_TRUE = 1, FOUND_OTHER = 2 };
+enum { ROLE_NONE, ROLE_ROOT, ROLE_NODE, ROLE_FOUND, ROLE_ID };
+
+typedef struct scan {
+    const char *p, *end;
+    bool unsure;
+    int found;      /* FOUND_*, root."found" */
+    bool node_seen; /* root."node" was seen (a second one is unsure) */
+    const char *id; /* root."node"."_id" in the text, when a plain string */
+    size_t id_len;
+    bool id_seen;
+} scan;
+
+static void scan_ws(scan *s)
+{
+    while (s->p < s->end && (*s->p == ' ' || *s->p == '\t' || *s->p == '\n' || *s->p == '\r'))
+        s->p++;
+}
+
+/* At the opening quote. Sets *plain when the string has no escape. */
+static int scan_string(scan *s, const char **start, size_t *len, bool *plain)
+{
+    s->p++;
+    *start = s->p;
+    *plain = true;
+    while (s->p < s->end) {
+        unsigned char ch = (unsigned char)*s->p;
+        if (ch == '"') {
+            *len = (size_t)(s->p - *start);
+            s->p++;
+            return 0;
+        }
+        if (ch < 0x20)
+            return -1;
+        if (ch >= 0x80)
+            s->unsure = true; /* jansson checks UTF-8; this pass does not */
+        if (ch == '\\') {
+            *plain = false;
+            if (++s->p >= s->end)
+                return -1;
+            if (*s->p == 'u')
+                s->unsure = true; /* \u0000 and surrogates are jansson's call */
+            else if (!*s->p || !strchr("\"\\/bfnrt", *s->p))
+                return -1;
+        }
+        s->p++;
+    }
+    return -1;
+}
+
+static bool scan_digits(scan *s, size_t *n)
+{
+    const char *from = s->p;
+    while (s->p < s->end && *s->p >= '0' && *s->p <= '9')
+        s->p++;
+    *n = (size_t)(s->p - from);
+    return *n > 0;
+}
+
+static int scan_number(scan *s)
+{
+    size_t n;
+    if (*s->p == '-')
+        s->p++;
+    if (s->p < s->end && *s->p == '0')
+        s->p++;
+    else if (!scan_digits(s, &n))
+        return -1;
+    else if (n > 15)
+        s->unsure = true; /* an integer jansson may find too big */
+    if (s->p < s->end && *s->p == '.') {
+        s->p++;
+        if (!scan_digits(s, &n))
+            return -1;
+    }
+    if (s->p < s->end && (*s->p == 'e' || *s->p == 'E')) {
+        s->unsure = true; /* a real jansson may find out of range */
+        s->p++;
+        if (s->p < s->end && (*s->p == '+' || *s->p == '-'))
+            s->p++;
+        if (!scan_digits(s, &n))
+            return -1;
+    }
+    return 0;
+}
+
+static int scan_literal(scan *s, const char *word)
+{
+    size_t n = strlen(word);
+    if ((size_t)(s->end - s->p) < n || memcmp(s->p, word, n) != 0)
+        return -1;
+    s->p += n;
+    return 0;
+}
+
+static int scan_value(scan *s, int depth, int role);
+
+static int scan_object(scan *s, int depth, int role)
+{
+    s->p++;
+    scan_ws(s);
+    if (s->p < s->end && *s->p == '}') {
+        s->p++;
+        return 0;
+    }
+    for (;;) {
+        const char *key;
+        size_t len;
+        bool plain;
+        if (s->p >= s->end || *s->p != '"' || scan_string(s, &key, &len, &plain))
+            return -1;
+        if (!plain)
+            s->unsure = true; /* an escaped key may spell one of ours */
+        int sub = ROLE_NONE;
+        if (role == ROLE_ROOT && len == 5 && memcmp(key, "found", 5) == 0) {
+            if (s->found != FOUND_ABSENT)
+                s->unsure = true;
+            sub = ROLE_FOUND;
+        } else if (role == ROLE_ROOT && len == 4 && memcmp(key, "node", 4) == 0) {
+            if (s->node_seen)
+                s->unsure = true;
+            s->node_seen = true;
+            sub = ROLE_NODE;
+        } else if (role == ROLE_NODE && len == 3 && memcmp(key, "_id", 3) == 0) {
+            if (s->id_seen)
+                s->unsure = true;
+            s->id_seen = true;
+            sub = ROLE_ID;
+        }
+        scan_ws(s);
+        if (s->p >= s->end || *s->p != ':')
+            return -1;
+        s->p++;
+        scan_ws(s);
+        if (scan_value(s, depth + 1, sub))
+            return -1;
+        scan_ws(s);
+        if (s->p >= s->end)
+            return -1;
+        if (*s->p == '}') {
+            s->p++;
+            return 0;
+        }
+        if (*s->p != ',')
+            return -1;
+        s->p++;
+        scan_ws(s);
+    }
+}
+
+static int scan_array(scan *s, int depth)
+{
+    s->p++;
+    scan_ws(s);
+    if (s->p < s->end && *s->p == ']') {
+        s->p++;
+        return 0;
+    }
+    for (;;) {
+        if (scan_value(s, depth + 1, ROLE_NONE))
+            return -1;
+        scan_ws(s);
+        if (s->p >= s->end)
+            return -1;
+        if (*s->p == ']') {
+            s->p++;
+            return 0;
+        }
+        if (*s->p != ',')
+            return -1;
+        s->p++;
+        scan_ws(s);
+    }
+}
+
+static int scan_value(scan *s, int depth, int role)
+{
+    if (depth > SCAN_DEPTH_MAX) {
+        s->unsure = true;
+        return -1;
+    }
+    if (s->p >= s->end)
+        return -1;
+    if (role == ROLE_FOUND)
+        s->found = *s->p == 't' ? FOUND_TRUE : *s->p == 'f' ? FOUND_FALSE : FOUND_OTHER;
+    if (role == ROLE_ID)
+        s->id = NULL;
+    switch (*s->p) {
+    case '{':
+        return scan_object(s, depth, role == ROLE_NODE ? ROLE_NODE : ROLE_NONE);
+    case '[':
+        return scan_array(s, depth);
+    case '"': {
+        const char *str;
+        size_t len;
+        bool plain;
+        if (scan_string(s, &str, &len, &plain))
+            return -1;
+        if (role == ROLE_ID) {
+            if (!plain || len > SCAN_ID_MAX)
+                s->unsure = true;
+            s->id = str;
+            s->id_len = len;
+        }
+        return 0;
+    }
+    case 't':
+        return scan_literal(s, "true");
+    case 'f':
+        return scan_literal(s, "false");
+    case 'n':
+        return scan_literal(s, "null");
+    default:
+        if (*s->p == '-' || (*s->p >= '0' && *s->p <= '9'))
+            return scan_number(s);
+        return -1;
+    }
+}
+
+/* 0 when the text settled found and the id exactly as jansson would. */
+static int scan_result(const char *text, size_t len, scan *s)
+{
+    memset(s, 0, sizeof *s);
+    s->p = text;
+    s->end = text + len;
+    s->found = FOUND_ABSENT;
+    scan_ws(s);
+    /* jansson takes an object or an array at the top, nothing else. */
+    if (s->p >= s->end || (*s->p != '{' && *s->p != '['))
+        return -1;
+    if (*s->p == '{' ? scan_object(s, 1, ROLE_ROOT) : scan_array(s, 1))
+        return -1;
+    scan_ws(s);
+    if (s->p != s->end || s->unsure)
+        return -1;
+    return 0;
+}
+
+/* The slow path, for what scan_result left open. */
+static void count_parsed(lg_state *st, const upload *u)
+{
     json_error_t jerr;
     json_t *root = u->too_big ? NULL : json_loadb(u->data ? u->data : "", u->len, 0, &jerr);
     json_t *found = json_object_get(root, "found");
@@ -173,6 +412,43 @@ static void record(lg_recv *r, long long n, const upload *u, int64_t now)
         atomic_fetch_add(&st->malformed, 1);
     }
     json_decref(root);
+}
+
+static void record(lg_recv *r, long long n, const upload *u, int64_t now)
+{
+    lg_state *st = r->st;
+    unsigned char old = atomic_fetch_or(&st->flags[n], (unsigned char)LG_RESULT);
+    /* Delivery is at least once, and a re-scheduled instance gets a second
+     * result: only the first one counts for latency and placements. */
+    if (old & LG_RESULT) {
+        atomic_fetch_add(&st->duplicates, 1);
+        return;
+    }
+    st->result_ns[n] = now;
+    atomic_fetch_add(&st->results, 1);
+    if (old & LG_ACCEPTED)
+        atomic_fetch_add(&st->matched, 1);
+
+    scan s;
+    if (u->too_big || !u->data || scan_result(u->data, u->len, &s) != 0) {
+        count_parsed(st, u);
+        return;
+    }
+    if (s.found == FOUND_TRUE) {
+        atomic_fetch_add(&st->found, 1);
+        if (s.id) {
+            char id[SCAN_ID_MAX + 1];
+            memcpy(id, s.id, s.id_len);
+            id[s.id_len] = 0;
+            lg_nodes_add(&st->placements, id, 1);
+        } else {
+            atomic_fetch_add(&st->malformed, 1);
+        }
+    } else if (s.found == FOUND_FALSE) {
+        atomic_fetch_add(&st->not_found, 1);
+    } else {
+        atomic_fetch_add(&st->malformed, 1);
+    }
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,

@@ -74,6 +74,12 @@ cluster *cluster_new(double ttl)
         free(c);
         return NULL;
     }
+    if (pthread_mutex_init(&c->id_rank_lock, NULL)) {
+        pthread_rwlock_destroy(&c->lock);
+        free(c);
+        return NULL;
+    }
+    c->layout = 1; /* id_rank_layout 0: no ranks built */
     c->ttl = ttl > 0 ? ttl : 15.0;
     idxmap_init(&c->by_id);
     idxmap_init(&c->res_by_key);
@@ -90,6 +96,8 @@ void cluster_free(cluster *c)
     if (!c)
         return;
     pthread_rwlock_destroy(&c->lock);
+    pthread_mutex_destroy(&c->id_rank_lock);
+    free(atomic_load(&c->id_rank));
     for (size_t i = 0; i < c->n; i++) {
         free(c->cold[i].host);
         edge_free(c->edge[i]);
@@ -160,6 +168,64 @@ static int names_to_bits(namedict *d, const strlist *l, const char *field, uint6
     }
     *out = bits;
     return 0;
+}
+
+/* A build waits for this many rankings without ranks, plus one per 16
+ * nodes: a sort costs about n log n id comparisons and a ranking up to n,
+ * so even when nodes keep coming and going the sorts stay a small share. */
+#define ID_RANK_WAIT_MIN 16
+
+typedef struct id_ref {
+    const char *id;
+    uint32_t pos;
+} id_ref;
+
+static int cmp_id_ref(const void *a, const void *b)
+{
+    return strcmp(((const id_ref *)a)->id, ((const id_ref *)b)->id);
+}
+
+const uint32_t *cluster_id_ranks_locked(const cluster *cc)
+{
+    /* The ranks are a cache of what the ids already say: readers holding
+     * the read lock may build them, one at a time (id_rank_lock). Nodes
+     * are added and removed only under the write lock, so layout is stable
+     * here, and ranks are read only while their layout is current: the
+     * array a build replaces is one no reader can be using. */
+    cluster *c = (cluster *)cc;
+    if (atomic_load_explicit(&c->id_rank_layout, memory_order_acquire) == c->layout)
+        return atomic_load_explicit(&c->id_rank, memory_order_relaxed);
+    size_t misses = atomic_fetch_add_explicit(&c->id_rank_misses, 1, memory_order_relaxed) + 1;
+    if (c->n == 0 || c->n > UINT32_MAX || misses < ID_RANK_WAIT_MIN + c->n / 16)
+        return NULL;
+    if (pthread_mutex_trylock(&c->id_rank_lock) != 0)
+        return NULL; /* another ranking is building them; compare ids meanwhile */
+    const uint32_t *out = NULL;
+    id_ref *refs = NULL;
+    uint32_t *rank = NULL;
+    if (atomic_load_explicit(&c->id_rank_layout, memory_order_acquire) == c->layout) {
+        out = atomic_load_explicit(&c->id_rank, memory_order_relaxed);
+        goto out;
+    }
+    refs = malloc(c->n * sizeof *refs);
+    rank = malloc(c->n * sizeof *rank);
+    if (!refs || !rank)
+        goto out;
+    for (size_t i = 0; i < c->n; i++)
+        refs[i] = (id_ref){c->cold[i].id, (uint32_t)i};
+    qsort(refs, c->n, sizeof *refs, cmp_id_ref);
+    for (size_t r = 0; r < c->n; r++)
+        rank[refs[r].pos] = (uint32_t)r;
+    free(atomic_exchange_explicit(&c->id_rank, rank, memory_order_relaxed));
+    atomic_store_explicit(&c->id_rank_layout, c->layout, memory_order_release);
+    atomic_store_explicit(&c->id_rank_misses, 0, memory_order_relaxed);
+    out = rank;
+    rank = NULL;
+out:
+    pthread_mutex_unlock(&c->id_rank_lock);
+    free(refs);
+    free(rank);
+    return out;
 }
 
 uint32_t cluster_find_locked(const cluster *c, const char *node_id)
@@ -368,6 +434,7 @@ int cluster_report(cluster *c, const char *node_id, const node_report *r, double
             goto out;
         }
         c->n++;
+        c->layout++;
     }
     node_hot *h = &c->hot[pos];
     node_cold *k = &c->cold[pos];
@@ -589,6 +656,7 @@ int cluster_remove(cluster *c, const char *node_id, reservation_view **dropped, 
         idxmap_move(&c->by_id, c->cold[pos].hash, last, pos);
     }
     c->n--;
+    c->layout++;
     c->version++;
     rc = 0;
 out:

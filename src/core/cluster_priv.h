@@ -6,6 +6,7 @@
 #define CS_CLUSTER_PRIV_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "cluster.h"
@@ -134,9 +135,24 @@ struct cluster {
     size_t n_grp, cap_grp;
     idxmap grp_by_id;
     uint64_t version; /* bumped by every write; lets a commit skip re-checks */
+    /* Every node's rank by id: ranking breaks ties by the smaller id, and
+     * with many equal scores (identical nodes) comparing two ids through
+     * their cold records was a third of a decision. Built lazily by
+     * cluster_id_ranks_locked, valid while id_rank_layout == layout. */
+    uint64_t layout; /* bumped whenever a node is added or removed (positions move) */
+    _Atomic uint64_t id_rank_layout;
+    uint32_t *_Atomic id_rank;
+    atomic_size_t id_rank_misses; /* rankings done without valid ranks since the last build */
+    pthread_mutex_t id_rank_lock; /* one builder at a time */
 };
 
 /* Lookups and changes below expect the caller to hold the lock. */
+/* The nodes' ranks by id (rank[pos] < rank[other] when its id sorts
+ * first), or NULL when not built for the current set of nodes: then
+ * compare ids. Under the read lock at least; builds them once enough
+ * rankings went without, so a cluster whose nodes keep changing does not
+ * sort on every decision. */
+const uint32_t *cluster_id_ranks_locked(const cluster *c);
 uint32_t cluster_find_locked(const cluster *c, const char *node_id);
 int namedict_find(const namedict *d, const char *name);
 resv *cluster_resv_find_locked(const cluster *c, const char *job_id, uint32_t instance);

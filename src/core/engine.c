@@ -659,24 +659,28 @@ static void scorer_init(scorer *s, const engine_ctx *ctx, const job_spec *job, i
     s->wm = ctx->opts.weight_memory / wsum;
 }
 
-/* a ranks before b: higher score, then higher tie score, then smaller node id. */
-static inline bool better(const cluster *c, const heap_item *a, const heap_item *b)
+/* a ranks before b: higher score, then higher tie score, then smaller node
+ * id (by the cluster's id ranks when built: idr, else NULL). */
+static inline bool better(const cluster *c, const uint32_t *idr, const heap_item *a,
+                          const heap_item *b)
 {
     if (a->score != b->score)
         return a->score > b->score;
     if (a->tie != b->tie)
         return a->tie > b->tie;
+    if (idr)
+        return idr[a->pos] < idr[b->pos];
     return strcmp(c->cold[a->pos].id, c->cold[b->pos].id) < 0;
 }
 
 /* Min-heap on `better`: the root is the worst of the kept k. */
-static void heap_sift_down(const cluster *c, heap_item *hp, size_t n, size_t i)
+static void heap_sift_down(const cluster *c, const uint32_t *idr, heap_item *hp, size_t n, size_t i)
 {
     for (;;) {
         size_t l = 2 * i + 1, r = l + 1, w = i;
-        if (l < n && better(c, &hp[w], &hp[l]))
+        if (l < n && better(c, idr, &hp[w], &hp[l]))
             w = l;
-        if (r < n && better(c, &hp[w], &hp[r]))
+        if (r < n && better(c, idr, &hp[w], &hp[r]))
             w = r;
         if (w == i)
             return;
@@ -687,11 +691,11 @@ static void heap_sift_down(const cluster *c, heap_item *hp, size_t n, size_t i)
     }
 }
 
-static void heap_sift_up(const cluster *c, heap_item *hp, size_t i)
+static void heap_sift_up(const cluster *c, const uint32_t *idr, heap_item *hp, size_t i)
 {
     while (i > 0) {
         size_t p = (i - 1) / 2;
-        if (!better(c, &hp[p], &hp[i]))
+        if (!better(c, idr, &hp[p], &hp[i]))
             return;
         heap_item t = hp[i];
         hp[i] = hp[p];
@@ -701,24 +705,24 @@ static void heap_sift_up(const cluster *c, heap_item *hp, size_t i)
 }
 
 /* Offers one scored node to the heap of the best k. */
-static inline void heap_offer(const cluster *c, engine_ctx *ctx, size_t *hn, size_t k,
-                              const heap_item *it)
+static inline void heap_offer(const cluster *c, const uint32_t *idr, engine_ctx *ctx, size_t *hn,
+                              size_t k, const heap_item *it)
 {
     if (*hn < k) {
         ctx->heap[*hn] = *it;
-        heap_sift_up(c, ctx->heap, (*hn)++);
-    } else if (better(c, it, &ctx->heap[0])) {
+        heap_sift_up(c, idr, ctx->heap, (*hn)++);
+    } else if (better(c, idr, it, &ctx->heap[0])) {
         ctx->heap[0] = *it;
-        heap_sift_down(c, ctx->heap, *hn, 0);
+        heap_sift_down(c, idr, ctx->heap, *hn, 0);
     }
 }
 
 /* Scores the q qualified nodes and keeps the best k in the heap; returns
  * how many it kept. `strategy` is a constant at each call site, so the
  * compiler builds one specialised loop per strategy. */
-static inline __attribute__((always_inline)) size_t keep_best(const cluster *c, engine_ctx *ctx,
-                                                              size_t q, size_t k, scorer *s,
-                                                              engine_strategy strategy)
+static inline __attribute__((always_inline)) size_t keep_best(const cluster *c, const uint32_t *idr,
+                                                              engine_ctx *ctx, size_t q, size_t k,
+                                                              scorer *s, engine_strategy strategy)
 {
     s->strategy = strategy;
     size_t hn = 0;
@@ -729,7 +733,7 @@ static inline __attribute__((always_inline)) size_t keep_best(const cluster *c, 
         if (hn == k && score < worst)
             continue; /* the common case once the heap is full: no call */
         heap_item it = {score, 0.0, pos};
-        heap_offer(c, ctx, &hn, k, &it);
+        heap_offer(c, idr, ctx, &hn, k, &it);
         worst = ctx->heap[0].score;
     }
     return hn;
@@ -737,14 +741,14 @@ static inline __attribute__((always_inline)) size_t keep_best(const cluster *c, 
 
 /* With a proximity preference: proximity first, the strategy's score
  * breaks ties. Only jobs with `prefer` come here. */
-static size_t keep_best_prefer(const cluster *c, engine_ctx *ctx, size_t q, size_t k,
-                               const scorer *s, const resolved *rj)
+static size_t keep_best_prefer(const cluster *c, const uint32_t *idr, engine_ctx *ctx, size_t q,
+                               size_t k, const scorer *s, const resolved *rj)
 {
     size_t hn = 0;
     for (size_t j = 0; j < q; j++) {
         uint32_t pos = ctx->qual[j];
         heap_item it = {proximity_score(rj, c->edge[pos]), score_node(s, &c->hot[pos]), pos};
-        heap_offer(c, ctx, &hn, k, &it);
+        heap_offer(c, idr, ctx, &hn, k, &it);
     }
     return hn;
 }
@@ -845,20 +849,21 @@ static int rank_locked(engine_ctx *ctx, const cluster *c, const job_spec *job, d
     scorer s;
     scorer_init(&s, ctx, job, maxc, maxm);
 
+    const uint32_t *idr = cluster_id_ranks_locked(c);
     size_t hn = 0;
     if (k > 0 && rl.prefer) {
-        hn = keep_best_prefer(c, ctx, q, k, &s, &rl);
+        hn = keep_best_prefer(c, idr, ctx, q, k, &s, &rl);
     } else if (k > 0) {
         /* One loop per strategy so the switch is not paid per node. */
         switch (s.strategy) {
         case STRATEGY_BEST_FIT:
-            hn = keep_best(c, ctx, q, k, &s, STRATEGY_BEST_FIT);
+            hn = keep_best(c, idr, ctx, q, k, &s, STRATEGY_BEST_FIT);
             break;
         case STRATEGY_SPREAD:
-            hn = keep_best(c, ctx, q, k, &s, STRATEGY_SPREAD);
+            hn = keep_best(c, idr, ctx, q, k, &s, STRATEGY_SPREAD);
             break;
         default:
-            hn = keep_best(c, ctx, q, k, &s, STRATEGY_MOST_FREE);
+            hn = keep_best(c, idr, ctx, q, k, &s, STRATEGY_MOST_FREE);
             break;
         }
     }
@@ -866,7 +871,7 @@ static int rank_locked(engine_ctx *ctx, const cluster *c, const job_spec *job, d
     for (size_t m = hn; m > 0; m--) {
         heap_item it = ctx->heap[0];
         ctx->heap[0] = ctx->heap[m - 1];
-        heap_sift_down(c, ctx->heap, m - 1, 0);
+        heap_sift_down(c, idr, ctx->heap, m - 1, 0);
         fill_candidate(c, &ctx->cands[m - 1], &it, &c->hot[it.pos]);
     }
     out->candidates = ctx->cands;
@@ -1101,7 +1106,7 @@ static int cmp_heap_items(const void *a, const void *b, void *ud)
 {
     const cluster *c = ud;
     const heap_item *x = a, *y = b;
-    return better(c, x, y) ? -1 : better(c, y, x) ? 1 : 0;
+    return better(c, NULL, x, y) ? -1 : better(c, NULL, y, x) ? 1 : 0;
 }
 
 static int cmp_explained(const void *a, const void *b)

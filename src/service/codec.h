@@ -71,6 +71,12 @@ json_t *codec_explain(const engine_result *r, const engine_node_explain *nodes, 
  * (borrowed). node_doc: from codec_node_doc (borrowed). */
 char *codec_result_placed(const json_t *job, const json_t *node_doc, const engine_result *r,
                           const char *message);
+/* The same document as codec_result_placed with codec_node_doc's node,
+ * written without building the node's tree: stored_text is the node's
+ * stored document as nodedocs_get_text gives it (may be NULL), v its live
+ * view. */
+char *codec_result_placed_stored(const json_t *job, const char *stored_text, const node_view *v,
+                                 const engine_result *r, const char *message);
 char *codec_result_unplaced(const json_t *job, const engine_result *r, const char *message);
 /* A job the worker could not decode (it passed intake, so only a changed
  * configuration or a bug gets here): not placed, with the error. */

@@ -234,6 +234,19 @@ json_t *nodedocs_get(nodedocs *nd, const char *node_id)
     return doc;
 }
 
+char *nodedocs_get_text(nodedocs *nd, const char *node_id)
+{
+    size_t len;
+    uint32_t h = hash_id(node_id, &len);
+    char *text = NULL;
+    pthread_mutex_lock(&nd->lock);
+    entry *e = *find(nd, node_id, len, h);
+    if (e && (text = malloc((size_t)e->raw_len + 1)))
+        unpack(e, doc_of(e), text);
+    pthread_mutex_unlock(&nd->lock);
+    return text;
+}
+
 int nodedocs_put(nodedocs *nd, const char *node_id, json_t *doc)
 {
     if (!doc)

@@ -17,6 +17,10 @@ void nodedocs_free(nodedocs *nd);
 
 /* A new tree of the node's document (caller owns it), or NULL. */
 json_t *nodedocs_get(nodedocs *nd, const char *node_id);
+/* The node's document as compact JSON text (caller frees), or NULL when
+ * unknown or out of memory: what nodedocs_get parses, for a writer that
+ * splices it into a larger text instead of building a tree. */
+char *nodedocs_get_text(nodedocs *nd, const char *node_id);
 /* Stores doc (the reference is stolen, even on failure) as the node's
  * document. 0 or -1. */
 int nodedocs_put(nodedocs *nd, const char *node_id, json_t *doc);

@@ -90,9 +90,11 @@ static void decide(worker *w, const store_job *job, json_t *body, outcome *o, de
             decided = true;
             break;
         }
-        json_t *doc = svc_node_doc(c, res.node_id, now);
-        if (!doc || cluster_placement(c->cluster, job->job_id, job->instance, &o->res)) {
-            json_decref(doc);
+        /* The node's document goes into the result as text: no tree is
+         * built for it (see codec_result_placed_stored). */
+        node_view v;
+        if (cluster_get(c->cluster, res.node_id, now, &v) ||
+            cluster_placement(c->cluster, job->job_id, job->instance, &o->res)) {
             log_warn(c->log, "job %s/%u: node %s vanished while placing; choosing again",
                      job->job_id, job->instance, res.node_id);
             continue;
@@ -101,8 +103,9 @@ static void decide(worker *w, const store_job *job, json_t *body, outcome *o, de
         o->reserved_here = !res.existing;
         o->state = JOB_PLACED;
         snprintf(o->node_id, sizeof o->node_id, "%s", res.node_id);
-        o->result = codec_result_placed(body, doc, &res, o->message);
-        json_decref(doc);
+        char *stored = nodedocs_get_text(c->docs, res.node_id);
+        o->result = codec_result_placed_stored(body, stored, &v, &res, o->message);
+        free(stored);
         decided = true;
     }
     if (!decided) {

@@ -731,6 +731,114 @@ static void test_node_merge_edge_spellings(void **state)
     json_decref(d3);
 }
 
+/* The result as the tree it used to be built as, serialised. */
+static char *result_tree(const json_t *job, const json_t *node, const engine_result *r,
+                         const char *message)
+{
+    json_t *doc =
+        json_pack("{s:b, s:s, s:O, s:O, s:o, s:o, s:o, s:s}", "found", 1, "status",
+                  "NODE_SCHEDULED", "node", node, "job", job, "candidates", codec_candidates(r),
+                  "reasons", codec_reasons(r), "filters", codec_filters(r), "message", message);
+    char *s = codec_dump(doc);
+    json_decref(doc);
+    return s;
+}
+
+/* Results are written as text without trees: byte for byte what
+ * serialising the trees gives, for awkward figures, strings and stored
+ * documents too. */
+static void test_result_text_matches_trees(void **state)
+{
+    (void)state;
+    static const double scores[] = {97.456, 80, 0, 100, 33.335, 0.005, 12.3, 1e13, 99.999};
+    static const int64_t cpus[] = {2500, 0, -1500, 1, 63999, 1001, 10, 64000, 123456789};
+    static const char *const stored[] = {
+        NULL,
+        "{}",
+        "{\"host\":\"h\",\"virtualization\":[\"container\"],\"vcpus\":64,\"memory\":262144.5}",
+        "{\"host\":\"h\",\"custom\":{\"free\":1,\"x\":\"caf\xc3\xa9\"}}",
+        "{\"host\":\"a\\\"b\\\\c\\u0001\",\"labels\":{\"k\":\"v\"},\"n\":null,\"t\":true}",
+        "[1,2]",
+    };
+    static const char *const messages[] = {"2/3 nodes qualify", "", "quote \" back \\ slash",
+                                           "ctl \x01\n", "caf\xc3\xa9"};
+    engine_candidate cands[sizeof scores / sizeof scores[0]];
+    memset(cands, 0, sizeof cands);
+    for (size_t i = 0; i < sizeof scores / sizeof scores[0]; i++) {
+        snprintf(cands[i].node_id, sizeof cands[i].node_id, "n-%zu\"x", i);
+        cands[i].score = scores[i];
+    }
+    job_spec j;
+    cs_error e;
+    assert_int_equal(job_from("{\"_id\":\"j\",\"virtualization\":\"container\",\"constraints\":"
+                              "[{\"type\":\"geo\",\"location\":\"1,2\",\"threshold\":5}]}",
+                              &j, NULL, &e),
+                     0);
+    size_t removed[1] = {4};
+    engine_result r;
+    memset(&r, 0, sizeof r);
+    r.job = &j;
+    r.cons_removed = removed;
+    r.n_nodes = 20;
+    r.reasons[REASON_CPU] = 2;
+    r.reasons[REASON_TOO_FAR] = 3;
+    r.candidates = cands;
+    r.n_candidates = sizeof cands / sizeof cands[0];
+    r.placed = true;
+    json_t *job = obj("{\"_id\":\"j\",\"vcpus\":0.1,\"memory\":1e3,\"list\":[1,2.5,\"s\"]}");
+    for (size_t si = 0; si < sizeof stored / sizeof stored[0]; si++) {
+        for (size_t ci = 0; ci < sizeof cpus / sizeof cpus[0]; ci++) {
+            const char *msg = messages[(si + ci) % (sizeof messages / sizeof messages[0])];
+            node_view v;
+            memset(&v, 0, sizeof v);
+            snprintf(v.id, sizeof v.id, "node-%zu", ci);
+            v.active = ci % 2;
+            v.last_report = 1795767159.0439 + (double)ci / 7;
+            v.free_cpu_milli = cpus[ci];
+            v.free_memory_mb = 262143 - (int64_t)ci;
+            v.free_gpus = (int32_t)ci;
+            v.reserved_cpu_milli = cpus[(ci + 3) % (sizeof cpus / sizeof cpus[0])];
+            v.reserved_memory_mb = (int64_t)ci;
+            v.n_reservations = (uint32_t)ci;
+            json_t *st = stored[si] ? json_loads(stored[si], JSON_DECODE_ANY, NULL) : NULL;
+            json_t *node = codec_node_doc(st, &v);
+            char *want = result_tree(job, node, &r, msg);
+            char *got = codec_result_placed_stored(job, stored[si], &v, &r, msg);
+            char *got_tree = codec_result_placed(job, node, &r, msg);
+            assert_non_null(want);
+            assert_non_null(got);
+            assert_string_equal(got, want);
+            assert_string_equal(got_tree, want);
+            free(want);
+            free(got);
+            free(got_tree);
+            json_decref(node);
+            json_decref(st);
+        }
+    }
+    for (size_t mi = 0; mi < sizeof messages / sizeof messages[0]; mi++) {
+        json_t *doc = json_pack("{s:b, s:s, s:o, s:o, s:s, s:O, s:o}", "found", 0, "status",
+                                "NO_QUALIFIED_WORKER_FOUND", "reasons", codec_reasons(&r),
+                                "filters", codec_filters(&r), "message", messages[mi], "job", job,
+                                "candidates", json_array());
+        char *want = codec_dump(doc);
+        char *got = codec_result_unplaced(job, &r, messages[mi]);
+        assert_string_equal(got, want);
+        free(want);
+        free(got);
+        json_decref(doc);
+    }
+    /* A string jansson refuses (not UTF-8) fails the document, as before. */
+    node_view v;
+    memset(&v, 0, sizeof v);
+    strcpy(v.id, "n");
+    assert_null(codec_result_placed_stored(job, NULL, &v, &r, "bad \xff"));
+    assert_null(codec_result_unplaced(job, &r, "bad \xff"));
+    assert_null(codec_result_placed_stored(NULL, NULL, &v, &r, "m"));
+    json_decref(job);
+    job_spec_clear(&j);
+}
+
 static void test_filters_and_explain(void **state)
 {
     (void)state;
@@ -822,6 +930,7 @@ int main(void)
         cmocka_unit_test(test_node_errors),
         cmocka_unit_test(test_node_merge_and_doc),
         cmocka_unit_test(test_results),
+        cmocka_unit_test(test_result_text_matches_trees),
         cmocka_unit_test(test_error_json),
         cmocka_unit_test(test_edge_constraints),
         cmocka_unit_test(test_edge_constraint_errors),

@@ -949,6 +949,41 @@ static void test_tie_break_by_id(void **state)
     cluster_free(c);
 }
 
+/* Ties follow the ids also once the cluster ranked often enough to keep
+ * its nodes' id ranks, and after nodes come and go (the ranks are rebuilt,
+ * never used stale). */
+static void test_tie_break_by_id_ranks(void **state)
+{
+    (void)state;
+    cluster *c = cluster_new(TTL);
+    static const char *const ids[] = {"n5", "n3", "n1", "n40", "n4", "n2", "n0"};
+    for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++)
+        add_node(c, ids[i], 4, 4096, NOW);
+    job_spec j;
+    engine_result res;
+    char buf[128];
+    job_make(&j, "j", 0, "container", 1, 512);
+    j.top_k = 3;
+    engine_ctx *ctx = ctx_new(STRATEGY_MOST_FREE, 0);
+    for (int round = 0; round < 3; round++) {
+        /* More rankings than a build waits for (16 + n / 16). */
+        for (int i = 0; i < 40; i++) {
+            rank(ctx, c, &j, NOW, &res);
+            assert_string_equal(order(&res, buf, sizeof(buf)), round == 0   ? "n0,n1,n2"
+                                                               : round == 1 ? "n1,n2,n3"
+                                                                            : "n00,n1,n2");
+        }
+        if (round == 0) {
+            assert_int_equal(cluster_remove(c, "n0", NULL, NULL), 0); /* n5's position moves */
+        } else {
+            add_node(c, "n00", 4, 4096, NOW);
+        }
+    }
+    engine_ctx_free(ctx);
+    job_spec_clear(&j);
+    cluster_free(c);
+}
+
 /* ---- top-k ---- */
 
 static uint32_t lcg(uint32_t *s)
@@ -2016,6 +2051,7 @@ int main(void)
         cmocka_unit_test(test_best_fit_packs),
         cmocka_unit_test(test_spread_fills_evenly),
         cmocka_unit_test(test_tie_break_by_id),
+        cmocka_unit_test(test_tie_break_by_id_ranks),
         cmocka_unit_test(test_top_k_matches_full_ranking),
         cmocka_unit_test(test_top_k_defaults),
         cmocka_unit_test(test_rank_reserves_nothing),
