@@ -252,6 +252,24 @@ static int scan_literal(scan *s, const char *word)
 
 static int scan_value(scan *s, int depth, int role);
 
+/* After a member or an element: 1 when `close` ends the container (taken),
+ * 0 after a comma (taken, with the blanks after it), -1 otherwise. */
+static int scan_next(scan *s, char close)
+{
+    scan_ws(s);
+    if (s->p >= s->end)
+        return -1;
+    if (*s->p == close) {
+        s->p++;
+        return 1;
+    }
+    if (*s->p != ',')
+        return -1;
+    s->p++;
+    scan_ws(s);
+    return 0;
+}
+
 static int scan_object(scan *s, int depth, int role)
 {
     s->p++;
@@ -291,17 +309,9 @@ static int scan_object(scan *s, int depth, int role)
         scan_ws(s);
         if (scan_value(s, depth + 1, sub))
             return -1;
-        scan_ws(s);
-        if (s->p >= s->end)
-            return -1;
-        if (*s->p == '}') {
-            s->p++;
-            return 0;
-        }
-        if (*s->p != ',')
-            return -1;
-        s->p++;
-        scan_ws(s);
+        int next = scan_next(s, '}');
+        if (next != 0)
+            return next < 0 ? -1 : 0;
     }
 }
 
@@ -316,17 +326,9 @@ static int scan_array(scan *s, int depth)
     for (;;) {
         if (scan_value(s, depth + 1, ROLE_NONE))
             return -1;
-        scan_ws(s);
-        if (s->p >= s->end)
-            return -1;
-        if (*s->p == ']') {
-            s->p++;
-            return 0;
-        }
-        if (*s->p != ',')
-            return -1;
-        s->p++;
-        scan_ws(s);
+        int next = scan_next(s, ']');
+        if (next != 0)
+            return next < 0 ? -1 : 0;
     }
 }
 

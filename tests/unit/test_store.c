@@ -22,6 +22,8 @@
 
 #include "store.h"
 
+#include "claim_one.h"
+
 typedef struct fixture {
     char dir[64];
     store *s;
@@ -367,15 +369,6 @@ static void test_outbox_stale_id(void **state)
     assert_int_equal(l.res, 0); /* not placed: no reservation */
     assert_int_equal(store_outbox_done(f->s, third), 0);
     assert_int_equal(store_outbox_depth(f->s), 0);
-}
-
-static int claim1(store *s, int64_t id, const char *job, uint32_t inst, double lease)
-{
-    outbox_item it = {.id = id, .instance = inst};
-    snprintf(it.job_id, sizeof it.job_id, "%s", job);
-    int rc = -9;
-    assert_int_equal(store_outbox_claim(s, &it, 1, lease, &rc), 0);
-    return rc;
 }
 
 /* Results of one instance are sent in decision order: a result replaced

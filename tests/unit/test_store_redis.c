@@ -35,6 +35,8 @@
 #include "store.h"
 #include "store_redis.h"
 
+#include "claim_one.h"
+
 #define NOW 1000.0
 #define TTL 30.0
 #define LEASE 0.2
@@ -1221,15 +1223,6 @@ static void test_outbox(void **state)
     assert_int_equal(store_outbox_due(f->s, NOW + 5, it, 2), 1);
     assert_int_equal(it[0].id, ids[2]);
     outbox_item_clear(&it[0]);
-}
-
-static int claim1(store *s, int64_t id, const char *job, uint32_t inst, double lease)
-{
-    outbox_item it = {.id = id, .instance = inst};
-    snprintf(it.job_id, sizeof it.job_id, "%s", job);
-    int rc = -9;
-    assert_int_equal(store_outbox_claim(s, &it, 1, lease, &rc), 0);
-    return rc;
 }
 
 /* Two processes deliver results of one instance in decision order: a
