@@ -41,7 +41,8 @@ bool rr_autoclaim(const redisReply *r, const char **cursor, const redisReply **e
 long long rr_pending_count(const redisReply *r);
 
 /* The enqueue script's [rc, ...]: rcs[i] the answer for instance i (0
- * queued, 1 known), -1 where the reply has none. 0, or -1 when any is. */
+ * queued, 1 known), -1 where the reply has none. 0, or -1 when any is.
+ * The claim script answers in the same shape (one rc per result). */
 int rr_enqueue_rcs(const redisReply *r, uint32_t n, int *rcs);
 /* The place script's {rc, outbox id | node}: a store_place_rc with
  * outbox_id or held_node filled, or -1 when malformed. */

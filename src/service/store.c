@@ -3,6 +3,7 @@
 #include "store_impl.h"
 
 #include <stdlib.h>
+#include <time.h>
 
 const char *job_state_name(job_state st)
 {
@@ -183,4 +184,11 @@ int store_outbox_give_up(store *s, int64_t id)
 size_t store_outbox_depth(store *s)
 {
     return s ? s->ops->outbox_depth(s) : 0;
+}
+
+double store_mono(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }

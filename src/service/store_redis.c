@@ -416,13 +416,6 @@ typedef struct lease {
 
 /* --- small helpers ----------------------------------------------------- */
 
-static double mono_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static bool id_ok(const char *id)
 {
     return id && *id && strnlen(id, CS_ID_MAX + 1) <= CS_ID_MAX;
@@ -621,7 +614,7 @@ static int lease_get(rstore *s, lease *l)
     sl->busy = true;
     s->active++;
     l->c = sl->c;
-    bool may_connect = !l->c && mono_now() >= s->retry_at;
+    bool may_connect = !l->c && store_mono() >= s->retry_at;
     pthread_mutex_unlock(&s->mu);
     if (l->c)
         return 0;
@@ -637,7 +630,7 @@ static int lease_get(rstore *s, lease *l)
         s->backoff = s->backoff ? s->backoff * 2 : BACKOFF_MIN_S;
         if (s->backoff > BACKOFF_MAX_S)
             s->backoff = BACKOFF_MAX_S;
-        s->retry_at = mono_now() + s->backoff;
+        s->retry_at = store_mono() + s->backoff;
     }
     s->pool[l->i].busy = false;
     s->active--;
@@ -972,7 +965,7 @@ static int take_round(rstore *s, lease *l, store_job *out, long long block_ms)
     args a = {0};
     redisReply *r = NULL;
     pthread_mutex_lock(&s->mu);
-    double now = mono_now();
+    double now = store_mono();
     if (now >= s->next_claim) {
         claim = true;
         s->next_claim = now + (double)s->claim_ms / 2000.0;
@@ -1078,9 +1071,9 @@ static int rs_take(store *base, store_job *out, int timeout_ms)
     rstore *s = (rstore *)base;
     if (!s || !out)
         return -1;
-    double deadline = mono_now() + (timeout_ms > 0 ? timeout_ms / 1000.0 : 0);
+    double deadline = store_mono() + (timeout_ms > 0 ? timeout_ms / 1000.0 : 0);
     for (;;) {
-        double left = deadline - mono_now();
+        double left = deadline - store_mono();
         long long block = left > 0 ? (long long)(left * 1000.0) : 0;
         if (block > BLOCK_CHUNK_MS)
             block = BLOCK_CHUNK_MS;
@@ -1104,7 +1097,7 @@ static int rs_take(store *base, store_job *out, int timeout_ms)
             struct timespec ts = {0, 50 * 1000000L};
             nanosleep(&ts, NULL);
         }
-        if (mono_now() >= deadline)
+        if (store_mono() >= deadline)
             return 1;
     }
 }

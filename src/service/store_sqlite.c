@@ -1547,13 +1547,6 @@ out:
     return n;
 }
 
-static double mono(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 /* Under rmu: is id still the instance's undelivered result? 1 yes, 0 no,
  * -1 error. */
 static int outbox_current(sqstore *s, const outbox_item *it)
@@ -1577,7 +1570,7 @@ static int sq_outbox_claim(store *base, const outbox_item *items, size_t n, doub
     if (enter(s) != 0)
         return -1;
     int rc = 0;
-    double now = mono();
+    double now = store_mono();
     pthread_mutex_lock(&s->rmu);
     for (size_t i = 0; i < n && rc == 0; i++) {
         const outbox_item *it = &items[i];
