@@ -1035,25 +1035,23 @@ static int take_round(rstore *s, lease *l, store_job *out, long long block_ms)
         rc = -1;
     else
         list = rr_stream_entries(r);
+    /* The room is given back in the same hold of the mutex that fills
+     * it, so no other read can count it as free in between. */
     pthread_mutex_lock(&s->mu);
+    for (size_t i = 0; list && i < list->elements; i++) {
+        store_job j;
+        char eid[RR_ENTRY_ID_MAX];
+        if (!rr_entry_job(list->element[i], &j, eid))
+            continue;
+        if (rc == 1) {
+            *out = j;
+            rc = 0;
+        } else {
+            buf_push(s, &j, eid);
+        }
+    }
     s->buf_reserved -= extra;
     pthread_mutex_unlock(&s->mu);
-    if (list) {
-        pthread_mutex_lock(&s->mu);
-        for (size_t i = 0; i < list->elements; i++) {
-            store_job j;
-            char eid[RR_ENTRY_ID_MAX];
-            if (!rr_entry_job(list->element[i], &j, eid))
-                continue;
-            if (rc == 1) {
-                *out = j;
-                rc = 0;
-            } else {
-                buf_push(s, &j, eid);
-            }
-        }
-        pthread_mutex_unlock(&s->mu);
-    }
     freeReplyObject(r);
     return rc;
 }
