@@ -1578,7 +1578,7 @@ static int sq_outbox_claim(store *base, const outbox_item *items, size_t n, doub
         rcs[i] = STORE_CLAIMED;
         for (size_t k = 0; k < s->n_claims;) {
             claim *c = &s->claims[k];
-            if (c->until < now) { /* its holder died with the process or gave up */
+            if (c->until < now) { /* its holder never let go: a POST cut off at shutdown */
                 *c = s->claims[--s->n_claims];
                 continue;
             }
