@@ -251,24 +251,20 @@ static void deploy(const svc_ctx *c, const route_match *m, const char *body, siz
     cs_error e;
     job_spec spec;
     unsigned notes = 0;
-    char *text = NULL;
     job_spec_init(&spec);
     json_t *job = codec_parse_object(body, len, &e);
     if (!job || codec_job(job, m->job_id, m->instance, "", &spec, &notes, &e)) {
         reply_cs_error(out, 400, &e);
         goto out;
     }
-    if (!(text = codec_dump(job))) {
-        http_reply_error(out, 500, "server", "out of memory");
-        goto out;
-    }
-    if (enqueue(c, m->job_id, m->instance, text) < 0) {
+    /* The body as sent is what gets stored: it parsed and validated, and
+     * writing the tree back out would only cost time (every number). */
+    if (enqueue(c, m->job_id, m->instance, body) < 0) {
         store_unavailable(c, out, "enqueue");
         goto out;
     }
     http_reply_text(out, 200, "ok");
 out:
-    free(text);
     job_spec_clear(&spec);
     json_decref(job);
 }
@@ -355,7 +351,6 @@ static void jobs_post(const svc_ctx *c, const char *body, size_t len, http_reply
     cs_error e;
     job_spec spec;
     unsigned notes = 0;
-    char *text = NULL;
     char id[CS_ID_MAX + 1];
     uint32_t instance = 0;
     store_status st;
@@ -374,11 +369,7 @@ static void jobs_post(const svc_ctx *c, const char *body, size_t len, http_reply
         reply_cs_error(out, 400, &e);
         goto out;
     }
-    if (!(text = codec_dump(job))) {
-        http_reply_error(out, 500, "server", "out of memory");
-        goto out;
-    }
-    rc = enqueue(c, id, instance, text);
+    rc = enqueue(c, id, instance, body); /* as sent, like deploy */
     if (rc < 0) {
         store_unavailable(c, out, "enqueue");
         goto out;
@@ -402,7 +393,6 @@ static void jobs_post(const svc_ctx *c, const char *body, size_t len, http_reply
         reply_json_obj(out, 200, status_doc(id, instance, &st));
 out:
     store_status_clear(&st);
-    free(text);
     job_spec_clear(&spec);
     json_decref(job);
 }

@@ -1,5 +1,6 @@
 /* deliver.c - a bounded in-memory queue of results to POST, drained by a
- * few threads with one keep-alive libcurl handle each. The queue is only
+ * few threads, each keeping up to CONC POSTs in flight on keep-alive
+ * connections (one libcurl multi handle per thread). The queue is only
  * a fast path: every item is already durable in the store's outbox, so
  * dropping one (queue full, shutdown) loses nothing; the periodic outbox
  * scan finds it again. */
@@ -39,11 +40,22 @@ typedef struct entry {
     double received_at;
 } entry;
 
+/* POSTs one thread keeps in flight. One at a time, a thread sleeps
+ * through every round trip and is woken once per result; with several
+ * in flight it sends them all and one wake-up collects the answers
+ * that arrived meanwhile. Claims keep two results of one instance from
+ * ever being in flight together, so their order holds. */
+#define CONC 8
+
 typedef struct dthread {
     deliver *d;
     pthread_t thread;
     bool started;
     int index;
+    CURLM *multi;
+    CURL *h[CONC];
+    entry *busy[CONC]; /* what each handle is sending; NULL: free */
+    struct curl_slist *hdrs;
 } dthread;
 
 struct deliver {
@@ -168,10 +180,9 @@ static int on_progress(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut, cu
     return atomic_load(&d->abort) ? 1 : 0;
 }
 
-/* POSTs one result. true when the cluster manager took it (the caller
- * marks it done in the store); a failure is recorded here (retry or give
- * up). */
-static bool deliver_one(deliver *d, CURL *curl, entry *e)
+/* Sets curl up to POST one result; false when it cannot (out of memory:
+ * the result stays in the outbox for the scan). */
+static bool post_prepare(deliver *d, CURL *curl, const entry *e)
 {
     char url[sizeof d->base_url + 3 * CS_ID_MAX + 16];
     char *esc = curl_easy_escape(curl, e->it.job_id, 0);
@@ -189,11 +200,20 @@ static bool deliver_one(deliver *d, CURL *curl, entry *e)
         seg = "%2E%2E";
     snprintf(url, sizeof url, "%s%s/%u", d->base_url, seg, e->it.instance);
     curl_free(esc);
+    /* curl copies the URL; the body is read in place, and the entry
+     * outlives the transfer. */
     curl_easy_setopt(curl, CURLOPT_URL, url);
     curl_easy_setopt(curl, CURLOPT_POSTFIELDS, e->it.payload ? e->it.payload : "");
     curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE,
                      (curl_off_t)(e->it.payload ? strlen(e->it.payload) : 0));
-    CURLcode rc = curl_easy_perform(curl);
+    return true;
+}
+
+/* The end of one POST. true when the cluster manager took it (the caller
+ * marks it done in the store); a failure is recorded here (retry or give
+ * up). */
+static bool post_finish(deliver *d, CURL *curl, const entry *e, CURLcode rc)
+{
     long code = 0;
     curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &code);
     if (rc == CURLE_OK && code >= 200 && code < 300) {
@@ -228,6 +248,77 @@ static bool deliver_one(deliver *d, CURL *curl, entry *e)
     if (store_outbox_retry(d->store, e->it.id, attempts, now + delay) < 0)
         metrics_inc(d->m, M_STORE_ERRORS);
     return false;
+}
+
+/* Collects the POSTs that ended: their outbox ids go to done[] when the
+ * manager took them. Returns how many ended. */
+static int post_collect(dthread *t, int64_t *done, size_t *nd)
+{
+    int ended = 0;
+    CURLMsg *msg;
+    int left;
+    while ((msg = curl_multi_info_read(t->multi, &left))) {
+        if (msg->msg != CURLMSG_DONE)
+            continue;
+        int k = 0;
+        while (k < CONC && t->h[k] != msg->easy_handle)
+            k++;
+        if (k == CONC || !t->busy[k])
+            continue;                   /* not ours: cannot happen */
+        CURLcode rc = msg->data.result; /* msg is gone after remove_handle */
+        curl_multi_remove_handle(t->multi, t->h[k]);
+        entry *e = t->busy[k];
+        t->busy[k] = NULL;
+        ended++;
+        if (post_finish(t->d, t->h[k], e, rc))
+            done[(*nd)++] = e->it.id;
+    }
+    return ended;
+}
+
+/* POSTs the claimed results of a batch, up to CONC at a time; returns how
+ * many the manager took, their ids in done[]. */
+static size_t post_batch(dthread *t, entry *batch, size_t m, const int *claimed, int64_t *done)
+{
+    size_t next = 0, nd = 0;
+    int inflight = 0;
+    for (;;) {
+        for (int k = 0; k < CONC && next < m; k++) {
+            if (t->busy[k])
+                continue;
+            while (next < m && claimed[next] != STORE_CLAIMED)
+                next++;
+            if (next == m)
+                break;
+            entry *e = &batch[next++];
+            if (!post_prepare(t->d, t->h[k], e) ||
+                curl_multi_add_handle(t->multi, t->h[k]) != CURLM_OK)
+                continue; /* stays in the outbox: the scan sends it */
+            t->busy[k] = e;
+            inflight++;
+        }
+        if (inflight == 0)
+            return nd;
+        int running = 0;
+        CURLMcode mc = curl_multi_perform(t->multi, &running);
+        inflight -= post_collect(t, done, &nd);
+        if (mc != CURLM_OK) {
+            /* Not expected short of running out of memory: give the
+             * transfers up; their rows stay due in the outbox. */
+            for (int k = 0; k < CONC; k++)
+                if (t->busy[k]) {
+                    curl_multi_remove_handle(t->multi, t->h[k]);
+                    t->busy[k] = NULL;
+                }
+            log_warn(t->d->log, "result delivery: %s", curl_multi_strerror(mc));
+            return nd;
+        }
+        /* Wait only when nothing ended: an ended POST frees a handle for
+         * the next result at once. The timeout bounds how long a stop
+         * waits (curl's progress callback aborts the transfers). */
+        if (inflight > 0 && running > 0 && !(next < m && inflight < CONC))
+            curl_multi_poll(t->multi, NULL, 0, 100, NULL);
+    }
 }
 
 /* Claims a batch's instances before any POST (see store_outbox_claim):
@@ -266,16 +357,12 @@ static void claim_batch(deliver *d, const entry *batch, size_t m, int *claimed)
     }
 }
 
-static CURL *make_handle(deliver *d, struct curl_slist **hdrs)
+static CURL *make_handle(deliver *d, struct curl_slist *hdrs)
 {
     CURL *curl = curl_easy_init();
     if (!curl)
         return NULL;
-    /* No "Expect: 100-continue": it costs a round trip per result. */
-    *hdrs = curl_slist_append(NULL, "Content-Type: application/json");
-    if (*hdrs)
-        *hdrs = curl_slist_append(*hdrs, "Expect:");
-    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, *hdrs);
+    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, hdrs);
     curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, (long)(d->cfg->result_timeout * 1000));
     long connect_ms = (long)(d->cfg->result_timeout * 1000);
@@ -295,6 +382,35 @@ static double mono_now(void)
     return svc_mono();
 }
 
+static void handles_free(dthread *t)
+{
+    for (int k = 0; k < CONC; k++) {
+        curl_easy_cleanup(t->h[k]); /* none is attached to the multi any more */
+        t->h[k] = NULL;
+    }
+    curl_multi_cleanup(t->multi);
+    t->multi = NULL;
+    curl_slist_free_all(t->hdrs);
+    t->hdrs = NULL;
+}
+
+/* The multi handle keeps the keep-alive connections, at most CONC. */
+static bool handles_new(dthread *t)
+{
+    /* No "Expect: 100-continue": it costs a round trip per result. */
+    t->hdrs = curl_slist_append(NULL, "Content-Type: application/json");
+    struct curl_slist *more = t->hdrs ? curl_slist_append(t->hdrs, "Expect:") : NULL;
+    if (!more || !(t->multi = curl_multi_init()))
+        return false;
+    t->hdrs = more;
+    curl_multi_setopt(t->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)CONC);
+    curl_multi_setopt(t->multi, CURLMOPT_MAXCONNECTS, (long)CONC);
+    for (int k = 0; k < CONC; k++)
+        if (!(t->h[k] = make_handle(t->d, t->hdrs)))
+            return false;
+    return true;
+}
+
 static void *deliver_main(void *arg)
 {
     dthread *t = arg;
@@ -302,11 +418,9 @@ static void *deliver_main(void *arg)
     snprintf(name, sizeof name, "deliver-%d", t->index);
     pthread_setname_np(pthread_self(), name); /* shows in top -H, perf, gdb */
     deliver *d = t->d;
-    struct curl_slist *hdrs = NULL;
-    CURL *curl = make_handle(d, &hdrs);
-    if (!curl) {
-        log_error(d->log, "deliverer %d: cannot create a curl handle", t->index);
-        curl_slist_free_all(hdrs);
+    if (!handles_new(t)) {
+        log_error(d->log, "deliverer %d: cannot create curl handles", t->index);
+        handles_free(t);
         return NULL;
     }
     pthread_mutex_lock(&d->lock);
@@ -330,11 +444,9 @@ static void *deliver_main(void *arg)
             size_t nd = 0;
             int claimed[DBATCH];
             claim_batch(d, batch, m, claimed);
-            for (size_t i = 0; i < m; i++) {
-                if (claimed[i] == STORE_CLAIMED && deliver_one(d, curl, &batch[i]))
-                    done[nd++] = batch[i].it.id;
+            nd = post_batch(t, batch, m, claimed, done);
+            for (size_t i = 0; i < m; i++)
                 outbox_item_clear(&batch[i].it);
-            }
             if (nd && store_outbox_done_many(d->store, done, nd) < 0) {
                 metrics_inc(d->m, M_STORE_ERRORS);
                 log_warn(d->log, "%zu delivered results not marked done (they may be sent again)",
@@ -375,8 +487,7 @@ static void *deliver_main(void *arg)
         pthread_cond_timedwait(&d->cond, &d->lock, &ts);
     }
     pthread_mutex_unlock(&d->lock);
-    curl_easy_cleanup(curl);
-    curl_slist_free_all(hdrs);
+    handles_free(t);
     return NULL;
 }
 

@@ -65,6 +65,23 @@ class ConfigTest(E2ETestCase):
         time.sleep(1.0)
         self.assertIs(svc.node("c1")["active"], True)
 
+    def test_data_dir_in_use_refused(self):
+        """A second embedded service on a running one's data directory stops
+        with a clear error instead of sharing the file (the queue lives in
+        the first one's memory)."""
+        recv = self.receiver()
+        svc = self.service(recv.port)
+        svc.put_node("c1", node_doc())
+        p = self.run_bin([], {"DATA_DIR": svc.data_dir, "LOG_LEVEL": "warn"})
+        self.assertEqual(p.returncode, 1, p.stderr)
+        err = p.stderr.decode()
+        self.assertIn("data_dir", err)
+        self.assertIn("in use by another process", err)
+        # The first one goes on as before.
+        svc.deploy(job_doc("still"), 0)
+        [r] = recv.wait_for(1, job="still")
+        self.assertIs(r.body["found"], True)
+
 
 if __name__ == "__main__":
     unittest.main()
