@@ -252,26 +252,42 @@ out:
     return NULL;
 }
 
+/* Reports of one heartbeat round go out in slices this long apart. */
+#define HEARTBEAT_SLICE_NS 10000000LL
+
 /* The service marks a node inactive after NODE_TTL without a report and
- * moves its instances elsewhere; a long run must keep its nodes alive. */
+ * moves its instances elsewhere; a long run must keep its nodes alive.
+ * Real nodes report on timers of their own, so a round is spread evenly
+ * over the period (node k at k/N of it, sent in 10 ms slices) rather than
+ * sent as one burst of N reports. */
 static void *heartbeat_main(void *arg)
 {
     sender *s = arg;
     lg_state *st = s->st;
     const lg_opts *o = st->o;
     int64_t period = (int64_t)(o->heartbeat * 1e9);
-    int64_t next = lg_now_ns() + period;
+    int64_t round = lg_now_ns() + period;
     char err[LG_ERR_MAX];
+    size_t k = 0;
 
-    while (sleep_until(&st->stop_heartbeat, next) == 0) {
-        for (size_t k = 0; k < o->nodes && !atomic_load(&st->stop_heartbeat); k++) {
+    while (sleep_until(&st->stop_heartbeat,
+                       round + (int64_t)((double)k / (double)o->nodes * (double)period)) == 0) {
+        /* Everything due by the end of this slice. */
+        int64_t until = lg_now_ns() + HEARTBEAT_SLICE_NS - round;
+        size_t due = until >= period
+                         ? o->nodes
+                         : (size_t)((double)until / (double)period * (double)o->nodes) + 1;
+        for (; k < o->nodes && k < due && !atomic_load(&st->stop_heartbeat); k++) {
             if (put_node(s, k, err, sizeof err) != 0) {
                 atomic_fetch_add(&st->hb_errors, 1);
                 lg_note_error(st, "heartbeat of node %s%zu: %s", o->node_prefix, k, err);
             }
         }
-        int64_t now = lg_now_ns();
-        next = next + period > now ? next + period : now;
+        if (k == o->nodes) {
+            int64_t now = lg_now_ns();
+            round = round + period > now ? round + period : now;
+            k = 0;
+        }
     }
     lg_conn_close(&s->conn);
     return NULL;
