@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# bench-ab.sh - two builds of the service, runs interleaved (A, B, A, B, ...)
+# so that both see the same machine: this 2-core VM's speed drifts by up to
+# 1.7x within minutes, so figures from different times do not compare.
+# Embedded mode, build/loadgen as the cluster manager; per run it prints
+# results/s, latency and the CPU time both processes used per job (the
+# service from /proc/<pid>/stat, loadgen from its rusage), the figure that
+# moves least with the machine's speed.
+#
+#   scripts/bench-ab.sh BIN_A BIN_B [--pairs K] [--jobs M] [--rate R]
+#                       [--nodes N] [--workers W]
+#
+#   --pairs K    A/B pairs (default 3)
+#   --jobs M     deploys per run (default 60000)
+#   --rate R     jobs/s offered, open loop (default 0: as fast as possible)
+#   --nodes N    cluster size (default 5000)
+#   --workers W  worker threads (default 2)
+# A build to compare against: `git worktree add /tmp/base <commit>`, then
+# `cmake -S /tmp/base -B /tmp/base/build -DCMAKE_BUILD_TYPE=RelWithDebInfo`
+# and `cmake --build /tmp/base/build`. BUILD_DIR (default build) picks the
+# loadgen used for both.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BUILD_DIR="${BUILD_DIR:-build}"
+case "$BUILD_DIR" in /*) ;; *) BUILD_DIR="$ROOT/$BUILD_DIR" ;; esac
+
+usage() { sed -n '2,21p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+die_usage() {
+    echo "bench-ab: $*" >&2
+    echo "(see scripts/bench-ab.sh --help)" >&2
+    exit 2
+}
+need() { [ "$1" -ge 2 ] || die_usage "$2 needs a value"; }
+
+PAIRS=3
+JOBS=60000
+RATE=0
+NODES=5000
+WORKERS=2
+BINS=()
+while [ $# -gt 0 ]; do
+    case "$1" in
+    --pairs) need $# "$1"; PAIRS="$2"; shift 2 ;;
+    --jobs) need $# "$1"; JOBS="$2"; shift 2 ;;
+    --rate) need $# "$1"; RATE="$2"; shift 2 ;;
+    --nodes) need $# "$1"; NODES="$2"; shift 2 ;;
+    --workers) need $# "$1"; WORKERS="$2"; shift 2 ;;
+    -h | --help) usage; exit 0 ;;
+    -*) die_usage "unknown option '$1'" ;;
+    *) BINS+=("$1"); shift ;;
+    esac
+done
+[ "${#BINS[@]}" -eq 2 ] || die_usage "two service binaries are needed (A and B)"
+for b in "${BINS[@]}"; do [ -x "$b" ] || die_usage "'$b' is not an executable"; done
+for v in PAIRS JOBS NODES WORKERS; do
+    [[ "${!v}" =~ ^[1-9][0-9]*$ ]] || die_usage "${v,,}: '${!v}' is not a positive integer"
+done
+[[ "$RATE" =~ ^[0-9]+$ ]] || die_usage "--rate: '$RATE' is not a whole number"
+[ -x "$BUILD_DIR/loadgen" ] || die_usage "$BUILD_DIR/loadgen is missing (build first)"
+command -v python3 >/dev/null || die_usage "python3 is needed"
+
+# shellcheck source=scripts/bench-lib.sh
+. "$ROOT/scripts/bench-lib.sh"
+WORK="$(mktemp -d)"
+trap 'cleanup; rm -rf "$WORK"' EXIT
+TCK=$(getconf CLK_TCK)
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+one_run() { # label binary
+    local label="$1" bin="$2" api rp data="$WORK/data" c0 c1
+    api=$(free_port)
+    rp=$(free_port)
+    rm -rf "$data"
+    env CLUSTER_MANAGER_URL=127.0.0.1 CLUSTER_MANAGER_PORT="$rp" LOG_LEVEL=warn \
+        DATA_DIR="$data" MY_PORT="$api" WORKERS="$WORKERS" "$bin" >"$WORK/svc.log" 2>&1 &
+    local pid=$!
+    PIDS+=("$pid")
+    wait_status "$api" bench-ab "$pid" "$WORK/svc.log"
+    c0=$(cpu_ticks "$pid")
+    python3 - "$BUILD_DIR/loadgen" "$WORK/lg.json" "$WORK/lg.cpu" --target "127.0.0.1:$api" \
+        --receiver-port "$rp" --nodes "$NODES" --jobs "$JOBS" --rate "$RATE" --json \
+        --quiet <<'PY' || true
+import resource, subprocess, sys
+with open(sys.argv[2], "w") as out:
+    subprocess.run([sys.argv[1]] + sys.argv[4:], stdout=out, timeout=3600)
+ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+open(sys.argv[3], "w").write("%f\n" % (ru.ru_utime + ru.ru_stime))
+PY
+    c1=$(cpu_ticks "$pid")
+    cleanup
+    python3 - "$label" "$WORK/lg.json" "$WORK/lg.cpu" "$c0" "$c1" "$TCK" "$JOBS" <<'PY'
+import json, sys
+label, lg, lgcpu = sys.argv[1:4]
+c0, c1, tck, jobs = (int(x) for x in sys.argv[4:8])
+try:
+    d = json.load(open(lg))
+except (OSError, ValueError):
+    print("%s  loadgen gave no result" % label)
+    sys.exit(0)
+svc = (c1 - c0) / tck * 1e6 / jobs
+lgc = float(open(lgcpu).read()) * 1e6 / jobs
+print("%s %9.0f %9.0f %8.2f %8.2f %5d %9.1f %9.1f %9.1f" % (
+    label, d["accepted_per_s"], d["results_per_s"], d["p50_ms"], d["p99_ms"], d["lost"],
+    svc, lgc, svc + lgc))
+PY
+}
+
+echo "A = ${BINS[0]}"
+echo "B = ${BINS[1]}"
+printf '%s %9s %9s %8s %8s %5s %9s %9s %9s\n' "-" "accept/s" "results/s" "p50_ms" \
+    "p99_ms" "lost" "svc_us/job" "lg_us/job" "cpu_us/job"
+for _ in $(seq 1 "$PAIRS"); do
+    one_run A "${BINS[0]}"
+    one_run B "${BINS[1]}"
+done
