@@ -197,14 +197,17 @@ static void process_shared(worker *w, store_job *job)
         uint64_t seen = c->mirror ? mirror_seq(c->mirror) : 0;
         for (size_t i = 0; i < res.n_candidates; i++) {
             const engine_candidate *cand = &res.candidates[i];
-            json_t *doc = svc_node_doc(c, cand->node_id, now);
-            if (!doc)
+            /* The result is written from the node's stored text and live
+             * view, as in embedded mode: no tree of the node is built. */
+            node_view v;
+            if (cluster_get(c->cluster, cand->node_id, now, &v))
                 continue;
             engine_result one = res;
             one.placed = true;
             snprintf(one.node_id, sizeof one.node_id, "%s", cand->node_id);
-            char *text = codec_result_placed(body, doc, &one, message);
-            json_decref(doc);
+            char *stored = nodedocs_get_text(c->docs, cand->node_id);
+            char *text = codec_result_placed_stored(body, stored, &v, &one, message);
+            free(stored);
             if (!text)
                 break;
             reservation_view rv;
