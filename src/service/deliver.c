@@ -426,10 +426,12 @@ static void *deliver_main(void *arg)
     pthread_mutex_lock(&d->lock);
     while (!d->stop) {
         if (d->n > 0) {
-            /* A share of the ring, so the other threads get theirs. */
+            /* A share of the ring, so the other threads get theirs, but
+             * at least what one thread keeps in flight: a batch's claim
+             * and its done marks are one store call each. */
             size_t m = d->n / (size_t)d->nthreads;
-            if (m < 1)
-                m = 1;
+            if (m < CONC)
+                m = d->n < CONC ? d->n : CONC;
             if (m > DBATCH)
                 m = DBATCH;
             entry batch[DBATCH];
