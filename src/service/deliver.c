@@ -377,11 +377,6 @@ static CURL *make_handle(deliver *d, struct curl_slist *hdrs)
     return curl;
 }
 
-static double mono_now(void)
-{
-    return svc_mono();
-}
-
 static void handles_free(dthread *t)
 {
     for (int k = 0; k < CONC; k++) {
@@ -466,7 +461,7 @@ static void *deliver_main(void *arg)
             }
             continue;
         }
-        double now = mono_now();
+        double now = svc_mono();
         if (!d->polling && now >= d->next_poll) {
             d->polling = true;
             d->n_handled = 0;
@@ -475,7 +470,7 @@ static void *deliver_main(void *arg)
             poll_outbox(d);
             pthread_mutex_lock(&d->lock);
             d->polling = false;
-            d->next_poll = mono_now() + POLL_INTERVAL;
+            d->next_poll = svc_mono() + POLL_INTERVAL;
             continue;
         }
         double wait = d->next_poll - now;

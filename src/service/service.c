@@ -45,9 +45,7 @@ double svc_now(void)
 
 double svc_mono(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+    return store_mono(); /* one clock for the service and its store */
 }
 
 json_t *svc_node_doc(const svc_ctx *c, const char *node_id, double now)

@@ -200,4 +200,8 @@ int store_outbox_retry(store *s, int64_t id, uint32_t attempts, double next_at);
 int store_outbox_give_up(store *s, int64_t id); /* removed, counted by caller */
 size_t store_outbox_depth(store *s);
 
+/* Seconds on the monotonic clock: the stores' leases and timeouts, and the
+ * service's own (svc_mono). */
+double store_mono(void);
+
 #endif

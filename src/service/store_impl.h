@@ -42,7 +42,4 @@ struct store {
     const store_ops *ops;
 };
 
-/* Seconds on the monotonic clock: leases and timeouts of both backends. */
-double store_mono(void);
-
 #endif

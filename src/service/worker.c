@@ -50,6 +50,18 @@ typedef struct outcome {
     char message[256];
 } outcome;
 
+/* The result of a placement on the node v shows, written with the node's
+ * stored document as text (no tree of it is built; see
+ * codec_result_placed_stored). Both modes use it. NULL when out of memory. */
+static char *placed_text(const svc_ctx *c, const json_t *body, const node_view *v,
+                         const engine_result *r, const char *message)
+{
+    char *stored = nodedocs_get_text(c->docs, r->node_id);
+    char *text = codec_result_placed_stored(body, stored, v, r, message);
+    free(stored);
+    return text;
+}
+
 static void decide(worker *w, const store_job *job, json_t *body, outcome *o, decision *rec)
 {
     const svc_ctx *c = w->pool->ctx;
@@ -90,8 +102,6 @@ static void decide(worker *w, const store_job *job, json_t *body, outcome *o, de
             decided = true;
             break;
         }
-        /* The node's document goes into the result as text: no tree is
-         * built for it (see codec_result_placed_stored). */
         node_view v;
         if (cluster_get(c->cluster, res.node_id, now, &v) ||
             cluster_placement(c->cluster, job->job_id, job->instance, &o->res)) {
@@ -103,9 +113,7 @@ static void decide(worker *w, const store_job *job, json_t *body, outcome *o, de
         o->reserved_here = !res.existing;
         o->state = JOB_PLACED;
         snprintf(o->node_id, sizeof o->node_id, "%s", res.node_id);
-        char *stored = nodedocs_get_text(c->docs, res.node_id);
-        o->result = codec_result_placed_stored(body, stored, &v, &res, o->message);
-        free(stored);
+        o->result = placed_text(c, body, &v, &res, o->message);
         decided = true;
     }
     if (!decided) {
@@ -197,17 +205,13 @@ static void process_shared(worker *w, store_job *job)
         uint64_t seen = c->mirror ? mirror_seq(c->mirror) : 0;
         for (size_t i = 0; i < res.n_candidates; i++) {
             const engine_candidate *cand = &res.candidates[i];
-            /* The result is written from the node's stored text and live
-             * view, as in embedded mode: no tree of the node is built. */
             node_view v;
             if (cluster_get(c->cluster, cand->node_id, now, &v))
                 continue;
             engine_result one = res;
             one.placed = true;
             snprintf(one.node_id, sizeof one.node_id, "%s", cand->node_id);
-            char *stored = nodedocs_get_text(c->docs, cand->node_id);
-            char *text = codec_result_placed_stored(body, stored, &v, &one, message);
-            free(stored);
+            char *text = placed_text(c, body, &v, &one, message);
             if (!text)
                 break;
             reservation_view rv;
