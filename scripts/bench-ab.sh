@@ -22,16 +22,12 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=scripts/bench-lib.sh
+. "$ROOT/scripts/bench-lib.sh"
 BUILD_DIR="${BUILD_DIR:-build}"
 case "$BUILD_DIR" in /*) ;; *) BUILD_DIR="$ROOT/$BUILD_DIR" ;; esac
 
 usage() { sed -n '2,21p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
-die_usage() {
-    echo "bench-ab: $*" >&2
-    echo "(see scripts/bench-ab.sh --help)" >&2
-    exit 2
-}
-need() { [ "$1" -ge 2 ] || die_usage "$2 needs a value"; }
 
 PAIRS=3
 JOBS=60000
@@ -60,8 +56,6 @@ done
 [ -x "$BUILD_DIR/loadgen" ] || die_usage "$BUILD_DIR/loadgen is missing (build first)"
 command -v python3 >/dev/null || die_usage "python3 is needed"
 
-# shellcheck source=scripts/bench-lib.sh
-. "$ROOT/scripts/bench-lib.sh"
 WORK="$(mktemp -d)"
 trap 'cleanup; rm -rf "$WORK"' EXIT
 TCK=$(getconf CLK_TCK)

@@ -21,6 +21,8 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=scripts/bench-lib.sh
+. "$ROOT/scripts/bench-lib.sh"
 BUILD_DIR="${BUILD_DIR:-build}"
 case "$BUILD_DIR" in /*) ;; *) BUILD_DIR="$ROOT/$BUILD_DIR" ;; esac
 
@@ -34,12 +36,6 @@ TIMEOUT=30
 JSON=0
 
 usage() { sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
-die_usage() {
-    echo "bench-latency: $*" >&2
-    echo "(see scripts/bench-latency.sh --help)" >&2
-    exit 2
-}
-need() { [ "$1" -ge 2 ] || die_usage "$2 needs a value"; }
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -78,8 +74,6 @@ if [ ! -x "$BUILD_DIR/cluster-scheduler" ] || [ ! -x "$BUILD_DIR/loadgen" ] ||
     cmake --build "$BUILD_DIR" -j2 --target cluster-scheduler loadgen >/dev/null
 fi
 
-# shellcheck source=scripts/bench-lib.sh
-. "$ROOT/scripts/bench-lib.sh"
 
 WORK="$(mktemp -d)"
 SVC_PID=""

@@ -1,6 +1,18 @@
-# bench-lib.sh - sourced by the bench-*.sh scripts: free loopback ports,
-# the processes a script started (stopped on exit), and waiting for a
-# service to answer. Callers set WORK (a temp dir) before trapping EXIT.
+# bench-lib.sh - sourced by the benchmark scripts: errors in their options,
+# free loopback ports, the processes a script started (stopped on exit),
+# and waiting for a service to answer. Callers set WORK (a temp dir) before
+# trapping EXIT.
+
+# A bad option: exit 2, naming the script and where its help is.
+die_usage() {
+    local name
+    name="$(basename "$0" .sh)"
+    echo "$name: $*" >&2
+    echo "(see scripts/$name.sh --help)" >&2
+    exit 2
+}
+# need $# OPTION: the option is followed by a value.
+need() { [ "$1" -ge 2 ] || die_usage "$2 needs a value"; }
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 

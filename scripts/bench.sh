@@ -30,6 +30,8 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=scripts/bench-lib.sh
+. "$ROOT/scripts/bench-lib.sh"
 BUILD_DIR="${BUILD_DIR:-build}"
 case "$BUILD_DIR" in /*) ;; *) BUILD_DIR="$ROOT/$BUILD_DIR" ;; esac
 export BUILD_DIR
@@ -42,12 +44,6 @@ DATA_DIR=""
 OUTDIR=""
 
 usage() { sed -n '2,29p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
-die_usage() {
-    echo "bench: $*" >&2
-    echo "(see scripts/bench.sh --help)" >&2
-    exit 2
-}
-need() { [ "$1" -ge 2 ] || die_usage "$2 needs a value"; }
 
 while [ $# -gt 0 ]; do
     case "$1" in

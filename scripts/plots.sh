@@ -22,18 +22,14 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=scripts/bench-lib.sh
+. "$ROOT/scripts/bench-lib.sh"
 DATA_DIR="$ROOT/docs/data"
 OUTDIR="$ROOT/docs"
 ENGINE=""
 LATENCY=""
 
 usage() { sed -n '2,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
-die_usage() {
-    echo "plots: $*" >&2
-    echo "(see scripts/plots.sh --help)" >&2
-    exit 2
-}
-need() { [ "$1" -ge 2 ] || die_usage "$2 needs a value"; }
 
 while [ $# -gt 0 ]; do
     case "$1" in
