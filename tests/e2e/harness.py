@@ -235,8 +235,13 @@ class _ReceiverHandler(BaseHTTPRequestHandler):
             owner._unhang.wait(20)
             self.close_connection = True
             return
-        status = owner._record(self.path, raw, headers=self.headers)
+        # recorded once the answer is written: a POST whose connection stop()
+        # cut before the answer never reached the service as accepted, and
+        # counting it would make the service's retry look like a duplicate
+        status = owner._status_for(self.path)
         self._answer(status, "ok" if status < 300 else "unavailable")
+        self.wfile.flush()
+        owner._record(self.path, raw, status=status, headers=self.headers)
 
     def do_PUT(self):
         self.do_POST()
@@ -332,7 +337,8 @@ class ResultReceiver:
             else:
                 self._conns.discard(conn)
 
-    def _record(self, path, raw, status=None, headers=None):
+    @staticmethod
+    def _parse(path):
         parts = path.split("?")[0].strip("/").split("/")
         job = inst = None
         if len(parts) == 4 and parts[0] == "api" and parts[1] == "result":
@@ -341,9 +347,18 @@ class ResultReceiver:
                 inst = int(parts[3])
             except ValueError:
                 inst = parts[3]
+        return job, inst
+
+    def _status_for(self, path):
+        job, _ = self._parse(path)
+        if job is None:
+            return 404
+        return 200 if self.mode == "ok" else 503
+
+    def _record(self, path, raw, status=None, headers=None):
+        job, inst = self._parse(path)
         if status is None:
-            status = 200 if (self.mode == "ok" and job is not None) else (
-                503 if job is not None else 404)
+            status = self._status_for(path)
         with self._cv:
             hdrs = {k.lower(): v for k, v in headers.items()} if headers else {}
             self._all.append(Result(path, job, inst, raw, status, hdrs))

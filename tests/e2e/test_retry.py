@@ -5,7 +5,7 @@ is back it is accepted exactly once."""
 import time
 import unittest
 
-from harness import E2ETestCase, job_doc, node_doc
+from harness import E2ETestCase, job_doc, node_doc, wait_until
 
 
 class RetryTest(E2ETestCase):
@@ -58,6 +58,9 @@ class RetryTest(E2ETestCase):
         svc = self._setup(recv)
         svc.deploy(job_doc("before"), 0)
         recv.wait_for(1, job="before")
+        # cut the connection only once the service has seen the 200, so the
+        # test checks the reconnect and not a race with the answer in flight
+        wait_until(lambda: svc.metrics().get("cluster_scheduler_outbox_depth") == 0, 10)
         recv.stop()
         svc.deploy(job_doc("during"), 0)
         svc.wait_job_state("during", 0)
