@@ -1,5 +1,5 @@
 /* deliver.c - a bounded in-memory queue of results to POST, drained by a
- * few threads, each keeping up to CONC POSTs in flight on keep-alive
+ * few threads that share IN_FLIGHT POSTs in flight on keep-alive
  * connections (one libcurl multi handle per thread). The queue is only
  * a fast path: every item is already durable in the store's outbox, so
  * dropping one (queue full, shutdown) loses nothing; the periodic outbox
@@ -40,12 +40,13 @@ typedef struct entry {
     double received_at;
 } entry;
 
-/* POSTs one thread keeps in flight. One at a time, a thread sleeps
- * through every round trip and is woken once per result; with several
- * in flight it sends them all and one wake-up collects the answers
- * that arrived meanwhile. Claims keep two results of one instance from
- * ever being in flight together, so their order holds. */
-#define CONC 8
+/* POSTs in flight at once, all threads together; each thread keeps up to
+ * its share (conc). One at a time, a thread sleeps through every round
+ * trip and is woken once per result; with several in flight it sends
+ * them all and one wake-up collects the answers that arrived meanwhile.
+ * Claims keep two results of one instance from ever being in flight
+ * together, so their order holds. */
+#define IN_FLIGHT 32
 
 typedef struct dthread {
     deliver *d;
@@ -53,8 +54,9 @@ typedef struct dthread {
     bool started;
     int index;
     CURLM *multi;
-    CURL *h[CONC];
-    entry *busy[CONC]; /* what each handle is sending; NULL: free */
+    int conc; /* handles in use: IN_FLIGHT / threads */
+    CURL *h[IN_FLIGHT];
+    entry *busy[IN_FLIGHT]; /* what each handle is sending; NULL: free */
     struct curl_slist *hdrs;
 } dthread;
 
@@ -261,9 +263,9 @@ static int post_collect(dthread *t, int64_t *done, size_t *nd)
         if (msg->msg != CURLMSG_DONE)
             continue;
         int k = 0;
-        while (k < CONC && t->h[k] != msg->easy_handle)
+        while (k < t->conc && t->h[k] != msg->easy_handle)
             k++;
-        if (k == CONC || !t->busy[k])
+        if (k == t->conc || !t->busy[k])
             continue;                   /* not ours: cannot happen */
         CURLcode rc = msg->data.result; /* msg is gone after remove_handle */
         curl_multi_remove_handle(t->multi, t->h[k]);
@@ -276,14 +278,14 @@ static int post_collect(dthread *t, int64_t *done, size_t *nd)
     return ended;
 }
 
-/* POSTs the claimed results of a batch, up to CONC at a time; returns how
+/* POSTs the claimed results of a batch, up to conc at a time; returns how
  * many the manager took, their ids in done[]. */
 static size_t post_batch(dthread *t, entry *batch, size_t m, const int *claimed, int64_t *done)
 {
     size_t next = 0, nd = 0;
     int inflight = 0;
     for (;;) {
-        for (int k = 0; k < CONC && next < m; k++) {
+        for (int k = 0; k < t->conc && next < m; k++) {
             if (t->busy[k])
                 continue;
             while (next < m && claimed[next] != STORE_CLAIMED)
@@ -305,7 +307,7 @@ static size_t post_batch(dthread *t, entry *batch, size_t m, const int *claimed,
         if (mc != CURLM_OK) {
             /* Not expected short of running out of memory: give the
              * transfers up; their rows stay due in the outbox. */
-            for (int k = 0; k < CONC; k++)
+            for (int k = 0; k < t->conc; k++)
                 if (t->busy[k]) {
                     curl_multi_remove_handle(t->multi, t->h[k]);
                     t->busy[k] = NULL;
@@ -316,7 +318,7 @@ static size_t post_batch(dthread *t, entry *batch, size_t m, const int *claimed,
         /* Wait only when nothing ended: an ended POST frees a handle for
          * the next result at once. The timeout bounds how long a stop
          * waits (curl's progress callback aborts the transfers). */
-        if (inflight > 0 && running > 0 && !(next < m && inflight < CONC))
+        if (inflight > 0 && running > 0 && !(next < m && inflight < t->conc))
             curl_multi_poll(t->multi, NULL, 0, 100, NULL);
     }
 }
@@ -379,7 +381,7 @@ static CURL *make_handle(deliver *d, struct curl_slist *hdrs)
 
 static void handles_free(dthread *t)
 {
-    for (int k = 0; k < CONC; k++) {
+    for (int k = 0; k < t->conc; k++) {
         curl_easy_cleanup(t->h[k]); /* none is attached to the multi any more */
         t->h[k] = NULL;
     }
@@ -389,7 +391,7 @@ static void handles_free(dthread *t)
     t->hdrs = NULL;
 }
 
-/* The multi handle keeps the keep-alive connections, at most CONC. */
+/* The multi handle keeps the keep-alive connections, at most conc. */
 static bool handles_new(dthread *t)
 {
     /* No "Expect: 100-continue": it costs a round trip per result. */
@@ -398,9 +400,9 @@ static bool handles_new(dthread *t)
     if (!more || !(t->multi = curl_multi_init()))
         return false;
     t->hdrs = more;
-    curl_multi_setopt(t->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)CONC);
-    curl_multi_setopt(t->multi, CURLMOPT_MAXCONNECTS, (long)CONC);
-    for (int k = 0; k < CONC; k++)
+    curl_multi_setopt(t->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)t->conc);
+    curl_multi_setopt(t->multi, CURLMOPT_MAXCONNECTS, (long)t->conc);
+    for (int k = 0; k < t->conc; k++)
         if (!(t->h[k] = make_handle(t->d, t->hdrs)))
             return false;
     return true;
@@ -425,8 +427,9 @@ static void *deliver_main(void *arg)
              * at least what one thread keeps in flight: a batch's claim
              * and its done marks are one store call each. */
             size_t m = d->n / (size_t)d->nthreads;
-            if (m < CONC)
-                m = d->n < CONC ? d->n : CONC;
+            size_t conc = (size_t)t->conc;
+            if (m < conc)
+                m = d->n < conc ? d->n : conc;
             if (m > DBATCH)
                 m = DBATCH;
             entry batch[DBATCH];
@@ -525,6 +528,7 @@ deliver *deliver_new(const config *cfg, cslog *log, store *st, metrics *m, int t
         dthread *t = &d->t[i];
         t->d = d;
         t->index = i;
+        t->conc = IN_FLIGHT / threads;
         if (pthread_create(&t->thread, NULL, deliver_main, t)) {
             cs_fail(err, "deliver", "cannot start delivery thread %d", i);
             deliver_free(d);

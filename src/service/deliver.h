@@ -1,6 +1,6 @@
 /* deliver.h - delivery of results to the cluster manager: POST
- * http://<manager>/api/result/<job_id>/<instance> with one reused libcurl
- * handle per thread. Fed directly by the workers (fast path) and, at
+ * http://<manager>/api/result/<job_id>/<instance>, up to 32 at once over
+ * reused keep-alive connections. Fed directly by the workers (fast path) and, at
  * start and every quarter second, by the store's outbox (retries and
  * whatever a restart left behind). Failed POSTs are retried with
  * exponential backoff (0.5 s doubling to 30 s) until RESULT_RETRY_S after

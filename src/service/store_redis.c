@@ -82,42 +82,6 @@
     "  ev('x', 'job', r[7], 'inst', r[8])\n"                                                       \
     "  return 1\n"                                                                                 \
     "end\n"                                                                                        \
-    "local function res_put(job, inst, node, cpu, mem, gpu, at)\n"                                 \
-    "  local m = inst..':'..job\n"                                                                 \
-    "  res_drop(m)\n"                                                                              \
-    "  local nk = P..'node:'..node\n"                                                              \
-    "  local s = redis.call('HMGET', nk, 'cpu_seq', 'mem_seq')\n"                                  \
-    "  redis.call('HSET', P..'res:'..m, 'job', job, 'inst', inst, 'node', node, 'cpu', cpu,\n"     \
-    "             'mem', mem, 'gpu', gpu, 'at', at, 'cseq', s[1] or '0', 'mseq', s[2] or '0')\n"   \
-    "  redis.call('HINCRBY', nk, 'res_cpu', cpu)\n"                                                \
-    "  redis.call('HINCRBY', nk, 'res_mem', mem)\n"                                                \
-    "  redis.call('HINCRBY', nk, 'res_gpu', gpu)\n"                                                \
-    "  redis.call('HINCRBY', nk, 'after_cpu', cpu)\n"                                              \
-    "  redis.call('HINCRBY', nk, 'after_mem', mem)\n"                                              \
-    "  redis.call('SADD', P..'noderes:'..node, m)\n"                                               \
-    "  redis.call('SADD', P..'res:all', m)\n"                                                      \
-    "  ev('r', 'job', job, 'inst', inst, 'node', node, 'cpu', cpu, 'mem', mem, 'gpu', gpu, 'at', " \
-    "at)\n"                                                                                        \
-    "end\n"                                                                                        \
-    "local function fits(nk, cpu, mem, gpu)\n"                                                     \
-    "  local n = redis.call('HMGET', nk, 'cap_cpu', 'cap_mem', 'cap_gpu', 'res_cpu', 'res_mem',\n" \
-    "                       'res_gpu', 'cpu_pct', 'mem_pct', 'after_cpu', 'after_mem')\n"          \
-    "  local fc = tonumber(n[1]) - tonumber(n[4] or 0)\n"                                          \
-    "  if n[7] then\n"                                                                             \
-    "    local by = math.floor(tonumber(n[1]) * (1.0 - tonumber(n[7]) / 100.0))\n"                 \
-    "    if by - tonumber(n[9] or 0) < fc then fc = by - tonumber(n[9] or 0) end\n"                \
-    "  end\n"                                                                                      \
-    "  local fm = tonumber(n[2]) - tonumber(n[5] or 0)\n"                                          \
-    "  if n[8] then\n"                                                                             \
-    "    local by = math.floor(tonumber(n[2]) * (1.0 - tonumber(n[8]) / 100.0))\n"                 \
-    "    if by - tonumber(n[10] or 0) < fm then fm = by - tonumber(n[10] or 0) end\n"              \
-    "  end\n"                                                                                      \
-    "  local fg = tonumber(n[3]) - tonumber(n[6] or 0)\n"                                          \
-    "  if fc < 0 then fc = 0 end\n"                                                                \
-    "  if fm < 0 then fm = 0 end\n"                                                                \
-    "  if fg < 0 then fg = 0 end\n"                                                                \
-    "  return cpu <= fc and mem <= fm and gpu <= fg\n"                                             \
-    "end\n"                                                                                        \
     "local function outbox_add(job, inst, now, next_at)\n"                                         \
     "  local id = redis.call('INCR', P..'outbox:seq')\n"                                           \
     "  redis.call('HSET', P..'outbox:'..id, 'job', job, 'inst', inst, 'attempts', 0,\n"            \
@@ -204,6 +168,11 @@ static const char *const SCRIPT[SC_COUNT] = {
                 "redis.call('HSET', jk, 'state', 0, 'node', '', 'eid', eid)\n"
                 "redis.call('HDEL', jk, 'result', 'dec')\n"
                 "return 0\n",
+    /* One HMGET reads everything the capacity check and the counters need,
+     * and one HSET writes the counters back: every redis.call costs about
+     * a microsecond of Redis's time on top of the command. A queued
+     * instance holds no reservation (requeue, node delete and delete drop
+     * it first), so there is none to drop here. */
     [SC_PLACE] = LUA_LIB
     "local m = ARGV[2]..':'..ARGV[1]\n"
     "local jk = P..'job:'..m\n"
@@ -211,17 +180,45 @@ static const char *const SCRIPT[SC_COUNT] = {
     "if not h[1] then return {3, ''} end\n"
     "if h[1] ~= '0' then return {2, h[2] or ''} end\n"
     "local nk = P..'node:'..ARGV[3]\n"
-    "local last = redis.call('HGET', nk, 'last')\n"
-    "if not last or tonumber(ARGV[8]) - tonumber(last) > tonumber(ARGV[9]) then\n"
-    "  return {1, 'inactive'}\n"
+    "local n = redis.call('HMGET', nk, 'last', 'cap_cpu', 'cap_mem', 'cap_gpu', 'res_cpu',\n"
+    "                     'res_mem', 'res_gpu', 'cpu_pct', 'mem_pct', 'after_cpu', 'after_mem',\n"
+    "                     'cpu_seq', 'mem_seq')\n"
+    "local now = tonumber(ARGV[8])\n"
+    "if not n[1] or now - tonumber(n[1]) > tonumber(ARGV[9]) then return {1, 'inactive'} end\n"
+    "local cpu, mem, gpu = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])\n"
+    "local rc, rm, rg = tonumber(n[5] or 0), tonumber(n[6] or 0), tonumber(n[7] or 0)\n"
+    "local ac, am = tonumber(n[10] or 0), tonumber(n[11] or 0)\n"
+    "local fc = tonumber(n[2]) - rc\n"
+    "if n[8] then\n"
+    "  local by = math.floor(tonumber(n[2]) * (1.0 - tonumber(n[8]) / 100.0)) - ac\n"
+    "  if by < fc then fc = by end\n"
     "end\n"
-    "if not fits(nk, tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])) then\n"
-    "  return {1, 'full'}\n"
+    "local fm = tonumber(n[3]) - rm\n"
+    "if n[9] then\n"
+    "  local by = math.floor(tonumber(n[3]) * (1.0 - tonumber(n[9]) / 100.0)) - am\n"
+    "  if by < fm then fm = by end\n"
     "end\n"
-    "res_put(ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7])\n"
-    "redis.call('HSET', jk, 'state', 1, 'node', ARGV[3], 'result', ARGV[10], 'dec', ARGV[8])\n"
-    "local id = outbox_add(ARGV[1], ARGV[2], ARGV[8], tonumber(ARGV[8]) + "
-    "tonumber(ARGV[11]))\n"
+    "local fg = tonumber(n[4]) - rg\n"
+    "if fc < 0 then fc = 0 end\n"
+    "if fm < 0 then fm = 0 end\n"
+    "if fg < 0 then fg = 0 end\n"
+    "if not (cpu <= fc and mem <= fm and gpu <= fg) then return {1, 'full'} end\n"
+    "redis.call('HSET', P..'res:'..m, 'job', ARGV[1], 'inst', ARGV[2], 'node', ARGV[3],\n"
+    "           'cpu', ARGV[4], 'mem', ARGV[5], 'gpu', ARGV[6], 'at', ARGV[7],\n"
+    "           'cseq', n[12] or '0', 'mseq', n[13] or '0')\n"
+    "redis.call('HSET', nk, 'res_cpu', rc + cpu, 'res_mem', rm + mem, 'res_gpu', rg + gpu,\n"
+    "           'after_cpu', ac + cpu, 'after_mem', am + mem)\n"
+    "redis.call('SADD', P..'noderes:'..ARGV[3], m)\n"
+    "redis.call('SADD', P..'res:all', m)\n"
+    "ev('r', 'job', ARGV[1], 'inst', ARGV[2], 'node', ARGV[3], 'cpu', ARGV[4], 'mem', ARGV[5],\n"
+    "   'gpu', ARGV[6], 'at', ARGV[7])\n"
+    "local id = redis.call('INCR', P..'outbox:seq')\n"
+    "local nx = now + tonumber(ARGV[11])\n"
+    "redis.call('HSET', P..'outbox:'..id, 'job', ARGV[1], 'inst', ARGV[2], 'attempts', 0,\n"
+    "           'created', ARGV[8], 'next', nx)\n"
+    "redis.call('ZADD', P..'outbox:due', nx, id)\n"
+    "redis.call('HSET', jk, 'state', 1, 'node', ARGV[3], 'result', ARGV[10], 'dec', ARGV[8],\n"
+    "           'out', id)\n"
     "entry_drop(h[3])\n"
     "return {0, tostring(id)}\n",
     [SC_FINISH] = LUA_LIB
@@ -335,17 +332,27 @@ static const char *const SCRIPT[SC_COUNT] = {
     "  end\n"
     "end\n"
     "return out\n",
+    /* claim_drop inlined: the outbox row names the instance, so its
+     * claim keys go in one DEL with the row. */
     [SC_DONE] = LUA_LIB "for i = 1, #ARGV do\n"
-                        "  local ok = P..'outbox:'..ARGV[i]\n"
+                        "  local id = ARGV[i]\n"
+                        "  local ok = P..'outbox:'..id\n"
                         "  local h = redis.call('HMGET', ok, 'job', 'inst')\n"
-                        "  redis.call('ZREM', P..'outbox:due', ARGV[i])\n"
-                        "  claim_drop(ARGV[i])\n"
+                        "  redis.call('ZREM', P..'outbox:due', id)\n"
                         "  if h[1] then\n"
-                        "    redis.call('DEL', ok)\n"
-                        "    local jk = P..'job:'..h[2]..':'..h[1]\n"
-                        "    if redis.call('HGET', jk, 'out') == ARGV[i] then\n"
+                        "    local m = h[2]..':'..h[1]\n"
+                        "    local ck = P..'dclaim:'..m\n"
+                        "    if redis.call('GET', ck) == id then\n"
+                        "      redis.call('DEL', ok, P..'dheld:'..id, ck)\n"
+                        "    else\n"
+                        "      redis.call('DEL', ok, P..'dheld:'..id)\n"
+                        "    end\n"
+                        "    local jk = P..'job:'..m\n"
+                        "    if redis.call('HGET', jk, 'out') == id then\n"
                         "      redis.call('HDEL', jk, 'out')\n"
                         "    end\n"
+                        "  else\n"
+                        "    claim_drop(id)\n"
                         "  end\n"
                         "end\n"
                         "return 0\n",
