@@ -139,21 +139,29 @@ enum {
 };
 
 static const char *const SCRIPT[SC_COUNT] = {
-    [SC_ENQUEUE] =
-        LUA_LIB "local out = {}\n"
-                "for i = 4, #ARGV do\n"
-                "  local inst = ARGV[i]\n"
-                "  local jk = P..'job:'..inst..':'..ARGV[1]\n"
-                "  if redis.call('EXISTS', jk) == 1 then\n"
-                "    out[#out + 1] = 1\n"
-                "  else\n"
-                "    redis.call('HSET', jk, 'state', 0, 'body', ARGV[2], 'recv', ARGV[3],\n"
-                "               'handed', 0, 'node', '')\n"
-                "    redis.call('HSET', jk, 'eid', queue(ARGV[1], inst))\n"
-                "    out[#out + 1] = 0\n"
-                "  end\n"
-                "end\n"
-                "return out\n",
+    /* Groups of five: job, body, intake time, first instance, count. The
+     * API's concurrent intakes share one call (see enq_submit); the
+     * feed position is one for the whole call, which is atomic. */
+    [SC_ENQUEUE] = LUA_LIB
+    "local out = {}\n"
+    "local v = redis.call('GET', P..'ev:seq') or '0'\n"
+    "for g = 1, #ARGV, 5 do\n"
+    "  local job, body, recv = ARGV[g], ARGV[g + 1], ARGV[g + 2]\n"
+    "  local first = tonumber(ARGV[g + 3])\n"
+    "  for inst = first, first + tonumber(ARGV[g + 4]) - 1 do\n"
+    "    local jk = P..'job:'..inst..':'..job\n"
+    "    if redis.call('EXISTS', jk) == 1 then\n"
+    "      out[#out + 1] = 1\n"
+    "    else\n"
+    "      local eid = redis.call('XADD', P..'jobs', '*', 'job', job, 'inst', inst, 'v', v,\n"
+    "                             'body', body, 'recv', recv, 'a', '0')\n"
+    "      redis.call('HSET', jk, 'state', 0, 'body', body, 'recv', recv, 'handed', 0,\n"
+    "                 'node', '', 'eid', eid)\n"
+    "      out[#out + 1] = 0\n"
+    "    end\n"
+    "  end\n"
+    "end\n"
+    "return out\n",
     [SC_REQUEUE] =
         LUA_LIB "local m = ARGV[2]..':'..ARGV[1]\n"
                 "local jk = P..'job:'..m\n"
@@ -407,6 +415,13 @@ typedef struct rstore {
     size_t buf_head, buf_n;
     size_t buf_reserved; /* room promised to reads in flight */
     double next_claim;   /* monotonic time of the next XAUTOCLAIM */
+
+    /* Intakes waiting to share one enqueue call (see enq_submit). */
+    pthread_mutex_t emu;
+    pthread_cond_t ecv;      /* a call ended */
+    struct enq_req *eq_head; /* waiting, oldest first */
+    struct enq_req *eq_tail;
+    bool eq_busy; /* a caller is running a call for the queue */
 
     /* The change feed: used by the one following thread only. */
     char follow_id[64]; /* last entry applied; "" = snapshot needed */
@@ -831,6 +846,8 @@ static void rs_close(store *base)
             redisFree(s->pool[i].c);
     pthread_cond_destroy(&s->cv);
     pthread_mutex_destroy(&s->mu);
+    pthread_cond_destroy(&s->ecv);
+    pthread_mutex_destroy(&s->emu);
     free(s);
 }
 
@@ -865,6 +882,8 @@ store *store_redis_open(const store_redis_opts *o, cs_error *err)
     }
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
+    pthread_mutex_init(&s->emu, NULL);
+    pthread_cond_init(&s->ecv, NULL);
     lease l = {.s = s, .i = 0, .c = s->pool[0].c};
     s->pool[0].busy = true;
     s->active = 1;
@@ -880,24 +899,105 @@ store *store_redis_open(const store_redis_opts *o, cs_error *err)
 
 /* --- intake ------------------------------------------------------------ */
 
+/* One intake's instances first..first+n-1 of a job, waiting in
+ * rstore's queue; lives on its caller's stack until done. */
+typedef struct enq_req {
+    const char *job_id, *body;
+    double now;
+    uint32_t first, n;
+    int *rcs; /* n answers */
+    int rc;
+    bool done;
+    struct enq_req *next;
+} enq_req;
+
+/* A call carries at most this many intakes, or instances. */
+#define ENQ_BATCH 64
+#define ENQ_INSTANCES 1024
+
+/* Runs one script call for the chain from r and fills every answer. */
+static void enq_run(rstore *s, enq_req *r)
+{
+    args a = {0};
+    args_script(&a);
+    uint32_t total = 0;
+    for (enq_req *q = r; q; q = q->next) {
+        args_str(&a, q->job_id);
+        args_str(&a, q->body);
+        args_dbl(&a, q->now);
+        args_fmt(&a, "%" PRIu32, q->first);
+        args_fmt(&a, "%" PRIu32, q->n);
+        total += q->n;
+    }
+    int *all = calloc(total, sizeof *all);
+    redisReply *rep = all ? call(s, SC_ENQUEUE, &a) : NULL;
+    if (all)
+        rr_enqueue_rcs(rep, total, all);
+    freeReplyObject(rep);
+    args_free(&a);
+    uint32_t off = 0;
+    for (enq_req *q = r; q; q = q->next) {
+        q->rc = 0;
+        for (uint32_t i = 0; i < q->n; i++) {
+            q->rcs[i] = all ? all[off + i] : -1;
+            if (q->rcs[i] < 0)
+                q->rc = -1;
+        }
+        off += q->n;
+    }
+    free(all);
+}
+
+/* Group commit for intakes: the first caller to find no call running
+ * takes every waiting intake (up to ENQ_BATCH) into one script call;
+ * the others sleep until theirs has run. A round trip and a script call
+ * cost Redis more than the few commands of one instance. */
+static int enq_submit(rstore *s, enq_req *r)
+{
+    pthread_mutex_lock(&s->emu);
+    if (s->eq_tail)
+        s->eq_tail->next = r;
+    else
+        s->eq_head = r;
+    s->eq_tail = r;
+    while (!r->done) {
+        if (s->eq_busy) {
+            pthread_cond_wait(&s->ecv, &s->emu);
+            continue;
+        }
+        s->eq_busy = true;
+        enq_req *batch = s->eq_head, *last = batch;
+        size_t k = 1;
+        uint32_t inst = batch->n;
+        while (last->next && k < ENQ_BATCH && inst + last->next->n <= ENQ_INSTANCES) {
+            last = last->next;
+            inst += last->n;
+            k++;
+        }
+        s->eq_head = last->next;
+        if (!s->eq_head)
+            s->eq_tail = NULL;
+        last->next = NULL;
+        pthread_mutex_unlock(&s->emu);
+        enq_run(s, batch);
+        pthread_mutex_lock(&s->emu);
+        for (enq_req *q = batch; q; q = q->next)
+            q->done = true; /* the waiters' requests: read nothing after this */
+        s->eq_busy = false;
+        pthread_cond_broadcast(&s->ecv);
+    }
+    pthread_mutex_unlock(&s->emu);
+    return r->rc;
+}
+
 static int rs_enqueue_many(store *base, const char *job_id, uint32_t n, const char *body,
                            double now, int *rcs)
 {
     rstore *s = (rstore *)base;
     if (!s || !id_ok(job_id) || !body || !isfinite(now) || n == 0 || !rcs)
         return -1;
-    args a = {0};
-    args_script(&a);
-    args_str(&a, job_id);
-    args_str(&a, body);
-    args_dbl(&a, now);
-    for (uint32_t i = 0; i < n; i++)
-        args_fmt(&a, "%" PRIu32, i);
-    redisReply *r = call(s, SC_ENQUEUE, &a);
-    int rc = rr_enqueue_rcs(r, n, rcs);
-    freeReplyObject(r);
-    args_free(&a);
-    return rc;
+    enq_req r = {.job_id = job_id, .body = body, .now = now, .first = 0, .n = n, .rcs = rcs};
+    return enq_submit(s, &r);
 }
 
 static int rs_enqueue(store *base, const char *job_id, uint32_t instance, const char *body,
@@ -906,17 +1006,9 @@ static int rs_enqueue(store *base, const char *job_id, uint32_t instance, const 
     rstore *s = (rstore *)base;
     if (!s || !id_ok(job_id) || !body || !isfinite(now))
         return -1;
-    args a = {0};
-    args_script(&a);
-    args_str(&a, job_id);
-    args_str(&a, body);
-    args_dbl(&a, now);
-    args_fmt(&a, "%" PRIu32, instance);
-    redisReply *r = call(s, SC_ENQUEUE, &a);
-    int rc;
-    rr_enqueue_rcs(r, 1, &rc);
-    freeReplyObject(r);
-    args_free(&a);
+    int rc = -1;
+    enq_req r = {.job_id = job_id, .body = body, .now = now, .first = instance, .n = 1, .rcs = &rc};
+    enq_submit(s, &r);
     return rc;
 }
 
