@@ -216,18 +216,56 @@ int rr_outbox_due(const redisReply *r, outbox_item *out, int max)
 
 /* Seven string replies (job, inst, node, cpu, mem, gpu, at) as a
  * reservation; false when an id is too long. */
+/* f: job, instance, node, cpu, memory, gpus, at. The ids are checked for
+ * length by the caller. */
+static void res_fill(const char *const f[7], reservation_view *v)
+{
+    memset(v, 0, sizeof *v);
+    snprintf(v->job_id, sizeof v->job_id, "%s", f[0]);
+    v->instance = (uint32_t)strtoul(f[1], NULL, 10);
+    snprintf(v->node_id, sizeof v->node_id, "%s", f[2]);
+    v->cpu_milli = strtoll(f[3], NULL, 10);
+    v->memory_mb = strtoll(f[4], NULL, 10);
+    v->gpus = (int32_t)strtol(f[5], NULL, 10);
+    v->at = strtod(f[6], NULL);
+}
+
 static bool res_parse(redisReply *const *e, reservation_view *v)
 {
     if (!id_fits(e[0]) || !id_fits(e[2]))
         return false;
-    memset(v, 0, sizeof *v);
-    snprintf(v->job_id, sizeof v->job_id, "%s", e[0]->str);
-    v->instance = (uint32_t)strtoul(e[1]->str, NULL, 10);
-    snprintf(v->node_id, sizeof v->node_id, "%s", e[2]->str);
-    v->cpu_milli = strtoll(e[3]->str, NULL, 10);
-    v->memory_mb = strtoll(e[4]->str, NULL, 10);
-    v->gpus = (int32_t)strtol(e[5]->str, NULL, 10);
-    v->at = strtod(e[6]->str, NULL);
+    const char *f[7];
+    for (int i = 0; i < 7; i++)
+        f[i] = e[i]->str;
+    res_fill(f, v);
+    return true;
+}
+
+/* The packed form of a reservation event: the seven values in one field,
+ * separated by single spaces (ids hold no spaces). */
+static bool res_unpack(const redisReply *d, reservation_view *v)
+{
+    char buf[2 * CS_ID_MAX + 128];
+    if (d->len >= sizeof buf || strlen(d->str) != d->len)
+        return false;
+    memcpy(buf, d->str, d->len + 1);
+    const char *f[7];
+    char *p = buf;
+    for (int i = 0; i < 7; i++) {
+        f[i] = p;
+        char *sp = strchr(p, ' ');
+        if ((sp != NULL) != (i < 6))
+            return false; /* too few or too many values */
+        if (sp) {
+            *sp = '\0';
+            p = sp + 1;
+        }
+        if (!*f[i])
+            return false;
+    }
+    if (strlen(f[0]) > CS_ID_MAX || strlen(f[2]) > CS_ID_MAX)
+        return false;
+    res_fill(f, v);
     return true;
 }
 
@@ -319,6 +357,14 @@ void rr_event_apply(const redisReply *f, const store_follower *fo)
         if (id && fo->node_gone)
             fo->node_gone(fo->ud, id);
     } else if (strcmp(t, "r") == 0) {
+        reservation_view rv;
+        const redisReply *d = field(f, "d");
+        if (d) {
+            if (res_unpack(d, &rv) && fo->reservation)
+                fo->reservation(fo->ud, &rv);
+            return;
+        }
+        /* The form of earlier versions, one field per value. */
         static const char *const k[7] = {"job", "inst", "node", "cpu", "mem", "gpu", "at"};
         redisReply vals[7], *e[7];
         for (int i = 0; i < 7; i++) {
@@ -328,7 +374,6 @@ void rr_event_apply(const redisReply *f, const store_follower *fo)
             vals[i] = *v;
             e[i] = &vals[i];
         }
-        reservation_view rv;
         if (res_parse(e, &rv) && fo->reservation)
             fo->reservation(fo->ud, &rv);
     } else if (strcmp(t, "x") == 0) {

@@ -13,7 +13,9 @@
  *   outbox:<n>, outbox:due (zset by next attempt); a job's outbox entry is
  *                   its hash's `out`, and the payload is its `result`
  *   events, ev:seq  the change feed: n (node report), d (node deleted),
- *                   r (reservation), x (release), each with its seq
+ *                   r (reservation: d = "job inst node cpu mem gpu at", one
+ *                   field, as every process's copy reads them all), x
+ *                   (release), each with its seq
  * Every write touching more than one key is a Lua script (atomic). A member
  * is "<instance>:<job id>": the instance first, since job ids may hold ':'.
  * Not for Redis Cluster (scripts touch keys of many slots); Sentinel works.
@@ -218,8 +220,7 @@ static const char *const SCRIPT[SC_COUNT] = {
     "           'after_cpu', ac + cpu, 'after_mem', am + mem)\n"
     "redis.call('SADD', P..'noderes:'..ARGV[3], m)\n"
     "redis.call('SADD', P..'res:all', m)\n"
-    "ev('r', 'job', ARGV[1], 'inst', ARGV[2], 'node', ARGV[3], 'cpu', ARGV[4], 'mem', ARGV[5],\n"
-    "   'gpu', ARGV[6], 'at', ARGV[7])\n"
+    "ev('r', 'd', table.concat(ARGV, ' ', 1, 7))\n"
     "local id = redis.call('INCR', P..'outbox:seq')\n"
     "local nx = now + tonumber(ARGV[11])\n"
     "redis.call('HSET', P..'outbox:'..id, 'job', ARGV[1], 'inst', ARGV[2], 'attempts', 0,\n"
