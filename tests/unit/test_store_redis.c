@@ -1155,6 +1155,48 @@ static void test_follow(void **state)
     assert_int_equal(seq, 2);
 }
 
+/* Appends a raw change-feed entry of type "r" with the next seq: packed
+ * (one field d) when fields is NULL, else the old form (space-separated
+ * field/value pairs). */
+static void raw_res_event(redisContext *c, const char *fields, const char *packed)
+{
+    redisReply *r = redisCommand(c, "INCR cs:ev:seq");
+    assert_non_null(r);
+    long long seq = r->integer;
+    freeReplyObject(r);
+    if (fields) {
+        char cmd[512];
+        snprintf(cmd, sizeof cmd, "XADD cs:events * t r seq %lld %s", seq, fields);
+        r = redisCommand(c, cmd);
+    } else {
+        r = redisCommand(c, "XADD cs:events * t r seq %lld d %s", seq, packed);
+    }
+    assert_true(r && r->type == REDIS_REPLY_STRING);
+    freeReplyObject(r);
+}
+
+/* A reservation event packs its values in one field; the form of earlier
+ * versions (one field each) still reads, and a packed value with too few,
+ * too many or empty values is skipped, not half applied. */
+static void test_follow_event_forms(void **state)
+{
+    fixture *f = *state;
+    recorder r;
+    uint64_t seq = 0;
+    node_put(f->s, "n1", NOW, caps_of(4000, 4096, 0));
+    assert_int_equal(follow(f->s, &r, 100, &seq), 1); /* the snapshot */
+    raw_res_event(f->rc, "job jA inst 2 node n1 cpu 100 mem 10 gpu 0 at 1000", NULL);
+    raw_res_event(f->rc, NULL, "jB 0 n1 200 20 1 1000");
+    raw_res_event(f->rc, NULL, "jC 0 n1 200 20");
+    raw_res_event(f->rc, NULL, "jD 0 n1 200 20 0 1000 9");
+    raw_res_event(f->rc, NULL, "jE  0 n1 200 20 0 1000");
+    raw_res_event(f->rc, NULL, "jF 1 n1 300 30 0 1000");
+    follow(f->s, &r, 100, &seq);
+    assert_string_equal(r.log, "res jA/2@n1 100/10/0;"
+                               "res jB/0@n1 200/20/1;"
+                               "res jF/1@n1 300/30/0;");
+}
+
 /* --- 9. outbox --------------------------------------------------------- */
 
 static void test_outbox(void **state)
@@ -1370,6 +1412,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_node_delete, setup, teardown),
         cmocka_unit_test_setup_teardown(test_finish_unschedulable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_follow, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_follow_event_forms, setup, teardown),
         cmocka_unit_test_setup_teardown(test_outbox, setup, teardown),
         cmocka_unit_test_setup_teardown(test_outbox_claim, setup, teardown),
         cmocka_unit_test_setup_teardown(test_take_threads, setup, teardown),
