@@ -328,12 +328,14 @@ static size_t post_batch(dthread *t, entry *batch, size_t m, const int *claimed,
  * instance has an older result in flight waits for it. claimed[i] gets
  * the store's answer, or -1 when the store could not be asked (the items
  * stay in the outbox for the scan). */
-static void claim_batch(deliver *d, const entry *batch, size_t m, int *claimed)
+static void claim_batch(deliver *d, const entry *batch, size_t m, int conc, int *claimed)
 {
     outbox_item items[DBATCH];
     for (size_t i = 0; i < m; i++)
         items[i] = batch[i].it; /* shallow: read only */
-    double lease = d->cfg->result_timeout * (double)m + CLAIM_MARGIN;
+    /* The POSTs run conc at a time, each within result_timeout. */
+    size_t rounds = (m + (size_t)conc - 1) / (size_t)conc;
+    double lease = d->cfg->result_timeout * (double)rounds + CLAIM_MARGIN;
     if (store_outbox_claim(d->store, items, m, lease, claimed) < 0) {
         metrics_inc(d->m, M_STORE_ERRORS);
         log_warn(d->log, "claiming %zu results for delivery failed; the outbox scan retries them",
@@ -422,6 +424,21 @@ static void *deliver_main(void *arg)
     }
     pthread_mutex_lock(&d->lock);
     while (!d->stop) {
+        double now = svc_mono();
+        /* The scan goes first when due: under steady load the ring is never
+         * empty, and retries, held-back results and what a dead process
+         * left would otherwise wait for a pause in traffic. */
+        if (!d->polling && now >= d->next_poll) {
+            d->polling = true;
+            d->n_handled = 0;
+            d->handled_overflow = false;
+            pthread_mutex_unlock(&d->lock);
+            poll_outbox(d);
+            pthread_mutex_lock(&d->lock);
+            d->polling = false;
+            d->next_poll = svc_mono() + POLL_INTERVAL;
+            continue;
+        }
         if (d->n > 0) {
             /* A share of the ring, so the other threads get theirs, but
              * at least what one thread keeps in flight: a batch's claim
@@ -443,7 +460,7 @@ static void *deliver_main(void *arg)
             int64_t done[DBATCH];
             size_t nd = 0;
             int claimed[DBATCH];
-            claim_batch(d, batch, m, claimed);
+            claim_batch(d, batch, m, t->conc, claimed);
             nd = post_batch(t, batch, m, claimed, done);
             for (size_t i = 0; i < m; i++)
                 outbox_item_clear(&batch[i].it);
@@ -462,18 +479,6 @@ static void *deliver_main(void *arg)
                         d->handled_overflow = true; /* the scan drops its batch */
                 }
             }
-            continue;
-        }
-        double now = svc_mono();
-        if (!d->polling && now >= d->next_poll) {
-            d->polling = true;
-            d->n_handled = 0;
-            d->handled_overflow = false;
-            pthread_mutex_unlock(&d->lock);
-            poll_outbox(d);
-            pthread_mutex_lock(&d->lock);
-            d->polling = false;
-            d->next_poll = svc_mono() + POLL_INTERVAL;
             continue;
         }
         double wait = d->next_poll - now;

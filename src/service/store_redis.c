@@ -182,7 +182,7 @@ static const char *const SCRIPT[SC_COUNT] = {
      * and one HSET writes the counters back: every redis.call costs about
      * a microsecond of Redis's time on top of the command. A queued
      * instance holds no reservation (requeue, node delete and delete drop
-     * it first), so there is none to drop here. */
+     * it first), so an EXISTS stands in for reading one to drop. */
     [SC_PLACE] = LUA_LIB
     "local m = ARGV[2]..':'..ARGV[1]\n"
     "local jk = P..'job:'..m\n"
@@ -213,6 +213,9 @@ static const char *const SCRIPT[SC_COUNT] = {
     "if fm < 0 then fm = 0 end\n"
     "if fg < 0 then fg = 0 end\n"
     "if not (cpu <= fc and mem <= fm and gpu <= fg) then return {1, 'full'} end\n"
+    /* Never there (see above) unless a script failed half way, which Redis
+     * does not roll back: then drop it, so a retry cannot count it twice. */
+    "if redis.call('EXISTS', P..'res:'..m) == 1 then res_drop(m) end\n"
     "redis.call('HSET', P..'res:'..m, 'job', ARGV[1], 'inst', ARGV[2], 'node', ARGV[3],\n"
     "           'cpu', ARGV[4], 'mem', ARGV[5], 'gpu', ARGV[6], 'at', ARGV[7],\n"
     "           'cseq', n[12] or '0', 'mseq', n[13] or '0')\n"
@@ -439,9 +442,16 @@ typedef struct lease {
 
 /* --- small helpers ----------------------------------------------------- */
 
+/* As node_id_check: no spaces or control characters, which also keeps the
+ * packed reservation event ("job inst node ...") unambiguous. */
 static bool id_ok(const char *id)
 {
-    return id && *id && strnlen(id, CS_ID_MAX + 1) <= CS_ID_MAX;
+    if (!id || !*id || strnlen(id, CS_ID_MAX + 1) > CS_ID_MAX)
+        return false;
+    for (const unsigned char *p = (const unsigned char *)id; *p; p++)
+        if (*p <= 0x20 || *p == 0x7f)
+            return false;
+    return true;
 }
 
 /* Owned argv for redisCommandArgv; numbers are formatted into owned copies.
