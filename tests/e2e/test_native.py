@@ -159,9 +159,14 @@ class JobsTest(E2ETestCase):
         n = self.svc.node("n1")
         self.assertEqual(n["reservations"], 4)
         self.assertAlmostEqual(n["free"]["vcpus"], 0)
-        # deleting a node drops its reservations
+        # deleting a node drops its reservations; its instances are queued
+        # again and, with no node left, decided unschedulable. Waiting for
+        # that keeps a worker from placing them on the node registered next
+        # (a loaded machine made that race real in CI).
         r = self.svc.request("DELETE", "/api/v1/nodes/n1")
         self.assertEqual(r.status, 200, r)
+        for i in range(5):
+            self.svc.wait_job_state("cap%d" % i, 0, states=("unschedulable",))
         self.svc.put_node("n1", node_doc(vcpus=4, memory=4096), expect=201)
         self.assertEqual(self.svc.node("n1")["reservations"], 0)
 
