@@ -417,11 +417,6 @@ static void *deliver_main(void *arg)
     snprintf(name, sizeof name, "deliver-%d", t->index);
     pthread_setname_np(pthread_self(), name); /* shows in top -H, perf, gdb */
     deliver *d = t->d;
-    if (!handles_new(t)) {
-        log_error(d->log, "deliverer %d: cannot create curl handles", t->index);
-        handles_free(t);
-        return NULL;
-    }
     pthread_mutex_lock(&d->lock);
     while (!d->stop) {
         double now = svc_mono();
@@ -534,6 +529,13 @@ deliver *deliver_new(const config *cfg, cslog *log, store *st, metrics *m, int t
         t->d = d;
         t->index = i;
         t->conc = IN_FLIGHT / threads;
+        /* Here, not in the thread: a process that cannot deliver must not
+         * start (with one thread, nothing else would send its results). */
+        if (!handles_new(t)) {
+            cs_fail(err, "deliver", "cannot create the HTTP handles of delivery thread %d", i);
+            deliver_free(d);
+            return NULL;
+        }
         if (pthread_create(&t->thread, NULL, deliver_main, t)) {
             cs_fail(err, "deliver", "cannot start delivery thread %d", i);
             deliver_free(d);
@@ -572,6 +574,8 @@ void deliver_free(deliver *d)
     if (!d)
         return;
     deliver_stop(d);
+    for (int i = 0; i < MAX_THREADS; i++)
+        handles_free(&d->t[i]); /* a thread that ran freed its own */
     pthread_mutex_destroy(&d->lock);
     pthread_cond_destroy(&d->cond);
     free(d->ring);
