@@ -79,15 +79,6 @@ TCK=$(getconf CLK_TCK)
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
-wait_redis() { # port
-    for _ in $(seq 1 200); do
-        redis-cli -p "$1" ping >/dev/null 2>&1 && return 0
-        sleep 0.05
-    done
-    echo "bench-ab: redis-server on port $1 did not start" >&2
-    return 1
-}
-
 # Starts one build: sets API (its port) and SVC_PIDS (service processes);
 # REDIS_PID in Redis mode.
 start_service() { # binary manager-port

@@ -1,7 +1,7 @@
 # bench-lib.sh - sourced by the benchmark scripts: errors in their options,
 # free loopback ports, the processes a script started (stopped on exit),
-# and waiting for a service to answer. Callers set WORK (a temp dir) before
-# trapping EXIT.
+# and waiting for a service or a redis-server to answer. Callers set WORK
+# (a temp dir) before trapping EXIT.
 
 # A bad option: exit 2, naming the script and where its help is.
 die_usage() {
@@ -35,5 +35,15 @@ wait_status() {
     done
     echo "$who: service on port $port did not start" >&2
     [ -z "$log" ] || tail -20 "$log" >&2 || true
+    return 1
+}
+
+# wait_redis PORT: until redis-server answers PING (10 s at most).
+wait_redis() {
+    for _ in $(seq 1 200); do
+        redis-cli -p "$1" ping >/dev/null 2>&1 && return 0
+        sleep 0.05
+    done
+    echo "$(basename "$0" .sh): redis-server on port $1 did not start" >&2
     return 1
 }

@@ -60,15 +60,6 @@ fi
 WORK="$(mktemp -d)"
 trap 'cleanup; rm -rf "$WORK"' EXIT
 
-wait_redis() { # port
-    for _ in $(seq 1 200); do
-        redis-cli -p "$1" ping >/dev/null 2>&1 && return 0
-        sleep 0.05
-    done
-    echo "bench-service: redis-server on port $1 did not start" >&2
-    return 1
-}
-
 one_run() { # workers run -> JSON line on stdout
     local w="$1" run="$2" api rp
     api=$(free_port)
