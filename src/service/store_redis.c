@@ -116,12 +116,14 @@
     "    redis.call('XDEL', P..'jobs', eid)\n"                                                     \
     "  end\n"                                                                                      \
     "end\n"                                                                                        \
+    "local function entry_add(job, inst, v, body, recv, handed)\n"                                 \
+    "  return redis.call('XADD', P..'jobs', '*', 'job', job, 'inst', inst, 'v', v,\n"              \
+    "                    'body', body, 'recv', recv, 'a', handed)\n"                               \
+    "end\n"                                                                                        \
     "local function queue(job, inst)\n"                                                            \
     "  local b = redis.call('HMGET', P..'job:'..inst..':'..job, 'body', 'recv', 'handed')\n"       \
     "  local v = redis.call('GET', P..'ev:seq') or '0'\n"                                          \
-    "  return redis.call('XADD', P..'jobs', '*', 'job', job, 'inst', inst, 'v', v, 'body', "       \
-    "b[1],\n"                                                                                      \
-    "                    'recv', b[2], 'a', b[3] or '0')\n"                                        \
+    "  return entry_add(job, inst, v, b[1], b[2], b[3] or '0')\n"                                  \
     "end\n"
 
 enum {
@@ -155,8 +157,7 @@ static const char *const SCRIPT[SC_COUNT] = {
     "    if redis.call('EXISTS', jk) == 1 then\n"
     "      out[#out + 1] = 1\n"
     "    else\n"
-    "      local eid = redis.call('XADD', P..'jobs', '*', 'job', job, 'inst', inst, 'v', v,\n"
-    "                             'body', body, 'recv', recv, 'a', '0')\n"
+    "      local eid = entry_add(job, inst, v, body, recv, '0')\n"
     "      redis.call('HSET', jk, 'state', 0, 'body', body, 'recv', recv, 'handed', 0,\n"
     "                 'node', '', 'eid', eid)\n"
     "      out[#out + 1] = 0\n"
@@ -992,8 +993,10 @@ static int enq_submit(rstore *s, enq_req *r)
         pthread_mutex_unlock(&s->emu);
         enq_run(s, batch);
         pthread_mutex_lock(&s->emu);
-        for (enq_req *q = batch; q; q = q->next)
-            q->done = true; /* the waiters' requests: read nothing after this */
+        for (enq_req *q = batch, *next; q; q = next) {
+            next = q->next; /* q belongs to its caller once done is seen */
+            q->done = true;
+        }
         s->eq_busy = false;
         pthread_cond_broadcast(&s->ecv);
     }
