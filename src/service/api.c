@@ -245,28 +245,60 @@ static int enqueue(const svc_ctx *c, const char *job_id, uint32_t instance, cons
     return rc;
 }
 
-static void deploy(const svc_ctx *c, const route_match *m, const char *body, size_t len,
-                   http_reply *out)
+/* 0 when the deploy body is a valid job; else -1 with out the 400. */
+static int deploy_check(const route_match *m, const char *body, size_t len, http_reply *out)
 {
     cs_error e;
     job_spec spec;
     unsigned notes = 0;
+    int rc = 0;
     job_spec_init(&spec);
     json_t *job = codec_parse_object(body, len, &e);
     if (!job || codec_job(job, m->job_id, m->instance, "", &spec, &notes, &e)) {
         reply_cs_error(out, 400, &e);
-        goto out;
+        rc = -1;
     }
-    /* The body as sent is what gets stored: it parsed and validated, and
-     * writing the tree back out would only cost time (every number). */
-    if (enqueue(c, m->job_id, m->instance, body) < 0) {
-        store_unavailable(c, out, "enqueue");
-        goto out;
-    }
-    http_reply_text(out, 200, "ok");
-out:
     job_spec_clear(&spec);
     json_decref(job);
+    return rc;
+}
+
+/* The answer to a deploy once the store said what became of it. */
+static void deploy_answer(const svc_ctx *c, const route_match *m, int rc, http_reply *out)
+{
+    count_enqueue(c, m->job_id, m->instance, rc);
+    if (rc < 0)
+        store_unavailable(c, out, "enqueue");
+    else
+        http_reply_text(out, 200, "ok");
+}
+
+static void deploy(const svc_ctx *c, const route_match *m, const char *body, size_t len,
+                   http_reply *out)
+{
+    if (deploy_check(m, body, len, out))
+        return;
+    /* The body as sent is what gets stored: it parsed and validated, and
+     * writing the tree back out would only cost time (every number). */
+    deploy_answer(c, m, store_enqueue(c->store, m->job_id, m->instance, body, svc_now()), out);
+}
+
+/* A deploy waiting for its commit (api_fast). */
+typedef struct deploy_wait {
+    const svc_ctx *c;
+    http_call *call;
+    const route_match *m;
+} deploy_wait;
+
+/* On the committing thread: must not block. */
+static void deploy_done(void *ud, int rc)
+{
+    deploy_wait *w = ud;
+    http_reply r = {0};
+    deploy_answer(w->c, w->m, rc, &r);
+    http_call *call = w->call;
+    free(w);
+    http_call_answer(call, &r);
 }
 
 static void replicate(const svc_ctx *c, const char *body, size_t len, http_reply *out)
@@ -587,6 +619,34 @@ static void decisions_page(const svc_ctx *c, http_reply *out)
         return;
     }
     reply_json_obj(out, 200, doc);
+}
+
+http_fast_rc api_fast(void *ud, http_call *call, const route_match *m, const char *body, size_t len,
+                      http_reply *out)
+{
+    const svc_ctx *c = ud;
+    if (m->route != ROUTE_DEPLOY || c->cfg->role == CONFIG_ROLE_WORKER)
+        return HTTP_FAST_PASS;
+    if (deploy_check(m, body, len, out))
+        return HTTP_FAST_ANSWERED;
+    deploy_wait *w = malloc(sizeof *w);
+    if (!w) {
+        http_reply_error(out, 500, "server", "out of memory");
+        return HTTP_FAST_ANSWERED;
+    }
+    *w = (deploy_wait){.c = c, .call = call, .m = m};
+    if (store_enqueue_async(c->store, m->job_id, m->instance, body, svc_now(), deploy_done, w)) {
+        free(w);
+        deploy_answer(c, m, -1, out);
+        return HTTP_FAST_ANSWERED;
+    }
+    return HTTP_FAST_PENDING;
+}
+
+void api_flush(void *ud)
+{
+    const svc_ctx *c = ud;
+    store_flush_async(c->store);
 }
 
 void api_handle(void *ud, const route_match *m, const char *body, size_t len, http_reply *out)

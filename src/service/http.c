@@ -1,16 +1,25 @@
-/* http.c - libmicrohttpd in thread-per-connection mode: handlers block on
- * durable store writes (group commit, about a millisecond), and a blocked
- * handler must not stall other connections (see docs/ARCHITECTURE.md). */
+/* http.c - the HTTP server on libmicrohttpd, in one of two modes (see
+ * docs/ARCHITECTURE.md). Thread per connection: handlers block on durable
+ * store writes (group commit, about a millisecond), and a blocked handler
+ * stalls only its own connection. Event mode (when the store can queue a
+ * job without waiting): one epoll thread reads every connection, answers
+ * intake once the store's callback says the job is durable, and passes
+ * every other request to a few handler threads; a waiting connection is
+ * suspended, so many requests share each wake-up instead of each costing a
+ * sleeping thread two. */
 #include "http.h"
 
 #include <arpa/inet.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -22,17 +31,40 @@
  * reached, above all): at most this many of its lines per second reach
  * the log, so a flood of connections cannot flood the log too. */
 #define MHD_LOG_PER_SECOND 5
+/* Event mode: threads that run the blocking handlers (node reports, status
+ * and explain reads, lists), so that a slow one (a 100,000-node list)
+ * holds up at most one of them, never the event thread. */
+#define HTTP_HANDLER_THREADS 8
 
 struct http_server {
     const config *cfg;
     cslog *log;
     metrics *m;
     http_handler handler;
+    http_fast_handler fast; /* NULL: thread per connection */
+    void (*flush)(void *ud);
     void *ud;
     struct MHD_Daemon *d;
+    /* Event mode: our own loop around MHD_run, for the hook after each
+     * round (flush), which MHD's internal thread does not offer. */
+    pthread_t loop;
+    bool loop_started;
+    atomic_bool loop_stop;
+    int wake_fd;          /* eventfd: ends the loop's wait */
+    atomic_bool sleeping; /* the loop waits, or is about to: wake it */
+    int open_conns;       /* event mode: connections open (event thread only) */
+    atomic_uint answers;  /* calls answered so far */
     auth *auth;
     atomic_int inflight; /* requests between their first callback and completion */
+    atomic_int parked;   /* event mode: suspended until their answer is back */
     bool stopped;
+    /* Event mode: requests passed to the handler threads, oldest first. */
+    pthread_mutex_t pool_mu;
+    pthread_cond_t pool_cond;
+    struct http_call *pool_head, *pool_tail;
+    bool pool_stop;
+    pthread_t pool[HTTP_HANDLER_THREADS];
+    int n_pool;
     pthread_mutex_t log_lock; /* guards the three fields below */
     time_t log_second;
     int log_count;
@@ -40,7 +72,7 @@ struct http_server {
 };
 
 /* Per-request state, from the first callback to the completion notice. */
-typedef struct req {
+typedef struct http_call {
     route_match m;
     router_status st;
     char *body;
@@ -49,6 +81,16 @@ typedef struct req {
     bool denied; /* answered 401 before the body: the handler never runs */
     size_t discarded;
     struct timespec t0;
+    /* Event mode. The answer is written by whichever thread answers,
+     * before it resumes the connection; the event thread reads it only
+     * after the resume, so MHD's resume lock orders the two. */
+    http_server *h;
+    struct MHD_Connection *conn;
+    bool started; /* the request went to fast (and perhaps a handler thread) */
+    bool parked;  /* suspended, not yet back on the event thread */
+    atomic_bool answered;
+    http_reply answer;
+    struct http_call *next; /* handler threads' queue */
 } req;
 
 void http_reply_json(http_reply *r, int status, char *body)
@@ -220,6 +262,135 @@ static enum MHD_Result query_arg(void *cls, enum MHD_ValueKind kind, const char 
     return MHD_YES;
 }
 
+/* The connection is back on the event thread (or ends): it no longer
+ * holds http_stop back. */
+static void unpark(http_server *h, req *rq)
+{
+    if (!rq->parked)
+        return;
+    rq->parked = false;
+    atomic_fetch_sub(&h->parked, 1);
+}
+
+void http_call_answer(http_call *call, http_reply *r)
+{
+    if (!r->status)
+        http_reply_error(r, 500, "server", "no answer");
+    http_server *h = call->h;
+    call->answer = *r;
+    memset(r, 0, sizeof *r);
+    atomic_store(&call->answered, true);
+    /* The event thread may free the call as soon as this returns. */
+    MHD_resume_connection(call->conn);
+    /* With our own loop MHD wakes nobody: the loop must run MHD again. It
+     * is woken only when it sleeps (or is about to), so that a commit
+     * answering many calls costs one wake-up, not one write each; see
+     * loop_main for the other half. */
+    atomic_fetch_add(&h->answers, 1);
+    if (atomic_exchange(&h->sleeping, false)) {
+        uint64_t one = 1;
+        ssize_t n = write(h->wake_fd, &one, sizeof one);
+        (void)n; /* EAGAIN: the counter is full, so the loop wakes anyway */
+    }
+}
+
+static void pool_push(http_server *h, req *rq)
+{
+    pthread_mutex_lock(&h->pool_mu);
+    rq->next = NULL;
+    if (h->pool_tail)
+        h->pool_tail->next = rq;
+    else
+        h->pool_head = rq;
+    h->pool_tail = rq;
+    pthread_cond_signal(&h->pool_cond);
+    pthread_mutex_unlock(&h->pool_mu);
+}
+
+static void *pool_main(void *arg)
+{
+    http_server *h = arg;
+    pthread_setname_np(pthread_self(), "http-handler");
+    pthread_mutex_lock(&h->pool_mu);
+    for (;;) {
+        req *rq = h->pool_head;
+        if (!rq) {
+            if (h->pool_stop)
+                break;
+            pthread_cond_wait(&h->pool_cond, &h->pool_mu);
+            continue;
+        }
+        h->pool_head = rq->next;
+        if (!h->pool_head)
+            h->pool_tail = NULL;
+        pthread_mutex_unlock(&h->pool_mu);
+        http_reply r = {0};
+        h->handler(h->ud, &rq->m, rq->body, rq->len, &r);
+        http_call_answer(rq, &r);
+        pthread_mutex_lock(&h->pool_mu);
+    }
+    pthread_mutex_unlock(&h->pool_mu);
+    return NULL;
+}
+
+static void pool_stop(http_server *h)
+{
+    pthread_mutex_lock(&h->pool_mu);
+    h->pool_stop = true;
+    pthread_cond_broadcast(&h->pool_cond);
+    pthread_mutex_unlock(&h->pool_mu);
+    for (int i = 0; i < h->n_pool; i++)
+        pthread_join(h->pool[i], NULL);
+    h->n_pool = 0;
+}
+
+static void *loop_main(void *arg)
+{
+    http_server *h = arg;
+    pthread_setname_np(pthread_self(), "http-event");
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_EPOLL_FD);
+    struct pollfd fds[2] = {{.fd = di ? di->epoll_fd : -1, .events = POLLIN},
+                            {.fd = h->wake_fd, .events = POLLIN}};
+    unsigned seen = 0;
+    while (!atomic_load(&h->loop_stop)) {
+        MHD_UNSIGNED_LONG_LONG to;
+        int ms = 1000;
+        if (MHD_get_timeout(h->d, &to) == MHD_YES && to < 1000)
+            ms = (int)to;
+        /* sleeping before answers is read, answers before sleeping is
+         * taken in http_call_answer: an answer either shows here (no
+         * sleep) or finds sleeping set and writes the eventfd. */
+        atomic_store(&h->sleeping, true);
+        unsigned a = atomic_load(&h->answers);
+        if (a != seen)
+            ms = 0;
+        int ready = poll(fds, 2, ms);
+        atomic_store(&h->sleeping, false);
+        seen = a;
+        if (ready > 0 && (fds[1].revents & POLLIN)) {
+            uint64_t n;
+            ssize_t got = read(h->wake_fd, &n, sizeof n);
+            (void)got; /* only resets the counter */
+        }
+        MHD_run(h->d);
+        if (h->flush)
+            h->flush(h->ud);
+    }
+    return NULL;
+}
+
+static void loop_stop(http_server *h)
+{
+    if (!h->loop_started)
+        return;
+    atomic_store(&h->loop_stop, true);
+    uint64_t one = 1;
+    ssize_t n = write(h->wake_fd, &one, sizeof one);
+    (void)n; /* the loop also wakes within a second */
+    pthread_join(h->loop, NULL);
+    h->loop_started = false;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls)
@@ -276,10 +447,39 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (rq->too_big)
         return early_reply(h, conn, rq, method, url);
     http_reply r = {0};
-    h->handler(h->ud, &rq->m, rq->body, rq->len, &r);
-    if (!r.status)
-        http_reply_error(&r, 500, "server", "no answer");
-    return send_reply(h, conn, &r, method, url, rq);
+    if (!h->fast) {
+        h->handler(h->ud, &rq->m, rq->body, rq->len, &r);
+        if (!r.status)
+            http_reply_error(&r, 500, "server", "no answer");
+        return send_reply(h, conn, &r, method, url, rq);
+    }
+    if (rq->started) {
+        if (!atomic_load(&rq->answered))
+            return MHD_YES; /* not resumed by an answer: keep waiting */
+        unpark(h, rq);
+        r = rq->answer;
+        memset(&rq->answer, 0, sizeof rq->answer);
+        return send_reply(h, conn, &r, method, url, rq);
+    }
+    /* Suspended before anything can answer, so that an answer from
+     * another thread always finds the connection suspended. */
+    rq->started = true;
+    rq->h = h;
+    rq->conn = conn;
+    rq->parked = true;
+    atomic_fetch_add(&h->parked, 1);
+    MHD_suspend_connection(conn);
+    switch (h->fast(h->ud, rq, &rq->m, rq->body, rq->len, &r)) {
+    case HTTP_FAST_ANSWERED:
+        http_call_answer(rq, &r);
+        break;
+    case HTTP_FAST_PENDING:
+        break;
+    case HTTP_FAST_PASS:
+        pool_push(h, rq);
+        break;
+    }
+    return MHD_YES;
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
@@ -293,6 +493,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
         log_debug(h->log, "http request ended early (%s, code %d)", router_route_name(rq->m.route),
                   (int)toe);
+    unpark(h, rq);
+    free(rq->answer.body);
     free(rq->body);
     free(rq);
     *con_cls = NULL;
@@ -327,7 +529,45 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
     log_warn(h->log, "http: %s", line);
 }
 
-http_server *http_new(const config *cfg, cslog *log, metrics *m, http_handler handler, void *ud,
+static void log_limited(http_server *h, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    mhd_log(h, fmt, ap);
+    va_end(ap);
+}
+
+/* Event mode counts its connections itself: at MHD's own limit its epoll
+ * loop stops accepting, so a client beyond MAX_CONNECTIONS would wait in
+ * the listen backlog instead of being turned away at once, as the thread
+ * per connection mode does. */
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    (void)conn;
+    (void)socket_context;
+    http_server *h = cls;
+    if (!h->fast)
+        return;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED)
+        h->open_conns++;
+    else if (toe == MHD_CONNECTION_NOTIFY_CLOSED)
+        h->open_conns--;
+}
+
+static enum MHD_Result accept_policy(void *cls, const struct sockaddr *addr, socklen_t len)
+{
+    (void)addr;
+    (void)len;
+    http_server *h = cls;
+    if (!h->fast || h->open_conns < h->cfg->max_connections)
+        return MHD_YES;
+    log_limited(h, "connection limit (MAX_CONNECTIONS=%d) reached; closing an inbound connection",
+                h->cfg->max_connections);
+    return MHD_NO;
+}
+
+http_server *http_new(const config *cfg, cslog *log, metrics *m, const http_handlers *hs,
                       cs_error *err)
 {
     http_server *h = calloc(1, sizeof *h);
@@ -338,10 +578,19 @@ http_server *http_new(const config *cfg, cslog *log, metrics *m, http_handler ha
     h->cfg = cfg;
     h->log = log;
     h->m = m;
-    h->handler = handler;
-    h->ud = ud;
+    h->handler = hs->handler;
+    h->fast = hs->fast;
+    h->flush = hs->flush;
+    h->ud = hs->ud;
+    h->wake_fd = -1;
     atomic_init(&h->inflight, 0);
+    atomic_init(&h->parked, 0);
+    atomic_init(&h->sleeping, false);
+    atomic_init(&h->answers, 0);
+    atomic_init(&h->loop_stop, false);
     pthread_mutex_init(&h->log_lock, NULL);
+    pthread_mutex_init(&h->pool_mu, NULL);
+    pthread_cond_init(&h->pool_cond, NULL);
     if (!(h->auth = auth_new(cfg->token))) {
         cs_fail(err, "SCHEDULER_TOKEN", "out of memory or too long");
         goto fail;
@@ -350,8 +599,24 @@ http_server *http_new(const config *cfg, cslog *log, metrics *m, http_handler ha
     struct sockaddr_in a4;
     struct sockaddr_in6 a6;
     struct sockaddr *sa;
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
-                     MHD_USE_AUTO | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    unsigned flags = MHD_USE_ERROR_LOG;
+    if (h->fast) {
+        /* No MHD_USE_ITC: our loop has its own wake-up (http_call_answer). */
+        flags |= MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME;
+        if ((h->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
+            cs_fail(err, "http", "cannot make an eventfd");
+            goto fail;
+        }
+        for (; h->n_pool < HTTP_HANDLER_THREADS; h->n_pool++) {
+            if (pthread_create(&h->pool[h->n_pool], NULL, pool_main, h) != 0) {
+                cs_fail(err, "http", "cannot start a handler thread");
+                goto fail;
+            }
+        }
+    } else {
+        flags |= MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_AUTO |
+                 MHD_USE_ITC;
+    }
     memset(&a4, 0, sizeof a4);
     memset(&a6, 0, sizeof a6);
     if (inet_pton(AF_INET, cfg->bind, &a4.sin_addr) == 1) {
@@ -369,21 +634,37 @@ http_server *http_new(const config *cfg, cslog *log, metrics *m, http_handler ha
     }
     /* libmicrohttpd's defaults suit no network: no timeout, no per-IP
      * limit. The per-IP limit is generous (a cluster manager is one IP). */
-    h->d = MHD_start_daemon(flags, (uint16_t)cfg->port, NULL, NULL, on_request, h,
+    /* Event mode: accept_policy enforces the limit; MHD's own is one above. */
+    unsigned limit = (unsigned)cfg->max_connections + (h->fast ? 1u : 0u);
+    h->d = MHD_start_daemon(flags, (uint16_t)cfg->port, accept_policy, h, on_request, h,
                             MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h, MHD_OPTION_SOCK_ADDR, sa,
                             MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)cfg->conn_timeout,
-                            MHD_OPTION_CONNECTION_LIMIT, (unsigned int)cfg->max_connections,
-                            MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)cfg->max_connections,
-                            MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_END);
+                            MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
+                            MHD_OPTION_CONNECTION_LIMIT, limit, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+                            limit, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_END);
     if (!h->d) {
         cs_fail(err, "MY_PORT", "cannot listen on %.64s port %d (in use, or not allowed)",
                 cfg->bind, cfg->port);
         goto fail;
     }
+    if (h->fast) {
+        if (pthread_create(&h->loop, NULL, loop_main, h) != 0) {
+            cs_fail(err, "http", "cannot start the event thread");
+            goto fail;
+        }
+        h->loop_started = true;
+    }
     return h;
 fail:
+    if (h->d)
+        MHD_stop_daemon(h->d);
+    if (h->wake_fd >= 0)
+        close(h->wake_fd);
+    pool_stop(h);
     auth_free(h->auth);
     pthread_mutex_destroy(&h->log_lock);
+    pthread_mutex_destroy(&h->pool_mu);
+    pthread_cond_destroy(&h->pool_cond);
     free(h);
     return NULL;
 }
@@ -400,10 +681,17 @@ void http_stop(http_server *h)
     clock_gettime(CLOCK_MONOTONIC, &t0);
     while (atomic_load(&h->inflight) > 0 && ms_since(&t0) < 5000)
         usleep(5000);
+    /* MHD refuses to stop with a connection still suspended, and a parked
+     * request is one whose job may be committing: its answer always comes
+     * (the store answers every queued write, even when closing). */
+    while (atomic_load(&h->parked) > 0)
+        usleep(1000);
+    loop_stop(h);
     MHD_stop_daemon(h->d);
     h->d = NULL;
     if (fd != MHD_INVALID_SOCKET)
         close(fd);
+    pool_stop(h);
 }
 
 void http_free(http_server *h)
@@ -411,7 +699,11 @@ void http_free(http_server *h)
     if (!h)
         return;
     http_stop(h);
+    if (h->wake_fd >= 0)
+        close(h->wake_fd);
     auth_free(h->auth);
     pthread_mutex_destroy(&h->log_lock);
+    pthread_mutex_destroy(&h->pool_mu);
+    pthread_cond_destroy(&h->pool_cond);
     free(h);
 }

@@ -25,16 +25,46 @@ typedef struct http_reply {
     const char *www_authenticate; /* the WWW-Authenticate header of a 401 */
 } http_reply;
 
-/* Called once per complete request, on that connection's thread; may
- * block briefly (a durable store write). body is NUL-terminated (len
+/* Called once per complete request, on that connection's thread or a
+ * handler thread; may block briefly (a durable store write). body is NUL-terminated (len
  * excludes the NUL); NULL when the request had none. */
 typedef void (*http_handler)(void *ud, const route_match *m, const char *body, size_t len,
                              http_reply *out);
 
+/* A request whose answer a handler gives later (http_fast_handler). */
+typedef struct http_call http_call;
+typedef enum http_fast_rc {
+    HTTP_FAST_PASS = 0, /* not taken: the http_handler runs, on a handler thread */
+    HTTP_FAST_ANSWERED, /* out is the answer */
+    HTTP_FAST_PENDING,  /* http_call_answer follows, exactly once, from any thread */
+} http_fast_rc;
+/* Runs on the event thread for every complete request and must not block:
+ * it takes the requests that can be answered without waiting (or whose
+ * wait is a callback, such as an asynchronous store write). The call, the
+ * match and the body stay valid until the call is answered. */
+typedef http_fast_rc (*http_fast_handler)(void *ud, http_call *call, const route_match *m,
+                                          const char *body, size_t len, http_reply *out);
+/* Answers a pending call, taking r's body; the connection resumes. Never
+ * touch the call, its match or its body after this. */
+void http_call_answer(http_call *call, http_reply *r);
+
 typedef struct http_server http_server;
 
-/* Starts listening at once. NULL with err filled (e.g. the port is taken). */
-http_server *http_new(const config *cfg, cslog *log, metrics *m, http_handler handler, void *ud,
+typedef struct http_handlers {
+    http_handler handler;
+    http_fast_handler fast;  /* NULL: thread per connection */
+    void (*flush)(void *ud); /* with fast, may be NULL: after each round of fast calls */
+    void *ud;
+} http_handlers;
+
+/* Starts listening at once. NULL with err filled (e.g. the port is taken).
+ * Without fast: a thread per connection runs handler for each request.
+ * With fast: one event thread serves every connection. Each round it reads
+ * what every ready connection sent, runs fast for each complete request,
+ * then flush (so that the round's writes start together), and hands what
+ * fast passed to HTTP_HANDLER_THREADS handler threads; the connection
+ * waits (suspended) meanwhile. */
+http_server *http_new(const config *cfg, cslog *log, metrics *m, const http_handlers *hs,
                       cs_error *err);
 /* Stops accepting, lets requests in progress finish (up to a few
  * seconds), then closes every connection. Safe to call twice. */

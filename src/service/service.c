@@ -181,7 +181,12 @@ int service_start(service *s, cs_error *err)
         if (!(s->reaper = reaper_new(&s->ctx, err)))
             return -1;
     }
-    if (!(s->http = http_new(cfg, s->ctx.log, s->metrics, api_handle, &s->ctx, err)))
+    http_handlers hs = {.handler = api_handle, .ud = &s->ctx};
+    if (store_can_enqueue_async(s->store)) {
+        hs.fast = api_fast;
+        hs.flush = api_flush;
+    }
+    if (!(s->http = http_new(cfg, s->ctx.log, s->metrics, &hs, err)))
         return -1;
     return 0;
 }

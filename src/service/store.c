@@ -60,6 +60,25 @@ int store_enqueue(store *s, const char *job_id, uint32_t instance, const char *b
     return s ? s->ops->enqueue(s, job_id, instance, body, now) : -1;
 }
 
+bool store_can_enqueue_async(const store *s)
+{
+    return s && s->ops->enqueue_async;
+}
+
+int store_enqueue_async(store *s, const char *job_id, uint32_t instance, const char *body,
+                        double now, store_done_fn done, void *ud)
+{
+    if (!store_can_enqueue_async(s) || !done)
+        return -1;
+    return s->ops->enqueue_async(s, job_id, instance, body, now, done, ud);
+}
+
+void store_flush_async(store *s)
+{
+    if (store_can_enqueue_async(s))
+        s->ops->flush_async(s);
+}
+
 int store_enqueue_many(store *s, const char *job_id, uint32_t n, const char *body, double now,
                        int *rcs)
 {

@@ -73,6 +73,20 @@ void store_close(store *s);
  * and instance is already known (queued or decided: nothing is written, the
  * caller reports the existing state), -1 on a storage error. */
 int store_enqueue(store *s, const char *job_id, uint32_t instance, const char *body, double now);
+/* store_enqueue without waiting for the commit, for a caller that must
+ * not block (the HTTP event thread): done(ud, rc) is called once with what
+ * store_enqueue would return, when the write is durable or failed, on the
+ * thread that committed it; it must not block. job_id and body are
+ * borrowed until then. The write starts at the next store_flush_async (or
+ * with any other write), so that a caller queueing several makes them
+ * share one commit. Returns 0 when queued; -1 when not (the store is
+ * closing, or the backend has no such call: see store_can_enqueue_async),
+ * and then done is never called. */
+typedef void (*store_done_fn)(void *ud, int rc);
+bool store_can_enqueue_async(const store *s);
+int store_enqueue_async(store *s, const char *job_id, uint32_t instance, const char *body,
+                        double now, store_done_fn done, void *ud);
+void store_flush_async(store *s);
 /* Queues instances 0..n-1 of one job (replicate) in as few transactions as
  * possible; rcs[i] gets what store_enqueue would return for instance i.
  * Returns 0, or -1 when any instance failed. */

@@ -10,6 +10,9 @@ typedef struct store_ops {
     bool shared;
     void (*close)(store *s);
     int (*enqueue)(store *s, const char *job_id, uint32_t instance, const char *body, double now);
+    int (*enqueue_async)(store *s, const char *job_id, uint32_t instance, const char *body,
+                         double now, store_done_fn done, void *ud); /* NULL: none */
+    void (*flush_async)(store *s);                                  /* with enqueue_async */
     int (*enqueue_many)(store *s, const char *job_id, uint32_t n, const char *body, double now,
                         int *rcs);
     int (*requeue)(store *s, const char *job_id, uint32_t instance, const char *on_node,

@@ -164,7 +164,9 @@ typedef enum op_kind {
 
 /* One caller's write. Lives on the caller's stack: the caller sleeps on
  * `cond` until the writer sets `done`, and the writer never touches it after
- * that, so no allocation is needed per write. */
+ * that, so no allocation is needed per write. An asynchronous write
+ * (done_fn set, store_enqueue_async) is malloc'ed instead: whoever commits
+ * it calls done_fn and frees it; its caller never waits. */
 typedef struct op {
     op_kind kind;
     const char *id; /* job or node id */
@@ -183,6 +185,8 @@ typedef struct op {
     int64_t outbox_delta;
     bool done;
     pthread_cond_t cond;
+    store_done_fn done_fn;
+    void *done_ud;
     struct op *next;
 } op;
 
@@ -218,6 +222,7 @@ struct sqstore {
     bool writing;       /* a thread is committing a batch: the only user of wdb */
     double last_commit; /* monotonic: when the last commit ended */
     bool closing;
+    bool unflushed; /* asynchronous writes queued since the last flush */
     unsigned users; /* callers inside the API; close waits for them */
 
     pthread_mutex_t qmu; /* the in-memory queue */
@@ -719,6 +724,21 @@ static void commit_next(sqstore *s)
     pthread_mutex_unlock(&s->mu);
 
     run_batch(s, batch);
+
+    /* Asynchronous writes are answered first and outside mu: each answer
+     * resumes an HTTP connection, and the event thread sends it while the
+     * waiting callers below are woken. */
+    op **link = &batch;
+    while (*link) {
+        op *o = *link;
+        if (!o->done_fn) {
+            link = &o->next;
+            continue;
+        }
+        *link = o->next;
+        o->done_fn(o->done_ud, (int)o->rc);
+        free(o);
+    }
 
     pthread_mutex_lock(&s->mu);
     for (op *o = batch, *next; o; o = next) {
@@ -1228,6 +1248,52 @@ static int sq_enqueue(store *base, const char *job_id, uint32_t instance, const 
     return (int)submit(s, &o);
 }
 
+/* Queued for the writer thread, which a caller that must not block leaves
+ * to commit; it is woken by sq_flush_async, once for a round of intakes.
+ * While it commits, the HTTP event thread reads the next round. */
+static int sq_enqueue_async(store *base, const char *job_id, uint32_t instance, const char *body,
+                            double now, store_done_fn done, void *ud)
+{
+    sqstore *s = (sqstore *)base;
+    if (!s || !id_ok(job_id) || !body || !isfinite(now))
+        return -1;
+    op *o = calloc(1, sizeof *o);
+    if (!o)
+        return -1;
+    *o = (op){.kind = OP_ENQUEUE,
+              .id = job_id,
+              .instance = instance,
+              .text = body,
+              .t = now,
+              .rc = -1,
+              .done_fn = done,
+              .done_ud = ud};
+    pthread_mutex_lock(&s->mu);
+    if (s->closing) {
+        pthread_mutex_unlock(&s->mu);
+        free(o);
+        return -1;
+    }
+    if (s->tail)
+        s->tail->next = o;
+    else
+        s->head = o;
+    s->tail = o;
+    s->unflushed = true;
+    pthread_mutex_unlock(&s->mu);
+    return 0;
+}
+
+static void sq_flush_async(store *base)
+{
+    sqstore *s = (sqstore *)base;
+    pthread_mutex_lock(&s->mu);
+    if (s->unflushed && s->head && !s->writing)
+        pthread_cond_signal(&s->work);
+    s->unflushed = false;
+    pthread_mutex_unlock(&s->mu);
+}
+
 static int sq_enqueue_many(store *base, const char *job_id, uint32_t n, const char *body,
                            double now, int *rcs)
 {
@@ -1718,6 +1784,8 @@ static const store_ops SQLITE_OPS = {
     .shared = false,
     .close = sq_close,
     .enqueue = sq_enqueue,
+    .enqueue_async = sq_enqueue_async,
+    .flush_async = sq_flush_async,
     .enqueue_many = sq_enqueue_many,
     .requeue = sq_requeue,
     .take = sq_take,
