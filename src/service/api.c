@@ -625,7 +625,8 @@ http_fast_rc api_fast(void *ud, http_call *call, const route_match *m, const cha
                       http_reply *out)
 {
     const svc_ctx *c = ud;
-    if (m->route != ROUTE_DEPLOY || c->cfg->role == CONFIG_ROLE_WORKER)
+    if (m->route != ROUTE_DEPLOY || c->cfg->role == CONFIG_ROLE_WORKER ||
+        !store_can_enqueue_async(c->store))
         return HTTP_FAST_PASS;
     if (deploy_check(m, body, len, out))
         return HTTP_FAST_ANSWERED;

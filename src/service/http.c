@@ -1,12 +1,10 @@
-/* http.c - the HTTP server on libmicrohttpd, in one of two modes (see
- * docs/ARCHITECTURE.md). Thread per connection: handlers block on durable
- * store writes (group commit, about a millisecond), and a blocked handler
- * stalls only its own connection. Event mode (when the store can queue a
- * job without waiting): one epoll thread reads every connection, answers
- * intake once the store's callback says the job is durable, and passes
- * every other request to a few handler threads; a waiting connection is
- * suspended, so many requests share each wake-up instead of each costing a
- * sleeping thread two. */
+/* http.c - the HTTP server on libmicrohttpd (see docs/ARCHITECTURE.md):
+ * one epoll thread reads every connection and runs the fast handler on each
+ * complete request (intake: answered once the store's callback says the
+ * job is durable); every other request goes to a few handler threads that
+ * may block. A waiting connection is suspended, so many requests share
+ * each wake-up instead of each costing a sleeping thread two, as a thread
+ * per connection blocked on its commit did. */
 #include "http.h"
 
 #include <arpa/inet.h>
@@ -41,7 +39,7 @@ struct http_server {
     cslog *log;
     metrics *m;
     http_handler handler;
-    http_fast_handler fast; /* NULL: thread per connection */
+    http_fast_handler fast; /* NULL: every request goes to the handler threads */
     void (*flush)(void *ud);
     void *ud;
     struct MHD_Daemon *d;
@@ -447,12 +445,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (rq->too_big)
         return early_reply(h, conn, rq, method, url);
     http_reply r = {0};
-    if (!h->fast) {
-        h->handler(h->ud, &rq->m, rq->body, rq->len, &r);
-        if (!r.status)
-            http_reply_error(&r, 500, "server", "no answer");
-        return send_reply(h, conn, &r, method, url, rq);
-    }
     if (rq->started) {
         if (!atomic_load(&rq->answered))
             return MHD_YES; /* not resumed by an answer: keep waiting */
@@ -469,7 +461,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     rq->parked = true;
     atomic_fetch_add(&h->parked, 1);
     MHD_suspend_connection(conn);
-    switch (h->fast(h->ud, rq, &rq->m, rq->body, rq->len, &r)) {
+    switch (h->fast ? h->fast(h->ud, rq, &rq->m, rq->body, rq->len, &r) : HTTP_FAST_PASS) {
     case HTTP_FAST_ANSWERED:
         http_call_answer(rq, &r);
         break;
@@ -537,18 +529,15 @@ static void log_limited(http_server *h, const char *fmt, ...)
     va_end(ap);
 }
 
-/* Event mode counts its connections itself: at MHD's own limit its epoll
- * loop stops accepting, so a client beyond MAX_CONNECTIONS would wait in
- * the listen backlog instead of being turned away at once, as the thread
- * per connection mode does. */
+/* Connections are counted here: at MHD's own limit its epoll loop stops
+ * accepting, so a client beyond MAX_CONNECTIONS would wait in the listen
+ * backlog instead of being turned away at once. */
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
                           enum MHD_ConnectionNotificationCode toe)
 {
     (void)conn;
     (void)socket_context;
     http_server *h = cls;
-    if (!h->fast)
-        return;
     if (toe == MHD_CONNECTION_NOTIFY_STARTED)
         h->open_conns++;
     else if (toe == MHD_CONNECTION_NOTIFY_CLOSED)
@@ -560,7 +549,7 @@ static enum MHD_Result accept_policy(void *cls, const struct sockaddr *addr, soc
     (void)addr;
     (void)len;
     http_server *h = cls;
-    if (!h->fast || h->open_conns < h->cfg->max_connections)
+    if (h->open_conns < h->cfg->max_connections)
         return MHD_YES;
     log_limited(h, "connection limit (MAX_CONNECTIONS=%d) reached; closing an inbound connection",
                 h->cfg->max_connections);
@@ -599,23 +588,17 @@ http_server *http_new(const config *cfg, cslog *log, metrics *m, const http_hand
     struct sockaddr_in a4;
     struct sockaddr_in6 a6;
     struct sockaddr *sa;
-    unsigned flags = MHD_USE_ERROR_LOG;
-    if (h->fast) {
-        /* No MHD_USE_ITC: our loop has its own wake-up (http_call_answer). */
-        flags |= MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME;
-        if ((h->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
-            cs_fail(err, "http", "cannot make an eventfd");
+    /* No MHD_USE_ITC: our loop has its own wake-up (http_call_answer). */
+    unsigned flags = MHD_USE_ERROR_LOG | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME;
+    if ((h->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
+        cs_fail(err, "http", "cannot make an eventfd");
+        goto fail;
+    }
+    for (; h->n_pool < HTTP_HANDLER_THREADS; h->n_pool++) {
+        if (pthread_create(&h->pool[h->n_pool], NULL, pool_main, h) != 0) {
+            cs_fail(err, "http", "cannot start a handler thread");
             goto fail;
         }
-        for (; h->n_pool < HTTP_HANDLER_THREADS; h->n_pool++) {
-            if (pthread_create(&h->pool[h->n_pool], NULL, pool_main, h) != 0) {
-                cs_fail(err, "http", "cannot start a handler thread");
-                goto fail;
-            }
-        }
-    } else {
-        flags |= MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_AUTO |
-                 MHD_USE_ITC;
     }
     memset(&a4, 0, sizeof a4);
     memset(&a6, 0, sizeof a6);
@@ -633,9 +616,9 @@ http_server *http_new(const config *cfg, cslog *log, metrics *m, const http_hand
         goto fail;
     }
     /* libmicrohttpd's defaults suit no network: no timeout, no per-IP
-     * limit. The per-IP limit is generous (a cluster manager is one IP). */
-    /* Event mode: accept_policy enforces the limit; MHD's own is one above. */
-    unsigned limit = (unsigned)cfg->max_connections + (h->fast ? 1u : 0u);
+     * limit. The per-IP limit is generous (a cluster manager is one IP).
+     * accept_policy enforces MAX_CONNECTIONS; MHD's own limit is one above. */
+    unsigned limit = (unsigned)cfg->max_connections + 1u;
     h->d = MHD_start_daemon(flags, (uint16_t)cfg->port, accept_policy, h, on_request, h,
                             MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h, MHD_OPTION_SOCK_ADDR, sa,
                             MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)cfg->conn_timeout,
@@ -647,13 +630,11 @@ http_server *http_new(const config *cfg, cslog *log, metrics *m, const http_hand
                 cfg->bind, cfg->port);
         goto fail;
     }
-    if (h->fast) {
-        if (pthread_create(&h->loop, NULL, loop_main, h) != 0) {
-            cs_fail(err, "http", "cannot start the event thread");
-            goto fail;
-        }
-        h->loop_started = true;
+    if (pthread_create(&h->loop, NULL, loop_main, h) != 0) {
+        cs_fail(err, "http", "cannot start the event thread");
+        goto fail;
     }
+    h->loop_started = true;
     return h;
 fail:
     if (h->d)

@@ -25,8 +25,8 @@ typedef struct http_reply {
     const char *www_authenticate; /* the WWW-Authenticate header of a 401 */
 } http_reply;
 
-/* Called once per complete request, on that connection's thread or a
- * handler thread; may block briefly (a durable store write). body is NUL-terminated (len
+/* Called once per complete request that fast passed, on a handler
+ * thread; may block briefly (a durable store write). body is NUL-terminated (len
  * excludes the NUL); NULL when the request had none. */
 typedef void (*http_handler)(void *ud, const route_match *m, const char *body, size_t len,
                              http_reply *out);
@@ -52,18 +52,17 @@ typedef struct http_server http_server;
 
 typedef struct http_handlers {
     http_handler handler;
-    http_fast_handler fast;  /* NULL: thread per connection */
-    void (*flush)(void *ud); /* with fast, may be NULL: after each round of fast calls */
+    http_fast_handler fast;  /* NULL: passes everything */
+    void (*flush)(void *ud); /* may be NULL: after each round of fast calls */
     void *ud;
 } http_handlers;
 
 /* Starts listening at once. NULL with err filled (e.g. the port is taken).
- * Without fast: a thread per connection runs handler for each request.
- * With fast: one event thread serves every connection. Each round it reads
- * what every ready connection sent, runs fast for each complete request,
- * then flush (so that the round's writes start together), and hands what
- * fast passed to HTTP_HANDLER_THREADS handler threads; the connection
- * waits (suspended) meanwhile. */
+ * One event thread serves every connection. Each round it reads what every
+ * ready connection sent, runs fast for each complete request, then flush
+ * (so that the round's writes start together), and hands what fast passed
+ * to HTTP_HANDLER_THREADS handler threads; the connection waits
+ * (suspended) meanwhile. */
 http_server *http_new(const config *cfg, cslog *log, metrics *m, const http_handlers *hs,
                       cs_error *err);
 /* Stops accepting, lets requests in progress finish (up to a few

@@ -181,11 +181,7 @@ int service_start(service *s, cs_error *err)
         if (!(s->reaper = reaper_new(&s->ctx, err)))
             return -1;
     }
-    http_handlers hs = {.handler = api_handle, .ud = &s->ctx};
-    if (store_can_enqueue_async(s->store)) {
-        hs.fast = api_fast;
-        hs.flush = api_flush;
-    }
+    http_handlers hs = {.handler = api_handle, .fast = api_fast, .flush = api_flush, .ud = &s->ctx};
     if (!(s->http = http_new(cfg, s->ctx.log, s->metrics, &hs, err)))
         return -1;
     return 0;

@@ -427,6 +427,11 @@ typedef struct rstore {
     struct enq_req *eq_head; /* waiting, oldest first */
     struct enq_req *eq_tail;
     bool eq_busy; /* a caller is running a call for the queue */
+    /* Asynchronous intakes (rs_enqueue_async) are run by their own thread,
+     * started with the first of them and woken by rs_flush_async. */
+    pthread_cond_t ekick;
+    pthread_t eq_thread;
+    bool eq_started, eq_stop, eq_unflushed;
 
     /* The change feed: used by the one following thread only. */
     char follow_id[64]; /* last entry applied; "" = snapshot needed */
@@ -841,11 +846,14 @@ static void hand_back(rstore *s)
     s->buf_n = 0;
 }
 
+static void enq_stop(rstore *s);
+
 static void rs_close(store *base)
 {
     rstore *s = (rstore *)base;
     if (!s)
         return;
+    enq_stop(s); /* its last calls need the connections */
     pthread_mutex_lock(&s->mu);
     s->closing = true;
     pthread_cond_broadcast(&s->cv);
@@ -859,6 +867,7 @@ static void rs_close(store *base)
     pthread_cond_destroy(&s->cv);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->ecv);
+    pthread_cond_destroy(&s->ekick);
     pthread_mutex_destroy(&s->emu);
     free(s);
 }
@@ -896,6 +905,7 @@ store *store_redis_open(const store_redis_opts *o, cs_error *err)
     pthread_cond_init(&s->cv, NULL);
     pthread_mutex_init(&s->emu, NULL);
     pthread_cond_init(&s->ecv, NULL);
+    pthread_cond_init(&s->ekick, NULL);
     lease l = {.s = s, .i = 0, .c = s->pool[0].c};
     s->pool[0].busy = true;
     s->active = 1;
@@ -920,6 +930,11 @@ typedef struct enq_req {
     int *rcs; /* n answers */
     int rc;
     bool done;
+    /* Asynchronous (done_fn set): malloc'ed, one instance, answered
+     * through done_fn and freed by whoever ran its call. */
+    store_done_fn done_fn;
+    void *done_ud;
+    int rc1;
     struct enq_req *next;
 } enq_req;
 
@@ -964,6 +979,48 @@ static void enq_run(rstore *s, enq_req *r)
  * takes every waiting intake (up to ENQ_BATCH) into one script call;
  * the others sleep until theirs has run. A round trip and a script call
  * cost Redis more than the few commands of one instance. */
+/* Runs the next batch of the queue. Called with emu held, the queue not
+ * empty and no call running; returns with emu held. */
+static void enq_next(rstore *s)
+{
+    s->eq_busy = true;
+    enq_req *batch = s->eq_head, *last = batch;
+    size_t k = 1;
+    uint32_t inst = batch->n;
+    while (last->next && k < ENQ_BATCH && inst + last->next->n <= ENQ_INSTANCES) {
+        last = last->next;
+        inst += last->n;
+        k++;
+    }
+    s->eq_head = last->next;
+    if (!s->eq_head)
+        s->eq_tail = NULL;
+    last->next = NULL;
+    pthread_mutex_unlock(&s->emu);
+    enq_run(s, batch);
+    /* Asynchronous intakes are answered outside emu, then freed. */
+    enq_req **link = &batch;
+    while (*link) {
+        enq_req *q = *link;
+        if (!q->done_fn) {
+            link = &q->next;
+            continue;
+        }
+        *link = q->next;
+        q->done_fn(q->done_ud, q->rc1);
+        free(q);
+    }
+    pthread_mutex_lock(&s->emu);
+    for (enq_req *q = batch, *next; q; q = next) {
+        next = q->next; /* q belongs to its caller once done is seen */
+        q->done = true;
+    }
+    s->eq_busy = false;
+    pthread_cond_broadcast(&s->ecv);
+    if (s->eq_head && s->eq_started)
+        pthread_cond_signal(&s->ekick);
+}
+
 static int enq_submit(rstore *s, enq_req *r)
 {
     pthread_mutex_lock(&s->emu);
@@ -973,35 +1030,97 @@ static int enq_submit(rstore *s, enq_req *r)
         s->eq_head = r;
     s->eq_tail = r;
     while (!r->done) {
-        if (s->eq_busy) {
+        if (s->eq_busy)
             pthread_cond_wait(&s->ecv, &s->emu);
-            continue;
-        }
-        s->eq_busy = true;
-        enq_req *batch = s->eq_head, *last = batch;
-        size_t k = 1;
-        uint32_t inst = batch->n;
-        while (last->next && k < ENQ_BATCH && inst + last->next->n <= ENQ_INSTANCES) {
-            last = last->next;
-            inst += last->n;
-            k++;
-        }
-        s->eq_head = last->next;
-        if (!s->eq_head)
-            s->eq_tail = NULL;
-        last->next = NULL;
-        pthread_mutex_unlock(&s->emu);
-        enq_run(s, batch);
-        pthread_mutex_lock(&s->emu);
-        for (enq_req *q = batch, *next; q; q = next) {
-            next = q->next; /* q belongs to its caller once done is seen */
-            q->done = true;
-        }
-        s->eq_busy = false;
-        pthread_cond_broadcast(&s->ecv);
+        else
+            enq_next(s);
     }
     pthread_mutex_unlock(&s->emu);
     return r->rc;
+}
+
+/* The thread of asynchronous intakes: runs the queue whenever a flush
+ * (or the end of another call) finds it waiting; drains it to stop. */
+static void *enq_main(void *arg)
+{
+    rstore *s = arg;
+    pthread_setname_np(pthread_self(), "store-enqueue");
+    pthread_mutex_lock(&s->emu);
+    for (;;) {
+        if (s->eq_head && !s->eq_busy)
+            enq_next(s);
+        else if (s->eq_stop && !s->eq_head)
+            break;
+        else
+            pthread_cond_wait(&s->ekick, &s->emu);
+    }
+    pthread_mutex_unlock(&s->emu);
+    return NULL;
+}
+
+static void enq_stop(rstore *s)
+{
+    pthread_mutex_lock(&s->emu);
+    s->eq_stop = true;
+    bool started = s->eq_started;
+    pthread_cond_signal(&s->ekick);
+    pthread_mutex_unlock(&s->emu);
+    if (started)
+        pthread_join(s->eq_thread, NULL);
+}
+
+/* Queued for the intake thread, which rs_flush_async wakes once for a
+ * round of intakes: they share one script call. */
+static int rs_enqueue_async(store *base, const char *job_id, uint32_t instance, const char *body,
+                            double now, store_done_fn done, void *ud)
+{
+    rstore *s = (rstore *)base;
+    if (!s || !id_ok(job_id) || !body || !isfinite(now))
+        return -1;
+    enq_req *r = calloc(1, sizeof *r);
+    if (!r)
+        return -1;
+    *r = (enq_req){.job_id = job_id,
+                   .body = body,
+                   .now = now,
+                   .first = instance,
+                   .n = 1,
+                   .rc1 = -1,
+                   .done_fn = done,
+                   .done_ud = ud};
+    r->rcs = &r->rc1;
+    pthread_mutex_lock(&s->emu);
+    if (s->eq_stop) {
+        pthread_mutex_unlock(&s->emu);
+        free(r);
+        return -1;
+    }
+    if (!s->eq_started) {
+        if (pthread_create(&s->eq_thread, NULL, enq_main, s) != 0) {
+            pthread_mutex_unlock(&s->emu);
+            free(r);
+            return -1;
+        }
+        s->eq_started = true;
+    }
+    if (s->eq_tail)
+        s->eq_tail->next = r;
+    else
+        s->eq_head = r;
+    s->eq_tail = r;
+    s->eq_unflushed = true;
+    pthread_mutex_unlock(&s->emu);
+    return 0;
+}
+
+static void rs_flush_async(store *base)
+{
+    rstore *s = (rstore *)base;
+    pthread_mutex_lock(&s->emu);
+    if (s->eq_unflushed && s->eq_head && !s->eq_busy)
+        pthread_cond_signal(&s->ekick);
+    s->eq_unflushed = false;
+    pthread_mutex_unlock(&s->emu);
 }
 
 static int rs_enqueue_many(store *base, const char *job_id, uint32_t n, const char *body,
@@ -1600,6 +1719,8 @@ static const store_ops REDIS_OPS = {
     .shared = true,
     .close = rs_close,
     .enqueue = rs_enqueue,
+    .enqueue_async = rs_enqueue_async,
+    .flush_async = rs_flush_async,
     .enqueue_many = rs_enqueue_many,
     .requeue = rs_requeue,
     .take = rs_take,
