@@ -98,7 +98,7 @@ static const setting settings[] = {
      OFF(conn_timeout), NULL, "an idle or stalled HTTP connection is closed after this"},
     {"MAX_CONNECTIONS", "max-connections", "N", K_INT, "1024", 1, 65536, false, NULL,
      OFF(max_connections), NULL,
-     "concurrent HTTP connections (one thread each); more are closed at once"},
+     "concurrent HTTP connections; more are closed at once"},
     {"LOG_LEVEL", "log-level", "LEVEL", K_ENUM, "info", 0, 0, false, level_names, OFF(log_level),
      NULL, "debug, info, warn or error"},
     {"SCHEDULER_TOKEN", "token", "TOKEN", K_SECRET, NULL, 0, 0, false, NULL, OFF(token),
