@@ -1,12 +1,11 @@
 /* deliver.c - a bounded in-memory queue of results to POST, drained by a
  * few threads that share IN_FLIGHT POSTs in flight on keep-alive
- * connections (one libcurl multi handle per thread). The queue is only
+ * connections (one httpc client per thread). The queue is only
  * a fast path: every item is already durable in the store's outbox, so
  * dropping one (queue full, shutdown) loses nothing; the periodic outbox
  * scan finds it again. */
 #include "deliver.h"
 
-#include <curl/curl.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -15,6 +14,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "httpc.h"
 #include "service.h"
 
 #define QUEUE_CAP 4096
@@ -48,16 +48,16 @@ typedef struct entry {
  * together, so their order holds. */
 #define IN_FLIGHT 32
 
+/* "/api/result/" + an escaped id (3 bytes a character) + "/" + instance */
+#define PATH_CAP (16 + 3 * CS_ID_MAX + 16)
+
 typedef struct dthread {
     deliver *d;
     pthread_t thread;
     bool started;
     int index;
-    CURLM *multi;
-    int conc; /* handles in use: IN_FLIGHT / threads */
-    CURL *h[IN_FLIGHT];
-    entry *busy[IN_FLIGHT]; /* what each handle is sending; NULL: free */
-    struct curl_slist *hdrs;
+    httpc *hc;
+    int conc; /* connections: IN_FLIGHT / threads */
 } dthread;
 
 struct deliver {
@@ -65,7 +65,6 @@ struct deliver {
     cslog *log;
     store *store;
     metrics *m;
-    char base_url[CONFIG_STR_MAX + 64];
     pthread_mutex_t lock;
     pthread_cond_t cond;
     entry *ring; /* guarded by lock */
@@ -80,7 +79,7 @@ struct deliver {
     bool handled_overflow;
     double next_poll;  /* monotonic */
     double started_at; /* wall clock: older rows are not on the fast path */
-    atomic_bool abort; /* read by curl's progress callback */
+    atomic_bool abort; /* ends the POSTs in flight (httpc_post) */
     int nthreads;
     dthread t[MAX_THREADS];
 };
@@ -165,73 +164,55 @@ static void poll_outbox(deliver *d)
     pthread_mutex_unlock(&d->lock);
 }
 
-static size_t discard_body(char *p, size_t size, size_t n, void *ud)
+/* The result's path: the job id is one escaped path segment (RFC 3986
+ * unreserved characters kept), and the dot segments "." and ".." are
+ * written percent-encoded, so that no client or server resolves them
+ * (an id "..": the result would go to /api/<instance>). */
+static void result_path(const outbox_item *it, char out[PATH_CAP])
 {
-    (void)p;
-    (void)ud;
-    return size * n;
-}
-
-static int on_progress(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
-{
-    (void)dt;
-    (void)dn;
-    (void)ut;
-    (void)un;
-    deliver *d = ud;
-    return atomic_load(&d->abort) ? 1 : 0;
-}
-
-/* Sets curl up to POST one result; false when it cannot (out of memory:
- * the result stays in the outbox for the scan). */
-static bool post_prepare(deliver *d, CURL *curl, const entry *e)
-{
-    char url[sizeof d->base_url + 3 * CS_ID_MAX + 16];
-    char *esc = curl_easy_escape(curl, e->it.job_id, 0);
-    if (!esc)
-        return false;
-    /* The host, port and path prefix come from the configuration only;
-     * the job id is one escaped path segment. Escaping leaves '.' alone,
-     * and curl resolves the dot segments "." and ".." (an id "..": the
-     * result would go to /api/<instance>), so those two are written
-     * percent-encoded. */
+    static const char hex[] = "0123456789ABCDEF";
+    char esc[3 * CS_ID_MAX + 1];
+    size_t n = 0;
+    for (const unsigned char *p = (const unsigned char *)it->job_id; *p && n + 3 < sizeof esc;
+         p++) {
+        if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
+            *p == '-' || *p == '.' || *p == '_' || *p == '~') {
+            esc[n++] = (char)*p;
+        } else {
+            esc[n++] = '%';
+            esc[n++] = hex[*p >> 4];
+            esc[n++] = hex[*p & 15];
+        }
+    }
+    esc[n] = 0;
     const char *seg = esc;
     if (strcmp(esc, ".") == 0)
         seg = "%2E";
     else if (strcmp(esc, "..") == 0)
         seg = "%2E%2E";
-    snprintf(url, sizeof url, "%s%s/%u", d->base_url, seg, e->it.instance);
-    curl_free(esc);
-    /* curl copies the URL; the body is read in place, and the entry
-     * outlives the transfer. */
-    curl_easy_setopt(curl, CURLOPT_URL, url);
-    curl_easy_setopt(curl, CURLOPT_POSTFIELDS, e->it.payload ? e->it.payload : "");
-    curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE,
-                     (curl_off_t)(e->it.payload ? strlen(e->it.payload) : 0));
-    return true;
+    snprintf(out, PATH_CAP, "/api/result/%s/%u", seg, it->instance);
 }
 
 /* The end of one POST. true when the cluster manager took it (the caller
  * marks it done in the store); a failure is recorded here (retry or give
  * up). */
-static bool post_finish(deliver *d, CURL *curl, const entry *e, CURLcode rc)
+static bool post_finish(deliver *d, const entry *e, const httpc_req *rq)
 {
-    long code = 0;
-    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &code);
-    if (rc == CURLE_OK && code >= 200 && code < 300) {
+    int code = rq->status;
+    if (code >= 200 && code < 300) {
         metrics_inc(d->m, M_RESULTS_DELIVERED);
         if (e->received_at > 0)
             metrics_observe(d->m, H_REQUEST_TO_RESULT, svc_now() - e->received_at);
-        log_debug(d->log, "result %s/%u delivered (HTTP %ld)", e->it.job_id, e->it.instance, code);
+        log_debug(d->log, "result %s/%u delivered (HTTP %d)", e->it.job_id, e->it.instance, code);
         return true;
     }
     if (atomic_load(&d->abort))
         return false; /* shutting down: the row stays due in the outbox */
     char why[128];
-    if (rc != CURLE_OK)
-        snprintf(why, sizeof why, "%s", curl_easy_strerror(rc));
+    if (code == 0)
+        snprintf(why, sizeof why, "%s", rq->err);
     else
-        snprintf(why, sizeof why, "HTTP %ld", code);
+        snprintf(why, sizeof why, "HTTP %d", code);
     metrics_inc(d->m, M_RESULTS_FAILED);
     double now = svc_now();
     uint32_t attempts = e->it.attempts + 1;
@@ -252,75 +233,30 @@ static bool post_finish(deliver *d, CURL *curl, const entry *e, CURLcode rc)
     return false;
 }
 
-/* Collects the POSTs that ended: their outbox ids go to done[] when the
- * manager took them. Returns how many ended. */
-static int post_collect(dthread *t, int64_t *done, size_t *nd)
-{
-    int ended = 0;
-    CURLMsg *msg;
-    int left;
-    while ((msg = curl_multi_info_read(t->multi, &left))) {
-        if (msg->msg != CURLMSG_DONE)
-            continue;
-        int k = 0;
-        while (k < t->conc && t->h[k] != msg->easy_handle)
-            k++;
-        if (k == t->conc || !t->busy[k])
-            continue;                   /* not ours: cannot happen */
-        CURLcode rc = msg->data.result; /* msg is gone after remove_handle */
-        curl_multi_remove_handle(t->multi, t->h[k]);
-        entry *e = t->busy[k];
-        t->busy[k] = NULL;
-        ended++;
-        if (post_finish(t->d, t->h[k], e, rc))
-            done[(*nd)++] = e->it.id;
-    }
-    return ended;
-}
-
 /* POSTs the claimed results of a batch, up to conc at a time; returns how
  * many the manager took, their ids in done[]. */
 static size_t post_batch(dthread *t, entry *batch, size_t m, const int *claimed, int64_t *done)
 {
-    size_t next = 0, nd = 0;
-    int inflight = 0;
-    for (;;) {
-        for (int k = 0; k < t->conc && next < m; k++) {
-            if (t->busy[k])
-                continue;
-            while (next < m && claimed[next] != STORE_CLAIMED)
-                next++;
-            if (next == m)
-                break;
-            entry *e = &batch[next++];
-            if (!post_prepare(t->d, t->h[k], e) ||
-                curl_multi_add_handle(t->multi, t->h[k]) != CURLM_OK)
-                continue; /* stays in the outbox: the scan sends it */
-            t->busy[k] = e;
-            inflight++;
-        }
-        if (inflight == 0)
-            return nd;
-        int running = 0;
-        CURLMcode mc = curl_multi_perform(t->multi, &running);
-        inflight -= post_collect(t, done, &nd);
-        if (mc != CURLM_OK) {
-            /* Not expected short of running out of memory: give the
-             * transfers up; their rows stay due in the outbox. */
-            for (int k = 0; k < t->conc; k++)
-                if (t->busy[k]) {
-                    curl_multi_remove_handle(t->multi, t->h[k]);
-                    t->busy[k] = NULL;
-                }
-            log_warn(t->d->log, "result delivery: %s", curl_multi_strerror(mc));
-            return nd;
-        }
-        /* Wait only when nothing ended: an ended POST frees a handle for
-         * the next result at once. The timeout bounds how long a stop
-         * waits (curl's progress callback aborts the transfers). */
-        if (inflight > 0 && running > 0 && !(next < m && inflight < t->conc))
-            curl_multi_poll(t->multi, NULL, 0, 100, NULL);
+    httpc_req rq[DBATCH];
+    char paths[DBATCH][PATH_CAP];
+    size_t which[DBATCH], n = 0, nd = 0;
+    for (size_t i = 0; i < m; i++) {
+        if (claimed[i] != STORE_CLAIMED)
+            continue;
+        const entry *e = &batch[i];
+        result_path(&e->it, paths[n]);
+        rq[n] = (httpc_req){.path = paths[n],
+                            .body = e->it.payload ? e->it.payload : "",
+                            .len = e->it.payload ? strlen(e->it.payload) : 0};
+        which[n++] = i;
     }
+    if (n == 0)
+        return 0;
+    httpc_post(t->hc, rq, n, &t->d->abort);
+    for (size_t j = 0; j < n; j++)
+        if (post_finish(t->d, &batch[which[j]], &rq[j]))
+            done[nd++] = batch[which[j]].it.id;
+    return nd;
 }
 
 /* Claims a batch's instances before any POST (see store_outbox_claim):
@@ -359,55 +295,6 @@ static void claim_batch(deliver *d, const entry *batch, size_t m, int conc, int 
                 metrics_inc(d->m, M_STORE_ERRORS);
         }
     }
-}
-
-static CURL *make_handle(deliver *d, struct curl_slist *hdrs)
-{
-    CURL *curl = curl_easy_init();
-    if (!curl)
-        return NULL;
-    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, hdrs);
-    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, (long)(d->cfg->result_timeout * 1000));
-    long connect_ms = (long)(d->cfg->result_timeout * 1000);
-    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, connect_ms < 2000 ? connect_ms : 2000L);
-    curl_easy_setopt(curl, CURLOPT_TCP_KEEPALIVE, 1L);
-    curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http");
-    curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, discard_body);
-    curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
-    curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, on_progress);
-    curl_easy_setopt(curl, CURLOPT_XFERINFODATA, d);
-    return curl;
-}
-
-static void handles_free(dthread *t)
-{
-    for (int k = 0; k < t->conc; k++) {
-        curl_easy_cleanup(t->h[k]); /* none is attached to the multi any more */
-        t->h[k] = NULL;
-    }
-    curl_multi_cleanup(t->multi);
-    t->multi = NULL;
-    curl_slist_free_all(t->hdrs);
-    t->hdrs = NULL;
-}
-
-/* The multi handle keeps the keep-alive connections, at most conc. */
-static bool handles_new(dthread *t)
-{
-    /* No "Expect: 100-continue": it costs a round trip per result. */
-    t->hdrs = curl_slist_append(NULL, "Content-Type: application/json");
-    struct curl_slist *more = t->hdrs ? curl_slist_append(t->hdrs, "Expect:") : NULL;
-    if (!more || !(t->multi = curl_multi_init()))
-        return false;
-    t->hdrs = more;
-    curl_multi_setopt(t->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)t->conc);
-    curl_multi_setopt(t->multi, CURLMOPT_MAXCONNECTS, (long)t->conc);
-    for (int k = 0; k < t->conc; k++)
-        if (!(t->h[k] = make_handle(t->d, t->hdrs)))
-            return false;
-    return true;
 }
 
 static void *deliver_main(void *arg)
@@ -487,7 +374,6 @@ static void *deliver_main(void *arg)
         pthread_cond_timedwait(&d->cond, &d->lock, &ts);
     }
     pthread_mutex_unlock(&d->lock);
-    handles_free(t);
     return NULL;
 }
 
@@ -508,10 +394,6 @@ deliver *deliver_new(const config *cfg, cslog *log, store *st, metrics *m, int t
     d->store = st;
     d->m = m;
     d->started_at = svc_now();
-    /* An IPv6 literal needs brackets in a URL. */
-    bool v6 = strchr(cfg->manager_host, ':') != NULL;
-    snprintf(d->base_url, sizeof d->base_url, "http://%s%s%s:%d/api/result/", v6 ? "[" : "",
-             cfg->manager_host, v6 ? "]" : "", cfg->manager_port);
     pthread_mutex_init(&d->lock, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -531,8 +413,10 @@ deliver *deliver_new(const config *cfg, cslog *log, store *st, metrics *m, int t
         t->conc = IN_FLIGHT / threads;
         /* Here, not in the thread: a process that cannot deliver must not
          * start (with one thread, nothing else would send its results). */
-        if (!handles_new(t)) {
-            cs_fail(err, "deliver", "cannot create the HTTP handles of delivery thread %d", i);
+        double connect = cfg->result_timeout < 2.0 ? cfg->result_timeout : 2.0;
+        if (!(t->hc = httpc_new(cfg->manager_host, cfg->manager_port, t->conc, connect,
+                                cfg->result_timeout))) {
+            cs_fail(err, "deliver", "cannot create the HTTP client of delivery thread %d", i);
             deliver_free(d);
             return NULL;
         }
@@ -574,8 +458,10 @@ void deliver_free(deliver *d)
     if (!d)
         return;
     deliver_stop(d);
-    for (int i = 0; i < MAX_THREADS; i++)
-        handles_free(&d->t[i]); /* a thread that ran freed its own */
+    for (int i = 0; i < MAX_THREADS; i++) {
+        httpc_free(d->t[i].hc);
+        d->t[i].hc = NULL;
+    }
     pthread_mutex_destroy(&d->lock);
     pthread_cond_destroy(&d->cond);
     free(d->ring);

@@ -16,7 +16,7 @@
 
 typedef struct deliver deliver;
 
-/* Threads start at once. curl_global_init must have run. NULL with err. */
+/* Threads start at once. NULL with err. */
 deliver *deliver_new(const config *cfg, cslog *log, store *st, metrics *m, int threads,
                      cs_error *err);
 /* Hands over a fresh result whose outbox row is durable (item is moved:

@@ -1,6 +1,5 @@
 /* main.c - cluster-scheduler: reads the configuration, starts the service,
  * waits for SIGTERM or SIGINT, and shuts down in order (exit 0). */
-#include <curl/curl.h>
 #include <jansson.h>
 #include <malloc.h>
 #include <signal.h>
@@ -48,14 +47,9 @@ int main(int argc, char **argv)
     config_describe(&cfg, desc, sizeof desc);
     log_info(log, "starting: %s", desc);
 
-    /* Both libraries keep process-wide state that must be set up before
-     * any thread uses them. */
+    /* jansson's hash seed is process-wide state: set before any thread
+     * parses. */
     json_object_seed(0);
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-        log_error(log, "curl_global_init failed");
-        log_free(log);
-        return 1;
-    }
 
     int exit_code = 1;
     cs_error e;
@@ -80,7 +74,6 @@ int main(int argc, char **argv)
     log_info(log, "stopped");
 out:
     service_free(svc);
-    curl_global_cleanup();
     log_free(log);
     return exit_code;
 }
