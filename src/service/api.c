@@ -17,6 +17,7 @@
 
 #define HELLO "Hello from cluster-scheduler, the cluster scheduler\n"
 #define REPLICAS_MAX 1000
+#define FAST_BODY_MAX 65536
 /* A stored node document (every report merged, unknown fields kept) is
  * capped: each process keeps every node's in memory and Redis mode sends
  * it to all of them; Oakestra's worker reports are about 1 KB. */
@@ -625,8 +626,11 @@ http_fast_rc api_fast(void *ud, http_call *call, const route_match *m, const cha
                       http_reply *out)
 {
     const svc_ctx *c = ud;
+    /* A large body would hold every connection up while it is parsed on
+     * the event thread: a handler thread takes it (Oakestra's jobs are a
+     * few KB). */
     if (m->route != ROUTE_DEPLOY || c->cfg->role == CONFIG_ROLE_WORKER ||
-        !store_can_enqueue_async(c->store))
+        !store_can_enqueue_async(c->store) || len > FAST_BODY_MAX)
         return HTTP_FAST_PASS;
     if (deploy_check(m, body, len, out))
         return HTTP_FAST_ANSWERED;

@@ -47,7 +47,8 @@ struct http_server {
      * round (flush), which MHD's internal thread does not offer. */
     pthread_t loop;
     bool loop_started;
-    atomic_bool loop_stop;
+    atomic_bool draining; /* http_stop asked the loop to finish and exit */
+    MHD_socket quiesced;  /* the listen socket the loop took back from MHD */
     int wake_fd;          /* eventfd: ends the loop's wait */
     atomic_bool sleeping; /* the loop waits, or is about to: wake it */
     int open_conns;       /* event mode: connections open (event thread only) */
@@ -153,6 +154,8 @@ static enum MHD_Result send_reply(http_server *h, struct MHD_Connection *conn, h
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, r->allow);
     if (r->www_authenticate)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, r->www_authenticate);
+    if (r->close)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     enum MHD_Result ok = MHD_queue_response(conn, (unsigned)r->status, resp);
     MHD_destroy_response(resp);
     metrics_http_status(h->m, r->status);
@@ -350,10 +353,15 @@ static void *loop_main(void *arg)
     struct pollfd fds[2] = {{.fd = di ? di->epoll_fd : -1, .events = POLLIN},
                             {.fd = h->wake_fd, .events = POLLIN}};
     unsigned seen = 0;
-    while (!atomic_load(&h->loop_stop)) {
+    bool quiesced = false;
+    double drain_start = 0;
+    bool drain_logged = false;
+    for (;;) {
         MHD_UNSIGNED_LONG_LONG to;
-        int ms = 1000;
-        if (MHD_get_timeout(h->d, &to) == MHD_YES && to < 1000)
+        bool draining = atomic_load(&h->draining);
+        int cap = draining ? 20 : 1000; /* draining: see the counters move */
+        int ms = cap;
+        if (MHD_get_timeout(h->d, &to) == MHD_YES && to < (MHD_UNSIGNED_LONG_LONG)cap)
             ms = (int)to;
         /* sleeping before answers is read, answers before sleeping is
          * taken in http_call_answer: an answer either shows here (no
@@ -373,15 +381,42 @@ static void *loop_main(void *arg)
         MHD_run(h->d);
         if (h->flush)
             h->flush(h->ud);
+        if (!draining)
+            continue;
+        /* Stopping, all on this thread: MHD's epoll state has no lock of
+         * its own, and only this thread suspends requests, so once none
+         * is parked none will be. Requests that complete from now on are
+         * answered 503 at once (see on_request). */
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        double t = (double)now.tv_sec + (double)now.tv_nsec / 1e9;
+        if (!quiesced) {
+            h->quiesced = MHD_quiesce_daemon(h->d);
+            quiesced = true;
+            drain_start = t;
+        }
+        /* A parked request is one whose job may be committing: its answer
+         * always comes (the store answers every queued write, even when
+         * closing, and every store call has a timeout), and MHD refuses to
+         * stop with a connection still suspended. Requests still being
+         * received get up to 5 s. */
+        int parked = atomic_load(&h->parked);
+        if (parked == 0 && (atomic_load(&h->inflight) == 0 || t - drain_start >= 5.0))
+            break;
+        if (parked > 0 && t - drain_start >= 5.0 && !drain_logged) {
+            drain_logged = true;
+            log_warn(h->log, "http: stopping waits for %d requests still being answered", parked);
+        }
     }
     return NULL;
 }
 
+/* Asks the loop to drain and waits until it has exited. */
 static void loop_stop(http_server *h)
 {
     if (!h->loop_started)
         return;
-    atomic_store(&h->loop_stop, true);
+    atomic_store(&h->draining, true);
     uint64_t one = 1;
     ssize_t n = write(h->wake_fd, &one, sizeof one);
     (void)n; /* the loop also wakes within a second */
@@ -451,6 +486,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         unpark(h, rq);
         r = rq->answer;
         memset(&rq->answer, 0, sizeof rq->answer);
+        return send_reply(h, conn, &r, method, url, rq);
+    }
+    if (atomic_load(&h->draining)) {
+        /* Nothing new starts once stopping has begun: the client retries
+         * (with the next process, or this one after its restart). */
+        http_reply_error(&r, 503, "server", "shutting down; try again");
+        r.close = true;
         return send_reply(h, conn, &r, method, url, rq);
     }
     /* Suspended before anything can answer, so that an answer from
@@ -576,7 +618,8 @@ http_server *http_new(const config *cfg, cslog *log, metrics *m, const http_hand
     atomic_init(&h->parked, 0);
     atomic_init(&h->sleeping, false);
     atomic_init(&h->answers, 0);
-    atomic_init(&h->loop_stop, false);
+    atomic_init(&h->draining, false);
+    h->quiesced = MHD_INVALID_SOCKET;
     pthread_mutex_init(&h->log_lock, NULL);
     pthread_mutex_init(&h->pool_mu, NULL);
     pthread_cond_init(&h->pool_cond, NULL);
@@ -588,7 +631,8 @@ http_server *http_new(const config *cfg, cslog *log, metrics *m, const http_hand
     struct sockaddr_in a4;
     struct sockaddr_in6 a6;
     struct sockaddr *sa;
-    /* No MHD_USE_ITC: our loop has its own wake-up (http_call_answer). */
+    /* MHD_ALLOW_SUSPEND_RESUME includes MHD_USE_ITC, but a resume does not
+     * wake a loop of our own: http_call_answer does that. */
     unsigned flags = MHD_USE_ERROR_LOG | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME;
     if ((h->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
         cs_fail(err, "http", "cannot make an eventfd");
@@ -655,23 +699,15 @@ void http_stop(http_server *h)
     if (!h || h->stopped)
         return;
     h->stopped = true;
-    MHD_socket fd = MHD_quiesce_daemon(h->d);
-    /* Requests already being handled finish and are answered; idle
-     * keep-alive connections are simply closed by MHD_stop_daemon. */
-    struct timespec t0;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    while (atomic_load(&h->inflight) > 0 && ms_since(&t0) < 5000)
-        usleep(5000);
-    /* MHD refuses to stop with a connection still suspended, and a parked
-     * request is one whose job may be committing: its answer always comes
-     * (the store answers every queued write, even when closing). */
-    while (atomic_load(&h->parked) > 0)
-        usleep(1000);
+    /* Requests already being handled finish and are answered (the loop
+     * drains); idle keep-alive connections are simply closed by
+     * MHD_stop_daemon. The handler threads have nothing left to answer. */
     loop_stop(h);
     MHD_stop_daemon(h->d);
     h->d = NULL;
-    if (fd != MHD_INVALID_SOCKET)
-        close(fd);
+    if (h->quiesced != MHD_INVALID_SOCKET)
+        close(h->quiesced);
+    h->quiesced = MHD_INVALID_SOCKET;
     pool_stop(h);
 }
 

@@ -6,6 +6,7 @@
 #ifndef CS_HTTP_H
 #define CS_HTTP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "config.h"
@@ -23,6 +24,7 @@ typedef struct http_reply {
     size_t len;
     const char *allow;
     const char *www_authenticate; /* the WWW-Authenticate header of a 401 */
+    bool close;                   /* end the connection after this answer */
 } http_reply;
 
 /* Called once per complete request that fast passed, on a handler

@@ -6,12 +6,14 @@ not registered again) and every job's result reaches the cluster manager.
 Delivery is at-least-once, so a result may come twice after a crash, but
 never naming two different nodes."""
 
+import http.client
+import json
 import signal
 import threading
 import time
 import unittest
 
-from harness import E2ETestCase, job_doc, node_doc, wait_until
+from harness import HOST, E2ETestCase, job_doc, node_doc, wait_until
 
 TTL = 60  # the restart must happen within it; generous for sanitizer builds
 
@@ -150,6 +152,51 @@ class ShutdownTest(E2ETestCase):
         recv = self.receiver(start=False)
         svc = self.service(recv)
         self.assertEqual(svc.terminate(), 0)
+
+    def test_sigterm_during_intake(self):
+        # Deploys keep arriving on kept-alive connections while the service
+        # stops: it exits 0 (no request left suspended), every deploy
+        # answered ok was durable, and the others were answered 503 or cut
+        # off, never left hanging.
+        recv = self.receiver()
+        svc = self.service(recv, workers=2, node_ttl=TTL)
+        svc.put_node("i1", node_doc(vcpus=64, memory=65536))
+        ok, other, lock = [], [], threading.Lock()
+        stop = threading.Event()
+
+        def sender(k):
+            conn = http.client.HTTPConnection(HOST, svc.port, timeout=20)
+            i = 0
+            while not stop.is_set():
+                jid = "in-%d-%d" % (k, i)
+                i += 1
+                body = json.dumps(job_doc(jid, vcpus=0.01, memory=1))
+                try:
+                    conn.request("POST", "/api/calculate/deploy/%s/0" % jid, body,
+                                 {"Content-Type": "application/json"})
+                    r = conn.getresponse()
+                    text = r.read()
+                except (OSError, http.client.HTTPException):
+                    return  # the service went away: fine, the job was not answered ok
+                with lock:
+                    (ok if r.status == 200 and text.strip() == b"ok" else other).append(
+                        (jid, r.status))
+                if r.status != 200:
+                    return
+        ts = [threading.Thread(target=sender, args=(k,)) for k in range(4)]
+        for t in ts:
+            t.start()
+        wait_until(lambda: len(ok) >= 40, 30, msg="deploys were not answered")
+        self.assertEqual(svc.terminate(), 0, svc.tail())
+        stop.set()
+        for t in ts:
+            t.join(30)
+            self.assertFalse(t.is_alive(), "a client was left waiting")
+        self.assertTrue(all(st == 503 for _, st in other), other)
+        svc2 = self.service(recv, data_dir=svc.data_dir, workers=2, node_ttl=TTL,
+                            name="svc-restart")
+        for jid, _ in ok:
+            self.assertIn(svc2.job_status(jid, 0)["state"], ("queued", "placed"), jid)
 
     def test_sigterm_persists_pending_work(self):
         recv = self.receiver(start=False)  # results cannot be delivered
