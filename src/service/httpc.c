@@ -123,6 +123,33 @@ static bool value_has(const char *v, const char *eol, const char *token)
     return false;
 }
 
+/* A number in base 10 or 16 from p, read only up to end (the received
+ * bytes are not NUL-terminated, so strtol & co. could read past them).
+ * -1 when there is no digit or it exceeds RESP_MAX; *stop: after it. */
+static long parse_num(const char *p, const char *end, int base, const char **stop)
+{
+    long v = 0;
+    const char *q = p;
+    for (; q < end; q++) {
+        int d;
+        if (*q >= '0' && *q <= '9')
+            d = *q - '0';
+        else if (base == 16 && *q >= 'a' && *q <= 'f')
+            d = *q - 'a' + 10;
+        else if (base == 16 && *q >= 'A' && *q <= 'F')
+            d = *q - 'A' + 10;
+        else
+            break;
+        v = v * base + d;
+        if (v > RESP_MAX) {
+            *stop = q;
+            return -1;
+        }
+    }
+    *stop = q;
+    return q == p ? -1 : v;
+}
+
 /* A chunked body from p: its length, 0 when incomplete, -1 malformed. */
 static long chunked_len(const char *p, const char *end)
 {
@@ -131,10 +158,10 @@ static long chunked_len(const char *p, const char *end)
         const char *eol = line_end(s, end);
         if (!eol)
             return 0;
-        char *stop;
-        errno = 0;
-        unsigned long size = strtoul(s, &stop, 16);
-        if (stop == s || errno || size > RESP_MAX)
+        const char *stop;
+        long size = parse_num(s, eol, 16, &stop);
+        if (size < 0 ||
+            (stop < eol && *stop != ';' && *stop != '\r' && *stop != ' ' && *stop != '\t'))
             return -1;
         s = eol + 1;
         if (size == 0) {
@@ -149,7 +176,7 @@ static long chunked_len(const char *p, const char *end)
                     return s - p;
             }
         }
-        if ((size_t)(end - s) < size + 1)
+        if ((size_t)(end - s) < (size_t)size + 1)
             return 0;
         s += size;
         if (*s == '\r') {
@@ -190,10 +217,13 @@ long httpc_parse(const char *buf, size_t len, bool eof, int *status, bool *close
                 break;
             const char *v;
             if ((v = header_value(line, eol, "content-length"))) {
-                char *stop;
-                errno = 0;
-                long n = strtol(v, &stop, 10);
-                if (stop == v || errno || n < 0 || n > RESP_MAX)
+                const char *stop;
+                long n = parse_num(v, eol, 10, &stop);
+                if (n < 0)
+                    return -1;
+                while (stop < eol && (*stop == ' ' || *stop == '\t' || *stop == '\r'))
+                    stop++;
+                if (stop != eol)
                     return -1;
                 clen = n;
             } else if ((v = header_value(line, eol, "transfer-encoding"))) {

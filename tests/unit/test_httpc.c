@@ -96,6 +96,34 @@ static void test_parse_garbage(void **state)
     assert_int_equal(parse("HTTP/1.1 101 Switching\r\n\r\n", false, &st, &cl), -1);
 }
 
+/* The parser reads only the bytes received: each case sits in a buffer of
+ * exactly its length (AddressSanitizer reports any read past it). */
+static void test_parse_unterminated(void **state)
+{
+    (void)state;
+    static const char *cases[] = {
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n   \r\n",
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nffff",
+        "HTTP/1.1 200 OK\r\nContent-Length:\r\n",
+        "HTTP/1.1 200 OK\r\nContent-Length: \r\n\r\n",
+        "HTTP/1.1 200 OK\r\nContent-Length: 12",
+        "HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999\r\n\r\n",
+        "HTTP/1.1 200",
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        size_t n = strlen(cases[i]);
+        char *b = malloc(n);
+        assert_non_null(b);
+        memcpy(b, cases[i], n);
+        int st;
+        bool cl;
+        long r = httpc_parse(b, n, false, &st, &cl);
+        assert_true(r <= 0); /* incomplete or malformed, never complete */
+        free(b);
+    }
+}
+
 /* ---- against a scripted server ------------------------------------------ */
 
 typedef struct server {
@@ -301,6 +329,7 @@ int main(void)
         cmocka_unit_test(test_parse_lengths),
         cmocka_unit_test(test_parse_chunked_close_interim),
         cmocka_unit_test(test_parse_garbage),
+        cmocka_unit_test(test_parse_unterminated),
         cmocka_unit_test(test_keep_alive),
         cmocka_unit_test(test_server_closes),
         cmocka_unit_test(test_stale_connection_resent),
