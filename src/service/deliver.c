@@ -202,7 +202,7 @@ static bool post_finish(deliver *d, const entry *e, const httpc_req *rq)
     if (code >= 200 && code < 300) {
         metrics_inc(d->m, M_RESULTS_DELIVERED);
         if (e->received_at > 0)
-            metrics_observe(d->m, H_REQUEST_TO_RESULT, svc_now() - e->received_at);
+            metrics_observe(d->m, H_REQUEST_TO_RESULT, rq->ended - e->received_at);
         log_debug(d->log, "result %s/%u delivered (HTTP %d)", e->it.job_id, e->it.instance, code);
         return true;
     }
@@ -214,7 +214,7 @@ static bool post_finish(deliver *d, const entry *e, const httpc_req *rq)
     else
         snprintf(why, sizeof why, "HTTP %d", code);
     metrics_inc(d->m, M_RESULTS_FAILED);
-    double now = svc_now();
+    double now = rq->ended; /* not the end of the batch's slowest POST */
     uint32_t attempts = e->it.attempts + 1;
     if (now - e->it.created_at >= d->cfg->result_retry) {
         metrics_inc(d->m, M_RESULTS_GIVEN_UP);

@@ -23,6 +23,7 @@
  * not the cluster manager answering. */
 #define RESP_MAX (1 << 20)
 #define SLICE_MS 100 /* the longest poll, so an abort is seen */
+#define DNS_TTL 60.0 /* s a looked-up host name is kept */
 
 typedef enum cstate { C_IDLE = 0, C_CONNECTING, C_SENDING, C_RECEIVING } cstate;
 
@@ -40,6 +41,9 @@ typedef struct conn {
 } conn;
 
 struct httpc {
+    struct addrinfo *addrs; /* the host's addresses, looked up at addrs_at */
+    double addrs_at;
+    unsigned addr_next; /* which one the next connection tries */
     char host[256];
     char hosthdr[280]; /* Host: value, with brackets and port */
     int port;
@@ -48,11 +52,16 @@ struct httpc {
     conn c[MAX_CONNS];
 };
 
-static double mono(void)
+static double clock_s(clockid_t id)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(id, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static double mono(void)
+{
+    return clock_s(CLOCK_MONOTONIC);
 }
 
 httpc *httpc_new(const char *host, int port, int conns, double connect_timeout, double timeout)
@@ -91,6 +100,8 @@ void httpc_free(httpc *c)
         conn_close(&c->c[i]);
         free(c->c[i].buf);
     }
+    if (c->addrs)
+        freeaddrinfo(c->addrs);
     free(c);
 }
 
@@ -205,6 +216,8 @@ long httpc_parse(const char *buf, size_t len, bool eof, int *status, bool *close
                 return -1;
             st = st * 10 + (p[i] - '0');
         }
+        if (st < 100 || (p[12] != ' ' && p[12] != '\r' && p[12] != '\n'))
+            return -1;
         bool close = p[7] == '0'; /* HTTP/1.0: unless it says keep-alive */
         long clen = -1;
         bool chunked = false;
@@ -267,6 +280,7 @@ static void fail(conn *k, const char *why)
 {
     httpc_req *rq = k->rq;
     rq->status = 0;
+    rq->ended = clock_s(CLOCK_REALTIME);
     snprintf(rq->err, sizeof rq->err, "%s", why);
     k->rq = NULL;
     k->st = C_IDLE;
@@ -280,31 +294,54 @@ static void fail_errno(conn *k, const char *what)
     fail(k, why);
 }
 
-/* Opens a non-blocking connection; C_CONNECTING until it is writable. */
-static int conn_open(httpc *c, conn *k)
+/* The host's addresses, looked up again once DNS_TTL has passed; an old
+ * answer is kept when a new lookup fails. NULL with *why set. */
+static const struct addrinfo *addresses(httpc *c, const char **why)
 {
+    double now = mono();
+    if (c->addrs && now - c->addrs_at < DNS_TTL)
+        return c->addrs;
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV}, *res = NULL;
     char port[16];
     snprintf(port, sizeof port, "%d", c->port);
     int rc = getaddrinfo(c->host, port, &hints, &res);
     if (rc != 0) {
-        fail(k, gai_strerror(rc));
+        *why = gai_strerror(rc);
+        return c->addrs; /* NULL unless an earlier lookup worked */
+    }
+    if (c->addrs)
+        freeaddrinfo(c->addrs);
+    c->addrs = res;
+    c->addrs_at = now;
+    return res;
+}
+
+/* Opens a non-blocking connection; C_CONNECTING until it is writable. */
+static int conn_open(httpc *c, conn *k)
+{
+    const char *why = "no address";
+    const struct addrinfo *all = addresses(c, &why), *a = all;
+    if (!a) {
+        fail(k, why);
         return -1;
     }
-    int fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    unsigned n = 0;
+    for (const struct addrinfo *x = all; x; x = x->ai_next)
+        n++;
+    for (unsigned i = c->addr_next % n; i > 0; i--)
+        a = a->ai_next;
+    int fd = socket(a->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
-        freeaddrinfo(res);
         fail_errno(k, "socket");
         return -1;
     }
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
-    rc = connect(fd, res->ai_addr, res->ai_addrlen);
-    freeaddrinfo(res);
     k->fd = fd;
     k->used = false;
-    if (rc != 0 && errno != EINPROGRESS) {
+    if (connect(fd, a->ai_addr, a->ai_addrlen) != 0 && errno != EINPROGRESS) {
+        c->addr_next++; /* the next connection tries the next address */
         fail_errno(k, "connect");
         return -1;
     }
@@ -415,6 +452,7 @@ static void conn_recv(conn *k)
         }
         if (n > 0) {
             k->rq->status = status;
+            k->rq->ended = clock_s(CLOCK_REALTIME);
             k->rq = NULL;
             k->st = C_IDLE;
             k->used = true;
@@ -452,6 +490,19 @@ void httpc_post(httpc *c, httpc_req *reqs, size_t n, const atomic_bool *abort)
     struct pollfd pfd[MAX_CONNS];
     int idx[MAX_CONNS];
     for (;;) {
+        if (atomic_load(abort)) {
+            /* Before starting more: a request sent now might be taken and
+             * then sent again after the restart. */
+            for (int i = 0; i < c->n; i++)
+                if (c->c[i].rq)
+                    fail(&c->c[i], "aborted");
+            for (; next < n; next++) {
+                reqs[next].status = 0;
+                reqs[next].ended = clock_s(CLOCK_REALTIME);
+                snprintf(reqs[next].err, sizeof reqs[next].err, "aborted");
+            }
+            return;
+        }
         int busy = 0;
         for (int i = 0; i < c->n; i++) {
             conn *k = &c->c[i];
@@ -467,16 +518,6 @@ void httpc_post(httpc *c, httpc_req *reqs, size_t n, const atomic_bool *abort)
         }
         if (!busy && next >= n)
             return;
-        if (atomic_load(abort)) {
-            for (int i = 0; i < c->n; i++)
-                if (c->c[i].rq)
-                    fail(&c->c[i], "aborted");
-            for (; next < n; next++) {
-                reqs[next].status = 0;
-                snprintf(reqs[next].err, sizeof reqs[next].err, "aborted");
-            }
-            return;
-        }
         double now = mono(), wake = now + SLICE_MS / 1000.0;
         int np = 0;
         for (int i = 0; i < c->n; i++) {
@@ -485,6 +526,8 @@ void httpc_post(httpc *c, httpc_req *reqs, size_t n, const atomic_bool *abort)
                 continue;
             double dl = k->st == C_CONNECTING ? k->connect_deadline : k->deadline;
             if (now >= dl) {
+                if (k->st == C_CONNECTING)
+                    c->addr_next++; /* perhaps unreachable: try the next one */
                 fail(k, k->st == C_CONNECTING ? "connect timed out" : "timed out");
                 continue;
             }
@@ -509,6 +552,7 @@ void httpc_post(httpc *c, httpc_req *reqs, size_t n, const atomic_bool *abort)
                 socklen_t el = sizeof err;
                 getsockopt(k->fd, SOL_SOCKET, SO_ERROR, &err, &el);
                 if (err) {
+                    c->addr_next++;
                     errno = err;
                     fail_errno(k, "connect");
                     continue;

@@ -21,11 +21,15 @@ typedef struct httpc_req {
     size_t len;
     int status;   /* out: the HTTP status, 0 when no answer came */
     char err[96]; /* out: why, when status is 0 */
+    double ended; /* out: when it ended, seconds since the epoch */
 } httpc_req;
 
 /* Up to conns connections to host:port (an IPv6 literal without
  * brackets). Connecting waits at most connect_timeout s, a request
- * timeout s from its start. NULL when out of memory. */
+ * timeout s from its start. A host name is looked up again at most once
+ * a minute (the lookup itself blocks); when it has several addresses, a
+ * failed connect moves the next connection on to the next one. NULL when
+ * out of memory. */
 httpc *httpc_new(const char *host, int port, int conns, double connect_timeout, double timeout);
 void httpc_free(httpc *c);
 

@@ -94,6 +94,8 @@ static void test_parse_garbage(void **state)
     assert_int_equal(
         parse("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", false, &st, &cl), -1);
     assert_int_equal(parse("HTTP/1.1 101 Switching\r\n\r\n", false, &st, &cl), -1);
+    assert_int_equal(parse("HTTP/1.1 000 Zero\r\nContent-Length: 0\r\n\r\n", false, &st, &cl), -1);
+    assert_int_equal(parse("HTTP/1.1 2000 OK\r\nContent-Length: 0\r\n\r\n", false, &st, &cl), -1);
 }
 
 /* The parser reads only the bytes received: each case sits in a buffer of
@@ -314,11 +316,15 @@ static void test_abort(void **state)
     httpc_req rq[3];
     for (int i = 0; i < 3; i++)
         rq[i] = (httpc_req){.path = "/x", .body = "", .len = 0};
-    httpc_post(c, rq, 3, &stop); /* returns at once, nothing answered */
+    httpc_post(c, rq, 3, &stop); /* returns at once, nothing sent */
     for (int i = 0; i < 3; i++) {
         assert_int_equal(rq[i].status, 0);
         assert_string_equal(rq[i].err, "aborted");
+        assert_true(rq[i].ended > 0);
     }
+    pthread_mutex_lock(&s.mu);
+    assert_int_equal(s.connections, 0);
+    pthread_mutex_unlock(&s.mu);
     httpc_free(c);
     server_stop(&s);
 }
