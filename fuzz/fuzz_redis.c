@@ -173,10 +173,15 @@ static void scripts(const redisReply *r)
     for (uint32_t i = 0; i < n; i++)
         FUZZ_CHECK(rc < 0 || rcs[i] >= 0);
 
-    int64_t oid = 0;
-    char held[CS_ID_MAX + 1] = "";
-    rr_place(r, &oid, held);
-    check_id(held, sizeof held);
+    for (size_t i = 0; i < 3; i++) {
+        int64_t oid = 0;
+        char held[CS_ID_MAX + 1] = "";
+        bool claimed = true;
+        int prc = rr_place(r, i, &oid, held, &claimed);
+        FUZZ_CHECK(prc >= -1 && prc <= STORE_GONE);
+        FUZZ_CHECK(!claimed || prc == STORE_PLACED);
+        check_id(held, sizeof held);
+    }
 
     store_status st;
     if (rr_status(r, &st) == 0) {

@@ -266,20 +266,32 @@ static size_t post_batch(dthread *t, entry *batch, size_t m, const int *claimed,
  * stay in the outbox for the scan). */
 static void claim_batch(deliver *d, const entry *batch, size_t m, int conc, int *claimed)
 {
-    outbox_item items[DBATCH];
-    for (size_t i = 0; i < m; i++)
-        items[i] = batch[i].it; /* shallow: read only */
     /* The POSTs run conc at a time, each within result_timeout. */
     size_t rounds = (m + (size_t)conc - 1) / (size_t)conc;
     double lease = d->cfg->result_timeout * (double)rounds + CLAIM_MARGIN;
-    if (store_outbox_claim(d->store, items, m, lease, claimed) < 0) {
+    /* A result whose claim came with its placement and outlasts the
+     * POSTs needs no call to the store. */
+    outbox_item items[DBATCH];
+    size_t which[DBATCH], k = 0;
+    double held_past = svc_mono() + lease;
+    for (size_t i = 0; i < m; i++) {
+        claimed[i] = STORE_CLAIMED;
+        if (batch[i].it.claimed_until < held_past) {
+            items[k] = batch[i].it; /* shallow: read only */
+            which[k++] = i;
+        }
+    }
+    int rcs[DBATCH];
+    if (k && store_outbox_claim(d->store, items, k, lease, rcs) < 0) {
         metrics_inc(d->m, M_STORE_ERRORS);
         log_warn(d->log, "claiming %zu results for delivery failed; the outbox scan retries them",
-                 m);
-        for (size_t i = 0; i < m; i++)
-            claimed[i] = -1;
+                 k);
+        for (size_t j = 0; j < k; j++)
+            claimed[which[j]] = -1;
         return;
     }
+    for (size_t j = 0; j < k; j++)
+        claimed[which[j]] = rcs[j];
     double now = svc_now();
     for (size_t i = 0; i < m; i++) {
         const outbox_item *it = &batch[i].it;

@@ -14,6 +14,16 @@
 #include "service.h"
 
 #define FOLLOW_BLOCK_MS 200
+/* After a read that brought a few changes, the next one waits this long
+ * (unless a worker needs a newer position): under load each read then
+ * brings many changes, and the thread, Redis and the kernel pay for one
+ * round trip and one wake-up instead of one for every two or three.
+ * A process's own placements are in its copy at once, and the store checks
+ * capacity anyway, so a copy this much older costs at most a retry. */
+#define GATHER_S 0.002
+/* A read that brought this many changes may have left more behind: the
+ * next one goes at once. */
+#define BACKLOG 64
 
 struct mirror {
     const svc_ctx *ctx;
@@ -21,7 +31,9 @@ struct mirror {
     bool started;
     pthread_mutex_t lock;
     pthread_cond_t cond; /* seq advanced, or stopping */
+    pthread_cond_t kick; /* a waiter wants a newer position, or stopping */
     uint64_t seq;        /* guarded by lock */
+    uint64_t want;       /* guarded by lock: the newest position a waiter asked for */
     bool stop;           /* guarded by lock */
     bool failing;        /* guarded by lock: the store is not answering */
     double recovered_at; /* guarded by lock: svc_mono() when it answered again */
@@ -176,6 +188,23 @@ static int follow_once(mirror *m, int timeout_ms)
     return n;
 }
 
+/* Sleeps GATHER_S unless stopping or a waiter is behind. */
+static void gather(mirror *m)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_nsec += (long)(GATHER_S * 1e9);
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&m->lock);
+    while (!m->stop && m->want <= m->seq)
+        if (pthread_cond_timedwait(&m->kick, &m->lock, &ts) != 0)
+            break;
+    pthread_mutex_unlock(&m->lock);
+}
+
 static void *mirror_main(void *arg)
 {
     mirror *m = arg;
@@ -201,6 +230,8 @@ static void *mirror_main(void *arg)
         } else if (was) {
             log_info(m->ctx->log, "following the store's changes again");
         }
+        if (rc > 0 && rc < BACKLOG)
+            gather(m);
     }
     return NULL;
 }
@@ -215,6 +246,11 @@ mirror *mirror_new(const svc_ctx *ctx, cs_error *err)
     m->ctx = ctx;
     pthread_mutex_init(&m->lock, NULL);
     pthread_cond_init(&m->cond, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&m->kick, &ca);
+    pthread_condattr_destroy(&ca);
     int n = follow_once(m, 0);
     if (n < 0) {
         cs_fail(err, "redis", "cannot read the cluster from the store");
@@ -241,6 +277,10 @@ bool mirror_wait(mirror *m, uint64_t seq, double timeout_s)
     ts.tv_sec += (time_t)timeout_s + ns / 1000000000L;
     ts.tv_nsec = ns % 1000000000L;
     pthread_mutex_lock(&m->lock);
+    if (seq > m->seq && seq > m->want) {
+        m->want = seq;
+        pthread_cond_signal(&m->kick);
+    }
     while (m->seq < seq && !m->stop)
         if (pthread_cond_timedwait(&m->cond, &m->lock, &ts) != 0)
             break;
@@ -272,6 +312,7 @@ void mirror_stop(mirror *m)
     pthread_mutex_lock(&m->lock);
     m->stop = true;
     pthread_cond_broadcast(&m->cond);
+    pthread_cond_signal(&m->kick);
     pthread_mutex_unlock(&m->lock);
     if (m->started)
         pthread_join(m->thread, NULL);
@@ -285,6 +326,7 @@ void mirror_free(mirror *m)
     mirror_stop(m);
     json_decref(m->seen);
     pthread_cond_destroy(&m->cond);
+    pthread_cond_destroy(&m->kick);
     pthread_mutex_destroy(&m->lock);
     free(m);
 }

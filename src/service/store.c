@@ -3,6 +3,7 @@
 #include "store_impl.h"
 
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 const char *job_state_name(job_state st)
@@ -95,6 +96,13 @@ int store_take(store *s, store_job *out, int timeout_ms)
     return s ? s->ops->take(s, out, timeout_ms) : -1;
 }
 
+int store_take_more(store *s, store_job *out)
+{
+    if (!s)
+        return -1;
+    return s->ops->take_more ? s->ops->take_more(s, out) : s->ops->take(s, out, 0);
+}
+
 size_t store_queue_depth(store *s)
 {
     return s ? s->ops->queue_depth(s) : 0;
@@ -122,9 +130,30 @@ int store_place(store *s, const char *job_id, uint32_t instance, const reservati
                 const char *result, double now, double ttl, int64_t *outbox_id,
                 char held_node[CS_ID_MAX + 1])
 {
-    if (!s || !s->ops->place)
+    store_place_req r = {.job_id = job_id,
+                         .instance = instance,
+                         .res = res,
+                         .result = result,
+                         .now = now,
+                         .ttl = ttl};
+    if (!outbox_id || !held_node || store_place_many(s, &r, 1) != 0)
         return -1;
-    return s->ops->place(s, job_id, instance, res, result, now, ttl, outbox_id, held_node);
+    *outbox_id = r.outbox_id;
+    memcpy(held_node, r.held_node, sizeof r.held_node);
+    return r.rc;
+}
+
+int store_place_many(store *s, store_place_req *reqs, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        reqs[i].rc = -1;
+        reqs[i].outbox_id = 0;
+        reqs[i].claimed_until = 0;
+        reqs[i].held_node[0] = '\0';
+    }
+    if (!s || !s->ops->place_many || (n && !reqs))
+        return -1;
+    return n ? s->ops->place_many(s, reqs, n) : 0;
 }
 
 int store_status_get(store *s, const char *job_id, uint32_t instance, store_status *out)

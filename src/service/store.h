@@ -34,8 +34,11 @@ typedef struct store_job {
     char *body;
     double received_at; /* seconds since the epoch */
     uint32_t attempts;  /* times it was handed to a worker before */
-    uint64_t version;   /* shared stores: change-feed position at intake; a
-                         * worker's local copy must reach it before ranking */
+    uint64_t version;   /* shared stores: the change feed's position at intake,
+                         * as of its last change other than a reservation;
+                         * a worker's local copy must reach it before ranking
+                         * (a reservation it lacks only costs a retry: the
+                         * store checks capacity) */
 } store_job;
 void store_job_clear(store_job *j); /* frees body */
 
@@ -58,6 +61,10 @@ typedef struct outbox_item {
     char *payload; /* JSON to POST; owned */
     uint32_t attempts;
     double created_at, next_at;
+    /* store_mono() time until which this process holds the instance's
+     * delivery claim, taken with the placement (see store_place_many);
+     * 0: none, claim before sending (store_outbox_claim). */
+    double claimed_until;
 } outbox_item;
 void outbox_item_clear(outbox_item *o);
 
@@ -102,6 +109,10 @@ int store_requeue(store *s, const char *job_id, uint32_t instance, const char *o
  * An instance handed out and not finished is handed out again after a
  * restart (at-least-once); placement is idempotent per id and instance. */
 int store_take(store *s, store_job *out, int timeout_ms);
+/* Another instance only if this process has one at hand (read from the
+ * store with an earlier take): no wait, no call to a shared store. 0 got
+ * one, 1 none, -1 closing. */
+int store_take_more(store *s, store_job *out);
 size_t store_queue_depth(store *s);
 
 /* --- Outcomes -------------------------------------------------------- */
@@ -140,6 +151,25 @@ typedef enum store_place_rc {
 int store_place(store *s, const char *job_id, uint32_t instance, const reservation_view *res,
                 const char *result, double now, double ttl, int64_t *outbox_id,
                 char held_node[CS_ID_MAX + 1]);
+/* Several placements in one call to the store, committed in order: each
+ * is checked against the store's count including the ones before it. */
+typedef struct store_place_req {
+    const char *job_id;
+    uint32_t instance;
+    const reservation_view *res;
+    const char *result;
+    double now, ttl;
+    int rc;                        /* out: a store_place_rc, or -1 on a store error */
+    int64_t outbox_id;             /* out: when placed */
+    char held_node[CS_ID_MAX + 1]; /* out: when decided elsewhere */
+    /* out, when placed: the result's delivery claim (store_outbox_claim)
+     * was taken with it and is held until this store_mono() time; 0 when
+     * not (an older result of the instance holds it). It saves the
+     * deliverer a call to the store. */
+    double claimed_until;
+} store_place_req;
+/* 0, or -1 when the store could not be asked (then every rc is -1). */
+int store_place_many(store *s, store_place_req *reqs, size_t n);
 /* 0 and out filled, 1 unknown instance, -1 error. */
 int store_status_get(store *s, const char *job_id, uint32_t instance, store_status *out);
 /* Forgets the instance and its reservation. 0, 1 unknown, -1 error. */

@@ -18,13 +18,12 @@ typedef struct store_ops {
     int (*requeue)(store *s, const char *job_id, uint32_t instance, const char *on_node,
                    double now);
     int (*take)(store *s, store_job *out, int timeout_ms);
+    int (*take_more)(store *s, store_job *out); /* NULL: take without waiting */
     size_t (*queue_depth)(store *s);
     int64_t (*finish)(store *s, const char *job_id, uint32_t instance, job_state state,
                       const reservation_view *res, const char *result, double now);
     int (*finish_many)(store *s, store_finish_req *reqs, size_t n); /* NULL: one by one */
-    int (*place)(store *s, const char *job_id, uint32_t instance, const reservation_view *res,
-                 const char *result, double now, double ttl, int64_t *outbox_id,
-                 char held_node[CS_ID_MAX + 1]);
+    int (*place_many)(store *s, store_place_req *reqs, size_t n);   /* shared stores only */
     int (*status_get)(store *s, const char *job_id, uint32_t instance, store_status *out);
     int (*job_delete)(store *s, const char *job_id, uint32_t instance);
     int (*node_put)(store *s, const char *node_id, const char *doc, double last_report,

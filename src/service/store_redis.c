@@ -16,6 +16,9 @@
  *                   r (reservation: d = "job inst node cpu mem gpu at", one
  *                   field, as every process's copy reads them all), x
  *                   (release), each with its seq
+ *   ev:vseq         the seq of the last change other than a reservation: a
+ *                   queued instance's v, the position a worker's copy must
+ *                   reach before ranking it
  * Every write touching more than one key is a Lua script (atomic). A member
  * is "<instance>:<job id>": the instance first, since job ids may hold ':'.
  * Not for Redis Cluster (scripts touch keys of many slots); Sentinel works.
@@ -58,6 +61,7 @@
     "local P = 'cs:'\n"                                                                            \
     "local function ev(t, ...)\n"                                                                  \
     "  local seq = redis.call('INCR', P..'ev:seq')\n"                                              \
+    "  if t ~= 'r' then redis.call('SET', P..'ev:vseq', seq) end\n"                                \
     "  redis.call('XADD', P..'events', 'MAXLEN', '~', 100000, '*', 't', t, 'seq', seq, ...)\n"     \
     "end\n"                                                                                        \
     "local function res_drop(m)\n"                                                                 \
@@ -122,7 +126,7 @@
     "end\n"                                                                                        \
     "local function queue(job, inst)\n"                                                            \
     "  local b = redis.call('HMGET', P..'job:'..inst..':'..job, 'body', 'recv', 'handed')\n"       \
-    "  local v = redis.call('GET', P..'ev:seq') or '0'\n"                                          \
+    "  local v = redis.call('GET', P..'ev:vseq') or '0'\n"                                         \
     "  return entry_add(job, inst, v, b[1], b[2], b[3] or '0')\n"                                  \
     "end\n"
 
@@ -148,7 +152,7 @@ static const char *const SCRIPT[SC_COUNT] = {
      * feed position is one for the whole call, which is atomic. */
     [SC_ENQUEUE] = LUA_LIB
     "local out = {}\n"
-    "local v = redis.call('GET', P..'ev:seq') or '0'\n"
+    "local v = redis.call('GET', P..'ev:vseq') or '0'\n"
     "for g = 1, #ARGV, 5 do\n"
     "  local job, body, recv = ARGV[g], ARGV[g + 1], ARGV[g + 2]\n"
     "  local first = tonumber(ARGV[g + 3])\n"
@@ -179,61 +183,84 @@ static const char *const SCRIPT[SC_COUNT] = {
                 "redis.call('HSET', jk, 'state', 0, 'node', '', 'eid', eid)\n"
                 "redis.call('HDEL', jk, 'result', 'dec')\n"
                 "return 0\n",
-    /* One HMGET reads everything the capacity check and the counters need,
-     * and one HSET writes the counters back: every redis.call costs about
-     * a microsecond of Redis's time on top of the command. A queued
-     * instance holds no reservation (requeue, node delete and delete drop
-     * it first), so an EXISTS stands in for reading one to drop. */
+    /* Groups of eleven, one per placement, committed in order: job,
+     * instance, node, cpu, mem, gpu, at, now, ttl, result, lease. One HMGET
+     * reads everything the capacity check and the counters need, and one
+     * HSET writes the counters back: every redis.call costs about a
+     * microsecond of Redis's time on top of the command. A queued instance
+     * holds no reservation (requeue, node delete and delete drop it first),
+     * so an EXISTS stands in for reading one to drop. */
     [SC_PLACE] = LUA_LIB
-    "local m = ARGV[2]..':'..ARGV[1]\n"
-    "local jk = P..'job:'..m\n"
-    "local h = redis.call('HMGET', jk, 'state', 'node', 'eid')\n"
-    "if not h[1] then return {3, ''} end\n"
-    "if h[1] ~= '0' then return {2, h[2] or ''} end\n"
-    "local nk = P..'node:'..ARGV[3]\n"
-    "local n = redis.call('HMGET', nk, 'last', 'cap_cpu', 'cap_mem', 'cap_gpu', 'res_cpu',\n"
-    "                     'res_mem', 'res_gpu', 'cpu_pct', 'mem_pct', 'after_cpu', 'after_mem',\n"
-    "                     'cpu_seq', 'mem_seq')\n"
-    "local now = tonumber(ARGV[8])\n"
-    "if not n[1] or now - tonumber(n[1]) > tonumber(ARGV[9]) then return {1, 'inactive'} end\n"
-    "local cpu, mem, gpu = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])\n"
-    "local rc, rm, rg = tonumber(n[5] or 0), tonumber(n[6] or 0), tonumber(n[7] or 0)\n"
-    "local ac, am = tonumber(n[10] or 0), tonumber(n[11] or 0)\n"
-    "local fc = tonumber(n[2]) - rc\n"
-    "if n[8] then\n"
-    "  local by = math.floor(tonumber(n[2]) * (1.0 - tonumber(n[8]) / 100.0)) - ac\n"
-    "  if by < fc then fc = by end\n"
+    "local function place1(o)\n"
+    "  local m = ARGV[o + 2]..':'..ARGV[o + 1]\n"
+    "  local jk = P..'job:'..m\n"
+    "  local h = redis.call('HMGET', jk, 'state', 'node', 'eid')\n"
+    "  if not h[1] then return 3, '', 0 end\n"
+    "  if h[1] ~= '0' then return 2, h[2] or '', 0 end\n"
+    "  local nk = P..'node:'..ARGV[o + 3]\n"
+    "  local n = redis.call('HMGET', nk, 'last', 'cap_cpu', 'cap_mem', 'cap_gpu', 'res_cpu',\n"
+    "                       'res_mem', 'res_gpu', 'cpu_pct', 'mem_pct', 'after_cpu', 'after_mem',\n"
+    "                       'cpu_seq', 'mem_seq')\n"
+    "  local now = tonumber(ARGV[o + 8])\n"
+    "  if not n[1] or now - tonumber(n[1]) > tonumber(ARGV[o + 9]) then return 1, 'inactive', 0 "
     "end\n"
-    "local fm = tonumber(n[3]) - rm\n"
-    "if n[9] then\n"
-    "  local by = math.floor(tonumber(n[3]) * (1.0 - tonumber(n[9]) / 100.0)) - am\n"
-    "  if by < fm then fm = by end\n"
-    "end\n"
-    "local fg = tonumber(n[4]) - rg\n"
-    "if fc < 0 then fc = 0 end\n"
-    "if fm < 0 then fm = 0 end\n"
-    "if fg < 0 then fg = 0 end\n"
-    "if not (cpu <= fc and mem <= fm and gpu <= fg) then return {1, 'full'} end\n"
+    "  local cpu, mem, gpu = tonumber(ARGV[o + 4]), tonumber(ARGV[o + 5]), tonumber(ARGV[o + 6])\n"
+    "  local rc, rm, rg = tonumber(n[5] or 0), tonumber(n[6] or 0), tonumber(n[7] or 0)\n"
+    "  local ac, am = tonumber(n[10] or 0), tonumber(n[11] or 0)\n"
+    "  local fc = tonumber(n[2]) - rc\n"
+    "  if n[8] then\n"
+    "    local by = math.floor(tonumber(n[2]) * (1.0 - tonumber(n[8]) / 100.0)) - ac\n"
+    "    if by < fc then fc = by end\n"
+    "  end\n"
+    "  local fm = tonumber(n[3]) - rm\n"
+    "  if n[9] then\n"
+    "    local by = math.floor(tonumber(n[3]) * (1.0 - tonumber(n[9]) / 100.0)) - am\n"
+    "    if by < fm then fm = by end\n"
+    "  end\n"
+    "  local fg = tonumber(n[4]) - rg\n"
+    "  if fc < 0 then fc = 0 end\n"
+    "  if fm < 0 then fm = 0 end\n"
+    "  if fg < 0 then fg = 0 end\n"
+    "  if not (cpu <= fc and mem <= fm and gpu <= fg) then return 1, 'full', 0 end\n"
     /* Never there (see above) unless a script failed half way, which Redis
      * does not roll back: then drop it, so a retry cannot count it twice. */
-    "if redis.call('EXISTS', P..'res:'..m) == 1 then res_drop(m) end\n"
-    "redis.call('HSET', P..'res:'..m, 'job', ARGV[1], 'inst', ARGV[2], 'node', ARGV[3],\n"
-    "           'cpu', ARGV[4], 'mem', ARGV[5], 'gpu', ARGV[6], 'at', ARGV[7],\n"
-    "           'cseq', n[12] or '0', 'mseq', n[13] or '0')\n"
-    "redis.call('HSET', nk, 'res_cpu', rc + cpu, 'res_mem', rm + mem, 'res_gpu', rg + gpu,\n"
-    "           'after_cpu', ac + cpu, 'after_mem', am + mem)\n"
-    "redis.call('SADD', P..'noderes:'..ARGV[3], m)\n"
-    "redis.call('SADD', P..'res:all', m)\n"
-    "ev('r', 'd', table.concat(ARGV, ' ', 1, 7))\n"
-    "local id = redis.call('INCR', P..'outbox:seq')\n"
-    "local nx = now + tonumber(ARGV[11])\n"
-    "redis.call('HSET', P..'outbox:'..id, 'job', ARGV[1], 'inst', ARGV[2], 'attempts', 0,\n"
-    "           'created', ARGV[8], 'next', nx)\n"
-    "redis.call('ZADD', P..'outbox:due', nx, id)\n"
-    "redis.call('HSET', jk, 'state', 1, 'node', ARGV[3], 'result', ARGV[10], 'dec', ARGV[8],\n"
-    "           'out', id)\n"
-    "entry_drop(h[3])\n"
-    "return {0, tostring(id)}\n",
+    "  if redis.call('EXISTS', P..'res:'..m) == 1 then res_drop(m) end\n"
+    "  redis.call('HSET', P..'res:'..m, 'job', ARGV[o + 1], 'inst', ARGV[o + 2], 'node', ARGV[o + "
+    "3],\n"
+    "             'cpu', ARGV[o + 4], 'mem', ARGV[o + 5], 'gpu', ARGV[o + 6], 'at', ARGV[o + 7],\n"
+    "             'cseq', n[12] or '0', 'mseq', n[13] or '0')\n"
+    "  redis.call('HSET', nk, 'res_cpu', rc + cpu, 'res_mem', rm + mem, 'res_gpu', rg + gpu,\n"
+    "             'after_cpu', ac + cpu, 'after_mem', am + mem)\n"
+    "  redis.call('SADD', P..'noderes:'..ARGV[o + 3], m)\n"
+    "  redis.call('SADD', P..'res:all', m)\n"
+    "  ev('r', 'd', table.concat(ARGV, ' ', o + 1, o + 7))\n"
+    "  local id = redis.call('INCR', P..'outbox:seq')\n"
+    "  local nx = now + tonumber(ARGV[o + 11])\n"
+    "  redis.call('HSET', P..'outbox:'..id, 'job', ARGV[o + 1], 'inst', ARGV[o + 2], 'attempts', "
+    "0,\n"
+    "             'created', ARGV[o + 8], 'next', nx)\n"
+    "  redis.call('ZADD', P..'outbox:due', nx, id)\n"
+    "  redis.call('HSET', jk, 'state', 1, 'node', ARGV[o + 3], 'result', ARGV[o + 10], 'dec', "
+    "ARGV[o + 8],\n"
+    "             'out', id)\n"
+    "  entry_drop(h[3])\n"
+    /* The delivery claim (see SC_CLAIM) goes with the placement unless an
+     * older result of the instance holds it. */
+    "  local ck = P..'dclaim:'..m\n"
+    "  if redis.call('GET', ck) then return 0, tostring(id), 0 end\n"
+    "  local px = math.floor(tonumber(ARGV[o + 11]) * 1000)\n"
+    "  redis.call('SET', ck, id, 'PX', px)\n"
+    "  redis.call('SET', P..'dheld:'..id, m, 'PX', px)\n"
+    "  return 0, tostring(id), 1\n"
+    "end\n"
+    "local out = {}\n"
+    "for o = 0, #ARGV - 1, 11 do\n"
+    "  local rc, what, claimed = place1(o)\n"
+    "  out[#out + 1] = rc\n"
+    "  out[#out + 1] = what\n"
+    "  out[#out + 1] = claimed\n"
+    "end\n"
+    "return out\n",
     [SC_FINISH] = LUA_LIB
     "local m = ARGV[2]..':'..ARGV[1]\n"
     "local jk = P..'job:'..m\n"
@@ -1332,6 +1359,14 @@ static int rs_take(store *base, store_job *out, int timeout_ms)
     }
 }
 
+static int rs_take_more(store *base, store_job *out)
+{
+    rstore *s = (rstore *)base;
+    if (!s || !out)
+        return -1;
+    return buf_pop(s, out) ? 0 : 1;
+}
+
 static size_t rs_queue_depth(store *base)
 {
     rstore *s = (rstore *)base;
@@ -1378,31 +1413,52 @@ static int64_t rs_finish(store *base, const char *job_id, uint32_t instance, job
     return (int64_t)call_int(s, SC_FINISH, &a);
 }
 
-static int rs_place(store *base, const char *job_id, uint32_t instance, const reservation_view *res,
-                    const char *result, double now, double ttl, int64_t *outbox_id,
-                    char held_node[CS_ID_MAX + 1])
+/* Every valid request goes into one script call; an invalid one keeps
+ * rc -1 (store_place_many set it) and is not sent. */
+static int rs_place_many(store *base, store_place_req *reqs, size_t n)
 {
     rstore *s = (rstore *)base;
-    if (!s || !id_ok(job_id) || !res || !id_ok(res->node_id) || !result || !isfinite(now))
+    if (!s)
         return -1;
-    held_node[0] = '\0';
+    size_t *sent = calloc(n, sizeof *sent);
+    if (!sent)
+        return -1;
+    size_t k = 0;
     args a = {0};
     args_script(&a);
-    args_str(&a, job_id);
-    args_fmt(&a, "%" PRIu32, instance);
-    args_str(&a, res->node_id);
-    args_fmt(&a, "%" PRId64, res->cpu_milli);
-    args_fmt(&a, "%" PRId64, res->memory_mb);
-    args_fmt(&a, "%" PRId32, res->gpus);
-    args_dbl(&a, res->at);
-    args_dbl(&a, now);
-    args_dbl(&a, ttl);
-    args_str(&a, result);
-    args_dbl(&a, s->lease_s);
-    redisReply *r = call(s, SC_PLACE, &a);
+    for (size_t i = 0; i < n; i++) {
+        const store_place_req *q = &reqs[i];
+        const reservation_view *res = q->res;
+        if (!id_ok(q->job_id) || !res || !id_ok(res->node_id) || !q->result || !isfinite(q->now))
+            continue;
+        args_str(&a, q->job_id);
+        args_fmt(&a, "%" PRIu32, q->instance);
+        args_str(&a, res->node_id);
+        args_fmt(&a, "%" PRId64, res->cpu_milli);
+        args_fmt(&a, "%" PRId64, res->memory_mb);
+        args_fmt(&a, "%" PRId32, res->gpus);
+        args_dbl(&a, res->at);
+        args_dbl(&a, q->now);
+        args_dbl(&a, q->ttl);
+        args_str(&a, q->result);
+        args_dbl(&a, s->lease_s);
+        sent[k++] = i;
+    }
+    /* The claim's lease runs from Redis's reading of the call, later
+     * than this. */
+    double t0 = store_mono();
+    redisReply *r = k ? call(s, SC_PLACE, &a) : NULL;
     args_free(&a);
-    int rc = rr_place(r, outbox_id, held_node);
+    for (size_t j = 0; j < k; j++) {
+        store_place_req *q = &reqs[sent[j]];
+        bool claimed = false;
+        q->rc = rr_place(r, j, &q->outbox_id, q->held_node, &claimed);
+        if (q->rc == STORE_PLACED && claimed)
+            q->claimed_until = t0 + s->lease_s;
+    }
+    int rc = k && !r ? -1 : 0;
     freeReplyObject(r);
+    free(sent);
     return rc;
 }
 
@@ -1724,9 +1780,10 @@ static const store_ops REDIS_OPS = {
     .enqueue_many = rs_enqueue_many,
     .requeue = rs_requeue,
     .take = rs_take,
+    .take_more = rs_take_more,
     .queue_depth = rs_queue_depth,
     .finish = rs_finish,
-    .place = rs_place,
+    .place_many = rs_place_many,
     .status_get = rs_status_get,
     .job_delete = rs_job_delete,
     .node_put = rs_node_put,

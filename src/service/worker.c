@@ -22,6 +22,10 @@
 #define TAKE_BATCH 64     /* embedded store: decisions recorded per write */
 #define SHARED_ROUNDS 8   /* re-rankings after every candidate filled up meanwhile */
 #define MIRROR_WAIT_S 2.0 /* longest wait for the local copy to reach a job's intake */
+/* Shared store: placements committed by one store call. Each call is a
+ * round trip and a wake-up of Redis and of this thread; under load they
+ * cost more than the placements' own commands. */
+#define PLACE_BATCH 8
 
 typedef struct worker {
     worker_pool *pool;
@@ -132,8 +136,10 @@ invalid:
     decision_fill(rec, job->job_id, job->instance, NULL, o->message, svc_now(), 0);
 }
 
-/* Hands a recorded outcome to the deliverer. result is moved. */
-static void hand_over(worker *w, const store_job *job, int64_t oid, char *result, double now)
+/* Hands a recorded outcome to the deliverer. result is moved.
+ * claimed_until: see outbox_item. */
+static void hand_over(worker *w, const store_job *job, int64_t oid, char *result, double now,
+                      double claimed_until)
 {
     outbox_item it;
     memset(&it, 0, sizeof it);
@@ -143,6 +149,7 @@ static void hand_over(worker *w, const store_job *job, int64_t oid, char *result
     it.payload = result;
     it.created_at = now;
     it.next_at = now;
+    it.claimed_until = claimed_until;
     deliver_submit(w->pool->ctx->deliver, &it, job->received_at);
 }
 
@@ -162,6 +169,7 @@ static void process_shared(worker *w, store_job *job)
     char message[256] = "";
     char *result = NULL;
     int64_t oid = 0;
+    double claimed_until = 0;
     bool placed = false, spec_ok = false;
     char node_id[CS_ID_MAX + 1] = "";
     decision rec;
@@ -216,16 +224,23 @@ static void process_shared(worker *w, store_job *job)
                 break;
             reservation_view rv;
             memset(&rv, 0, sizeof rv);
-            snprintf(rv.job_id, sizeof rv.job_id, "%s", job->job_id);
+            snprintf(rv.job_id, sizeof rv.job_id, "%.*s", CS_ID_MAX, job->job_id);
             rv.instance = job->instance;
             snprintf(rv.node_id, sizeof rv.node_id, "%s", cand->node_id);
             rv.cpu_milli = spec.vcpus_milli;
             rv.memory_mb = spec.memory_mb;
             rv.gpus = spec.gpus;
             rv.at = now;
-            char held[CS_ID_MAX + 1];
-            int rc = store_place(c->store, job->job_id, job->instance, &rv, text, now,
-                                 c->cfg->node_ttl, &oid, held);
+            store_place_req rq = {.job_id = job->job_id,
+                                  .instance = job->instance,
+                                  .res = &rv,
+                                  .result = text,
+                                  .now = now,
+                                  .ttl = c->cfg->node_ttl};
+            store_place_many(c->store, &rq, 1);
+            int rc = rq.rc;
+            oid = rq.outbox_id;
+            claimed_until = rq.claimed_until;
             if (rc == STORE_PLACED) {
                 /* Seen by this process's next decision at once; the feed
                  * brings the same reservation again, harmlessly. */
@@ -288,13 +303,158 @@ done:
         log_info(c->log, "job %s/%u unschedulable: %s", job->job_id, job->instance, message);
     }
     decisions_record(c->decisions, &rec);
-    hand_over(w, job, oid, result, svc_now());
+    hand_over(w, job, oid, result, svc_now(), claimed_until);
     result = NULL;
 out:
     free(result);
     if (spec_ok || body)
         job_spec_clear(&spec);
     json_decref(body);
+}
+
+/* A job of a shared-store batch: ranked on the local copy, its best
+ * candidate reserved there, waiting for the store's word. */
+typedef struct staged {
+    store_job *job;
+    char *text; /* the result, placed on rv.node_id */
+    reservation_view rv;
+    decision *rec;
+} staged;
+
+/* Ranks a job and reserves its best candidate in the local copy, so the
+ * next job of the batch ranks around it. false: the job goes the
+ * one-at-a-time way (process_shared), which handles everything else:
+ * invalid jobs, no candidate, an instance the copy shows placed already. */
+static bool stage(worker *w, store_job *job, staged *st, decision *rec)
+{
+    const svc_ctx *c = w->pool->ctx;
+    bool ok = false;
+    job_spec spec;
+    job_spec_init(&spec);
+    cs_error e = {{0}, {0}};
+    unsigned notes = 0;
+    json_error_t je;
+    memset(st, 0, sizeof *st);
+    json_t *body = json_loads(job->body ? job->body : "", JSON_REJECT_DUPLICATES, &je);
+    if (!body || (c->mirror && !mirror_wait(c->mirror, job->version, MIRROR_WAIT_S)) ||
+        codec_job(body, job->job_id, job->instance, "", &spec, &notes, &e))
+        goto out;
+    reservation_view held;
+    if (cluster_placement(c->cluster, job->job_id, job->instance, &held) == 0)
+        goto out;
+    double now = svc_now(), t0 = svc_mono();
+    engine_result res;
+    if (engine_rank(w->ectx, c->cluster, &spec, now, &res, &e) || res.n_candidates == 0)
+        goto out;
+    double took = svc_mono() - t0;
+    char message[256];
+    engine_message(&res, &spec, message, sizeof message);
+    node_view v;
+    if (cluster_get(c->cluster, res.candidates[0].node_id, now, &v))
+        goto out;
+    engine_result one = res;
+    one.placed = true;
+    snprintf(one.node_id, sizeof one.node_id, "%s", res.candidates[0].node_id);
+    if (!(st->text = placed_text(c, body, &v, &one, message)))
+        goto out;
+    reservation_view *rv = &st->rv;
+    snprintf(rv->job_id, sizeof rv->job_id, "%.*s", CS_ID_MAX, job->job_id);
+    rv->instance = job->instance;
+    snprintf(rv->node_id, sizeof rv->node_id, "%s", one.node_id);
+    rv->cpu_milli = spec.vcpus_milli;
+    rv->memory_mb = spec.memory_mb;
+    rv->gpus = spec.gpus;
+    rv->at = now;
+    if (cluster_restore(c->cluster, rv, &e)) {
+        free(st->text);
+        st->text = NULL;
+        goto out;
+    }
+    metrics_observe(c->metrics, H_DECISION, took);
+    decision_fill(rec, job->job_id, job->instance, &one, message, now, took);
+    st->job = job;
+    st->rec = rec;
+    ok = true;
+out:
+    job_spec_clear(&spec);
+    json_decref(body);
+    return ok;
+}
+
+/* Drops a staged reservation from the local copy, unless the feed already
+ * replaced it with the one of whoever decided the instance. */
+static void unstage(worker *w, const staged *st)
+{
+    cluster *cl = w->pool->ctx->cluster;
+    reservation_view cur;
+    if (cluster_placement(cl, st->rv.job_id, st->rv.instance, &cur) == 0 &&
+        strcmp(cur.node_id, st->rv.node_id) == 0 && cur.at == st->rv.at)
+        cluster_release(cl, st->rv.job_id, st->rv.instance);
+}
+
+/* Shared store: the jobs at hand are ranked one after the other on the
+ * local copy (each reserving there, so the next ranks around it) and
+ * committed in one store call. A job whose node filled up meanwhile, and
+ * every job that could not be staged, goes through process_shared. */
+static void process_shared_batch(worker *w, store_job *jobs, size_t n)
+{
+    const svc_ctx *c = w->pool->ctx;
+    staged st[PLACE_BATCH];
+    store_place_req rq[PLACE_BATCH];
+    bool alone[PLACE_BATCH] = {false};
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!stage(w, &jobs[i], &st[k], &w->recs[i])) {
+            alone[i] = true;
+            continue;
+        }
+        rq[k] = (store_place_req){.job_id = jobs[i].job_id,
+                                  .instance = jobs[i].instance,
+                                  .res = &st[k].rv,
+                                  .result = st[k].text,
+                                  .now = st[k].rv.at,
+                                  .ttl = c->cfg->node_ttl};
+        k++;
+    }
+    if (k)
+        store_place_many(c->store, rq, k); /* on failure every rc is -1 */
+    for (size_t j = 0; j < k; j++) {
+        staged *s = &st[j];
+        const store_job *job = s->job;
+        switch (rq[j].rc) {
+        case STORE_PLACED:
+            metrics_inc(c->metrics, M_JOBS_PLACED);
+            log_debug(c->log, "job %s/%u placed on %s (%s)", job->job_id, job->instance,
+                      s->rv.node_id, s->rec->message);
+            decisions_record(c->decisions, s->rec);
+            hand_over(w, job, rq[j].outbox_id, s->text, svc_now(), rq[j].claimed_until);
+            s->text = NULL;
+            break;
+        case STORE_NO_ROOM:
+            metrics_inc(c->metrics, M_PLACE_CONFLICTS);
+            unstage(w, s);
+            alone[job - jobs] = true;
+            break;
+        case STORE_DECIDED:
+        case STORE_GONE:
+            unstage(w, s);
+            log_info(c->log, "job %s/%u was %s meanwhile; nothing to do", job->job_id,
+                     job->instance, rq[j].rc == STORE_GONE ? "deleted" : "decided elsewhere");
+            break;
+        default:
+            /* As in process_shared: the entry stays pending and is taken
+             * again after CLAIM_IDLE. */
+            unstage(w, s);
+            metrics_inc(c->metrics, M_STORE_ERRORS);
+            log_error(c->log, "job %s/%u: committing the placement failed; left queued",
+                      job->job_id, job->instance);
+            break;
+        }
+        free(s->text);
+    }
+    for (size_t i = 0; i < n; i++)
+        if (alone[i])
+            process_shared(w, &jobs[i]);
 }
 
 /* What happens after the store answered for one decision: oid as
@@ -347,7 +507,7 @@ static void finalize(worker *w, const store_job *job, outcome *o, const decision
         log_info(c->log, "job %s/%u unschedulable: %s", job->job_id, job->instance, o->message);
     }
     decisions_record(c->decisions, rec);
-    hand_over(w, job, oid, o->result, now);
+    hand_over(w, job, oid, o->result, now, 0);
     o->result = NULL;
     return;
 drop:
@@ -428,8 +588,14 @@ static void *worker_main(void *arg)
         if (rc > 0)
             continue;
         if (store_shared(p->ctx->store)) {
-            process_shared(w, &jobs[0]);
-            store_job_clear(&jobs[0]);
+            /* Only what this process read already: no round trip to wait
+             * for more. */
+            size_t n = 1;
+            while (n < PLACE_BATCH && store_take_more(p->ctx->store, &jobs[n]) == 0)
+                n++;
+            process_shared_batch(w, jobs, n);
+            for (size_t i = 0; i < n; i++)
+                store_job_clear(&jobs[i]);
             continue;
         }
         /* Whatever else is queued right now joins this batch. */

@@ -630,6 +630,53 @@ static void test_place(void **state)
     assert_int_equal(place_new(f->s, "n2", 1, 1), STORE_PLACED);
 }
 
+/* Several placements in one call: committed in order, each checked
+ * against the ones before it, each with its own answer; a request the
+ * store refuses to send gets -1 without failing the others. The delivery
+ * claim comes with a placement unless an older result holds it. */
+static void test_place_many(void **state)
+{
+    fixture *f = *state;
+    node_put(f->s, "n1", NOW, caps_of(4000, 4096, 0));
+    for (uint32_t i = 0; i < 3; i++)
+        assert_int_equal(store_enqueue(f->s, "pm", i, "{}", NOW), 0);
+    reservation_view r[5];
+    store_place_req q[5];
+    for (uint32_t i = 0; i < 5; i++) {
+        r[i] = res_of("pm", i, "n1", 1500, 100, 0);
+        q[i] = (store_place_req){
+            .job_id = "pm", .instance = i, .res = &r[i], .result = "{}", .now = NOW, .ttl = TTL};
+    }
+    snprintf(r[4].node_id, sizeof r[4].node_id, "bad id"); /* never sent */
+    double before = store_mono();
+    assert_int_equal(store_place_many(f->s, q, 5), 0);
+    assert_int_equal(q[0].rc, STORE_PLACED);
+    assert_int_equal(q[1].rc, STORE_PLACED);
+    assert_int_equal(q[2].rc, STORE_NO_ROOM); /* 3 x 1500 > 4000 */
+    assert_int_equal(q[3].rc, STORE_GONE);    /* never queued */
+    assert_int_equal(q[4].rc, -1);
+    assert_true(q[0].outbox_id > 0 && q[1].outbox_id > q[0].outbox_id);
+    assert_true(q[0].claimed_until >= before + LEASE);
+    assert_true(q[1].claimed_until > 0);
+    assert_true(q[2].claimed_until == 0);
+    assert_int_equal(hget_ll(f->rc, "cs:node:n1", "res_cpu"), 3000);
+    assert_int_equal(cmd_int(f->rc, "EXISTS cs:dclaim:0:pm cs:dclaim:1:pm cs:dclaim:2:pm"), 2);
+    /* Holding its claim, the deliverer's own claim call agrees. */
+    assert_int_equal(claim1(f->s, q[0].outbox_id, "pm", 0, 30.0), STORE_CLAIMED);
+    /* Placed again while the first result's claim is held: no claim. */
+    assert_int_equal(store_requeue(f->s, "pm", 0, NULL, NOW), 0);
+    q[0].instance = 0;
+    assert_int_equal(store_place_many(f->s, q, 1), 0);
+    assert_int_equal(q[0].rc, STORE_PLACED);
+    assert_true(q[0].claimed_until == 0);
+    assert_int_equal(claim1(f->s, q[0].outbox_id, "pm", 0, 30.0), STORE_CLAIM_BUSY);
+    /* Decided already: the node it holds. */
+    assert_int_equal(store_place_many(f->s, &q[1], 1), 0);
+    assert_int_equal(q[1].rc, STORE_DECIDED);
+    assert_string_equal(q[1].held_node, "n1");
+    assert_int_equal(store_place_many(f->s, q, 0), 0);
+}
+
 /* Releasing a reservation with a zero amount (no gpus: the usual case).
  * The release subtracts each amount from the node's sums in Lua; it must
  * work for 0 too and leave nothing behind. */
@@ -1404,6 +1451,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_open_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_enqueue_idempotent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_place, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_place_many, setup, teardown),
         cmocka_unit_test_setup_teardown(test_release_zero_amounts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_usage_rule, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fits_matches_cluster, setup, teardown),
