@@ -9,7 +9,10 @@
  *                   res_* (sum of reservations), after_* and *_seq (the
  *                   reservations made since the last usage figure: the same
  *                   free-capacity rule as the cluster table in memory)
- *   nodes, noderes:<id>, res:all, res:<inst>:<id>   reservations and indexes
+ *   nodes, noderes:<id>, res:<inst>:<id>   reservations and indexes (a
+ *                   snapshot finds every reservation through its node:
+ *                   one set of them all would be one more write a
+ *                   placement, into a set as large as the cluster's load)
  *   outbox:<n>, outbox:due (zset by next attempt); a job's outbox entry is
  *                   its hash's `out`, and the payload is its `result`
  *   events, ev:seq  the change feed: n (node report), d (node deleted),
@@ -83,7 +86,6 @@
     "end\n"                                                                                        \
     "  end\n"                                                                                      \
     "  redis.call('SREM', P..'noderes:'..r[1], m)\n"                                               \
-    "  redis.call('SREM', P..'res:all', m)\n"                                                      \
     "  redis.call('DEL', rk)\n"                                                                    \
     "  ev('x', 'job', r[7], 'inst', r[8])\n"                                                       \
     "  return 1\n"                                                                                 \
@@ -232,7 +234,6 @@ static const char *const SCRIPT[SC_COUNT] = {
     "  redis.call('HSET', nk, 'res_cpu', rc + cpu, 'res_mem', rm + mem, 'res_gpu', rg + gpu,\n"
     "             'after_cpu', ac + cpu, 'after_mem', am + mem)\n"
     "  redis.call('SADD', P..'noderes:'..ARGV[o + 3], m)\n"
-    "  redis.call('SADD', P..'res:all', m)\n"
     "  ev('r', 'd', table.concat(ARGV, ' ', o + 1, o + 7))\n"
     "  local id = redis.call('INCR', P..'outbox:seq')\n"
     "  local nx = now + tonumber(ARGV[o + 11])\n"
@@ -338,10 +339,12 @@ static const char *const SCRIPT[SC_COUNT] = {
                         "  end\n"
                         "end\n"
                         "local rs = {}\n"
-                        "for _, m in ipairs(redis.call('SMEMBERS', P..'res:all')) do\n"
-                        "  local h = redis.call('HMGET', P..'res:'..m, 'job', 'inst', 'node', "
+                        "for _, id in ipairs(ids) do\n"
+                        "  for _, m in ipairs(redis.call('SMEMBERS', P..'noderes:'..id)) do\n"
+                        "    local h = redis.call('HMGET', P..'res:'..m, 'job', 'inst', 'node', "
                         "'cpu', 'mem', 'gpu', 'at')\n"
-                        "  if h[1] then rs[#rs + 1] = h end\n"
+                        "    if h[1] then rs[#rs + 1] = h end\n"
+                        "  end\n"
                         "end\n"
                         "table.sort(rs, function(a, b)\n"
                         "  local x, y = tonumber(a[7]), tonumber(b[7])\n"

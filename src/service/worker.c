@@ -25,7 +25,7 @@
 /* Shared store: placements committed by one store call. Each call is a
  * round trip and a wake-up of Redis and of this thread; under load they
  * cost more than the placements' own commands. */
-#define PLACE_BATCH 8
+#define PLACE_BATCH 16
 
 typedef struct worker {
     worker_pool *pool;
