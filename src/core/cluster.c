@@ -492,6 +492,38 @@ out:
     return rc;
 }
 
+int cluster_touch(cluster *c, const char *node_id, double now, bool restart_cpu, bool restart_mem)
+{
+    if (!node_id || !isfinite(now))
+        return -1;
+    int rc = -1;
+    pthread_rwlock_wrlock(&c->lock);
+    uint32_t pos = cluster_find_locked(c, node_id);
+    if (pos == IDXMAP_NONE)
+        goto out;
+    node_hot *h = &c->hot[pos];
+    node_cold *k = &c->cold[pos];
+    if ((restart_cpu && !k->has_cpu_pct) || (restart_mem && !k->has_mem_pct))
+        goto out;
+    /* As cluster_report with the same figures. */
+    if (restart_cpu) {
+        k->cpu_seq++;
+        k->after_cpu = 0;
+    }
+    if (restart_mem) {
+        k->mem_seq++;
+        k->after_mem = 0;
+    }
+    if (now > h->last_report)
+        h->last_report = now;
+    recompute_free(h, k);
+    c->version++;
+    rc = 0;
+out:
+    pthread_rwlock_unlock(&c->lock);
+    return rc;
+}
+
 static bool grp_eq(const void *ud, uint32_t pos, const void *key)
 {
     const cluster *c = ud;

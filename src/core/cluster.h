@@ -68,6 +68,13 @@ int cluster_report(cluster *c, const char *node_id, const node_report *r, double
  * n_dropped their count. Returns 0, or -1 if unknown or out of memory. */
 int cluster_remove(cluster *c, const char *node_id, reservation_view **dropped, size_t *n_dropped);
 
+/* A report that repeats the node's last one but for its time: the time
+ * advances, and each usage count the report restarts (restart_cpu,
+ * restart_mem) starts again from the figure the node has, as
+ * cluster_report would with the same figures. 0, or -1 when the node is
+ * unknown or has no figure to restart (then report it in full). */
+int cluster_touch(cluster *c, const char *node_id, double now, bool restart_cpu, bool restart_mem);
+
 size_t cluster_size(cluster *c);
 int cluster_get(cluster *c, const char *node_id, double now, node_view *out);
 /* Calls fn for every node in table order, under the read lock: fn must not

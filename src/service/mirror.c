@@ -14,13 +14,8 @@
 #include "service.h"
 
 #define FOLLOW_BLOCK_MS 200
-/* After a read that brought a few changes, the next one waits this long
- * (unless a worker needs a newer position): under load each read then
- * brings many changes, and the thread, Redis and the kernel pay for one
- * round trip and one wake-up instead of one for every two or three.
- * A process's own placements are in its copy at once, and the store checks
- * capacity anyway, so a copy this much older costs at most a retry. */
-#define GATHER_S 0.002
+/* After a read that brought a few changes, the next one waits (see
+ * mirror_new) unless a worker needs a newer position. */
 /* A read that brought this many changes may have left more behind: the
  * next one goes at once. */
 #define BACKLOG 64
@@ -37,7 +32,8 @@ struct mirror {
     bool stop;           /* guarded by lock */
     bool failing;        /* guarded by lock: the store is not answering */
     double recovered_at; /* guarded by lock: svc_mono() when it answered again */
-    json_t *seen;        /* thread only: during a snapshot, what it brought */
+    double gather_s;
+    json_t *seen; /* thread only: during a snapshot, what it brought */
 };
 
 /* A snapshot follows: note what it brings, so that what it lacks can be
@@ -116,6 +112,17 @@ static int on_node(void *ud, const char *node_id, const char *doc, double last_r
                    bool cpu_pct_set, bool mem_pct_set)
 {
     mirror *m = ud;
+    /* Most reports repeat the node's last one but for its time (a
+     * heartbeat): the document need not be parsed again. */
+    nodedocs_lock_node(m->ctx->docs, node_id);
+    bool repeat =
+        nodedocs_same(m->ctx->docs, node_id, doc) &&
+        cluster_touch(m->ctx->cluster, node_id, last_report, cpu_pct_set, mem_pct_set) == 0;
+    nodedocs_unlock_node(m->ctx->docs, node_id);
+    if (repeat) {
+        seen_add(m, "n", node_id, 0);
+        return 0;
+    }
     cs_error e;
     node_report nr;
     node_report_init(&nr);
@@ -188,16 +195,14 @@ static int follow_once(mirror *m, int timeout_ms)
     return n;
 }
 
-/* Sleeps GATHER_S unless stopping or a waiter is behind. */
+/* Sleeps gather_s unless stopping or a waiter is behind. */
 static void gather(mirror *m)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_nsec += (long)(GATHER_S * 1e9);
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
+    long ns = ts.tv_nsec + (long)(m->gather_s * 1e9);
+    ts.tv_sec += ns / 1000000000L;
+    ts.tv_nsec = ns % 1000000000L;
     pthread_mutex_lock(&m->lock);
     while (!m->stop && m->want <= m->seq)
         if (pthread_cond_timedwait(&m->kick, &m->lock, &ts) != 0)
@@ -236,7 +241,7 @@ static void *mirror_main(void *arg)
     return NULL;
 }
 
-mirror *mirror_new(const svc_ctx *ctx, cs_error *err)
+mirror *mirror_new(const svc_ctx *ctx, double gather_s, cs_error *err)
 {
     mirror *m = calloc(1, sizeof *m);
     if (!m) {
@@ -244,6 +249,7 @@ mirror *mirror_new(const svc_ctx *ctx, cs_error *err)
         return NULL;
     }
     m->ctx = ctx;
+    m->gather_s = gather_s;
     pthread_mutex_init(&m->lock, NULL);
     pthread_cond_init(&m->cond, NULL);
     pthread_condattr_t ca;

@@ -15,8 +15,15 @@ struct svc_ctx;
 typedef struct mirror mirror;
 
 /* Loads the snapshot (synchronously: the copy is complete on return), then
- * starts the following thread. NULL with err filled. */
-mirror *mirror_new(const struct svc_ctx *ctx, cs_error *err);
+ * starts the following thread. NULL with err filled.
+ * gather_s: after a read that brought a few changes, the next one waits
+ * this long, unless a worker waits for a newer position (mirror_wait).
+ * Under load each read then brings many changes, and the thread, Redis
+ * and the kernel pay one round trip and one wake-up for them, not one for
+ * every two or three. A process's own placements are in its copy at once
+ * and the store checks capacity anyway, so a copy this much older costs a
+ * worker at most a retry. */
+mirror *mirror_new(const struct svc_ctx *ctx, double gather_s, cs_error *err);
 /* Waits until the copy has applied the feed up to seq, at most timeout_s.
  * true when it has. */
 bool mirror_wait(mirror *m, uint64_t seq, double timeout_s);

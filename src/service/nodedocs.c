@@ -247,6 +247,29 @@ char *nodedocs_get_text(nodedocs *nd, const char *node_id)
     return text;
 }
 
+bool nodedocs_same(nodedocs *nd, const char *node_id, const char *text)
+{
+    size_t len, tl = strlen(text);
+    uint32_t h = hash_id(node_id, &len);
+    bool same = false;
+    pthread_mutex_lock(&nd->lock);
+    entry *e = *find(nd, node_id, len, h);
+    if (e && e->raw_len == tl) {
+        if (e->doc_len == e->raw_len) {
+            same = memcmp(doc_of(e), text, tl) == 0;
+        } else {
+            char *buf = malloc(tl + 1);
+            if (buf) {
+                unpack(e, doc_of(e), buf);
+                same = memcmp(buf, text, tl) == 0;
+            }
+            free(buf);
+        }
+    }
+    pthread_mutex_unlock(&nd->lock);
+    return same;
+}
+
 int nodedocs_put(nodedocs *nd, const char *node_id, json_t *doc)
 {
     if (!doc)

@@ -9,6 +9,7 @@
 #define CS_NODEDOCS_H
 
 #include <jansson.h>
+#include <stdbool.h>
 
 typedef struct nodedocs nodedocs;
 
@@ -21,6 +22,8 @@ json_t *nodedocs_get(nodedocs *nd, const char *node_id);
  * unknown or out of memory: what nodedocs_get parses, for a writer that
  * splices it into a larger text instead of building a tree. */
 char *nodedocs_get_text(nodedocs *nd, const char *node_id);
+/* True when text is the node's document as stored, byte for byte. */
+bool nodedocs_same(nodedocs *nd, const char *node_id, const char *text);
 /* Stores doc (the reference is stolen, even on failure) as the node's
  * document. 0 or -1. */
 int nodedocs_put(nodedocs *nd, const char *node_id, json_t *doc);

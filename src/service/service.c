@@ -104,6 +104,9 @@ static int load_reservation(void *ud, const reservation_view *r)
     return 0;
 }
 
+#define MIRROR_GATHER 0.002     /* s: see mirror_new */
+#define MIRROR_GATHER_API 0.010 /* s */
+
 service *service_new(const config *cfg, cslog *log, cs_error *err)
 {
     service *s = calloc(1, sizeof *s);
@@ -136,7 +139,10 @@ service *service_new(const config *cfg, cslog *log, cs_error *err)
         if (!(s->store = store_redis_open(&ro, err)))
             goto fail;
         s->ctx.store = s->store;
-        if (!(s->mirror = mirror_new(&s->ctx, err)))
+        /* The API process only answers reads from its copy (listings,
+         * dry runs): it can gather longer than a placing worker. */
+        double gather = cfg->role == CONFIG_ROLE_API ? MIRROR_GATHER_API : MIRROR_GATHER;
+        if (!(s->mirror = mirror_new(&s->ctx, gather, err)))
             goto fail;
         s->ctx.mirror = s->mirror;
         log_info(log,

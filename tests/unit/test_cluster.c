@@ -524,6 +524,53 @@ static void test_single_usage_figure_keeps_other_reservations(void **state)
     cluster_free(c);
 }
 
+/* A touch (a report repeating the last one but for its time) leaves the
+ * node as the full report would: the same free capacity with or without a
+ * usage count restarted, and the time moved on. */
+static void test_touch_matches_report(void **state)
+{
+    (void)state;
+    cluster *a = cluster_new(TTL), *b = cluster_new(TTL);
+    cluster *both[2] = {a, b};
+    for (int i = 0; i < 2; i++) {
+        add_node(both[i], "n1", 4, 4096, NOW);
+        report_usage(both[i], "n1", 50, 50, NOW);
+        restore(both[i], "j", 0, "n1", 1, 1024, NOW + 1);
+    }
+    /* Without figures: reservations since the last figure still count. */
+    node_report r;
+    cs_error err;
+    base_report(&r, "n1", 4, 4096);
+    assert_int_equal(cluster_report(a, "n1", &r, NOW + 2, &err), 0);
+    node_report_clear(&r);
+    assert_int_equal(cluster_touch(b, "n1", NOW + 2, false, false), 0);
+    node_view va = get(a, "n1", NOW + 2), vb = get(b, "n1", NOW + 2);
+    assert_int_equal(va.free_cpu_milli, 1000);
+    assert_int_equal(vb.free_cpu_milli, va.free_cpu_milli);
+    assert_int_equal(vb.free_memory_mb, va.free_memory_mb);
+    /* With the same figures again: the counts start afresh. */
+    report_usage(a, "n1", 50, 50, NOW + 3);
+    assert_int_equal(cluster_touch(b, "n1", NOW + 3, true, true), 0);
+    va = get(a, "n1", NOW + 3);
+    vb = get(b, "n1", NOW + 3);
+    assert_int_equal(va.free_cpu_milli, 2000);
+    assert_int_equal(vb.free_cpu_milli, va.free_cpu_milli);
+    assert_int_equal(vb.free_memory_mb, va.free_memory_mb);
+    /* The time moved on: still active a TTL after the touch. */
+    assert_true(get(b, "n1", NOW + 3 + TTL).active);
+    assert_false(get(b, "n1", NOW + 3 + TTL + 1).active);
+    /* An older time does not move it back. */
+    assert_int_equal(cluster_touch(b, "n1", NOW, false, false), 0);
+    assert_true(get(b, "n1", NOW + 3 + TTL).active);
+    /* Unknown node, or a count to restart without a figure: not touched. */
+    assert_int_equal(cluster_touch(b, "nope", NOW, false, false), -1);
+    add_node(b, "n2", 4, 4096, NOW);
+    assert_int_equal(cluster_touch(b, "n2", NOW + 1, true, false), -1);
+    assert_int_equal(cluster_touch(b, "n2", NOW + 1, false, true), -1);
+    cluster_free(a);
+    cluster_free(b);
+}
+
 static void test_release(void **state)
 {
     (void)state;
@@ -912,6 +959,7 @@ int main(void)
         cmocka_unit_test(test_usage_ignores_older_reservations),
         cmocka_unit_test(test_heartbeat_without_usage_keeps_usage_time),
         cmocka_unit_test(test_single_usage_figure_keeps_other_reservations),
+        cmocka_unit_test(test_touch_matches_report),
         cmocka_unit_test(test_release),
         cmocka_unit_test(test_placement_lookup),
         cmocka_unit_test(test_restore_replaces_and_skips_capacity_check),
