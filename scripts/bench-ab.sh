@@ -16,7 +16,7 @@
 #   --rate R     jobs/s offered, open loop (default 0: as fast as possible)
 #   --nodes N    cluster size (default 5000)
 #   --workers W  embedded: worker threads (default 2); redis: worker
-#                processes (default 2), each of --threads threads (default 4)
+#                processes (default 2), each of --threads threads (default 1)
 #   --mode M     embedded (default), or redis: a private redis-server
 #                (appendonly yes, appendfsync everysec), one --role api
 #                process and W --role worker processes, as bench-service.sh
@@ -39,7 +39,7 @@ JOBS=
 RATE=0
 NODES=5000
 WORKERS=2
-THREADS=4
+THREADS=1
 MODE=embedded
 BINS=()
 while [ $# -gt 0 ]; do

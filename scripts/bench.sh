@@ -22,7 +22,7 @@
 #                                                               > DATA/service-embedded.jsonl
 #   3. scripts/bench-latency.sh --workers 2 --nodes N --rates 50,500,...,8000 --runs K
 #                                                               --out DATA/latency.jsonl
-#   4. scripts/bench-service.sh --mode redis --workers 1,2,4 --threads 4 --nodes N --runs K --json
+#   4. scripts/bench-service.sh --mode redis --workers 1,2,4 --threads 1 --nodes N --runs K --json
 #                                                               > DATA/service-redis.jsonl
 #   5. scripts/plots.sh --data-dir DATA --outdir OUTDIR
 # About 8 minutes on a 2-core machine with the defaults. BUILD_DIR (default
@@ -120,7 +120,7 @@ step "3/5 latency against offered load ($RUNS run(s) per rate)"
 
 if [ "$REDIS" = 1 ]; then
     step "4/5 service, Redis mode, worker processes $REDIS_WORKERS ($RUNS run(s))"
-    "$ROOT/scripts/bench-service.sh" --mode redis --workers "$REDIS_WORKERS" --threads 4 --nodes "$NODES" --runs "$RUNS" \
+    "$ROOT/scripts/bench-service.sh" --mode redis --workers "$REDIS_WORKERS" --threads 1 --nodes "$NODES" --runs "$RUNS" \
         --json ${SERVICE_JOBS[@]+"${SERVICE_JOBS[@]}"} >"$DATA_DIR/service-redis.jsonl"
     cat "$DATA_DIR/service-redis.jsonl"
 else

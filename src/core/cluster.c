@@ -860,6 +860,20 @@ int cluster_release(cluster *c, const char *job_id, uint32_t instance)
     return rc;
 }
 
+int cluster_release_if(cluster *c, const reservation_view *v)
+{
+    int rc = -1;
+    pthread_rwlock_wrlock(&c->lock);
+    resv *r = cluster_resv_find_locked(c, v->job_id, v->instance);
+    if (r && r->at == v->at && strcmp(r->node_id, v->node_id) == 0) {
+        resv_remove_at(c, (uint32_t)(r - c->res));
+        c->version++;
+        rc = 0;
+    }
+    pthread_rwlock_unlock(&c->lock);
+    return rc;
+}
+
 int cluster_placement(cluster *c, const char *job_id, uint32_t instance, reservation_view *out)
 {
     int rc = -1;

@@ -83,6 +83,11 @@ void cluster_foreach(cluster *c, double now, int (*fn)(const node_view *, void *
 
 /* Drops the reservation of one job instance. 0, or -1 if there is none. */
 int cluster_release(cluster *c, const char *job_id, uint32_t instance);
+/* Drops the instance's reservation only while it is still v's (the same
+ * node and time): a caller taking back what it reserved itself, which a
+ * newer reservation of the instance may have replaced meanwhile. 0, or -1
+ * when there was none or another one. */
+int cluster_release_if(cluster *c, const reservation_view *v);
 /* The node holding this job instance's reservation; 0, or -1 if none. */
 int cluster_placement(cluster *c, const char *job_id, uint32_t instance, reservation_view *out);
 /* Charges a reservation without checking capacity: for restoring state that

@@ -34,6 +34,14 @@
 /* A result held back behind an older one of its instance is due again
  * after this long. */
 #define HELD_BACK_DELAY 0.2
+/* Delivered results are marked done in the store together: while more
+ * results wait in the ring, a thread keeps its marks (up to DONE_MAX, for
+ * up to DONE_DELAY s) and writes them with a later batch's, one store call
+ * for several batches. A crash meanwhile only sends those results again
+ * (delivery is at least once); a newer result of one of those instances
+ * waits that much longer for the claim the mark releases. */
+#define DONE_MAX 128
+#define DONE_DELAY 0.005
 
 typedef struct entry {
     outbox_item it;
@@ -58,6 +66,11 @@ typedef struct dthread {
     int index;
     httpc *hc;
     int conc; /* connections: IN_FLIGHT / threads */
+    /* Delivered, not yet marked done (see DONE_MAX); guarded by the
+     * deliverer's lock, since a scan must know them as in flight. */
+    int64_t pend[DONE_MAX];
+    size_t npend;
+    double pend_since; /* svc_mono() of the oldest */
 } dthread;
 
 struct deliver {
@@ -100,10 +113,14 @@ static bool known_locked(const deliver *d, int64_t id)
     for (size_t i = 0; i < d->n; i++)
         if (d->ring[(d->head + i) % QUEUE_CAP].it.id == id)
             return true;
-    for (int i = 0; i < d->nthreads; i++)
+    for (int i = 0; i < d->nthreads; i++) {
         for (int k = 0; k < DBATCH; k++)
             if (d->inflight[i][k] == id)
                 return true;
+        for (size_t k = 0; k < d->t[i].npend; k++)
+            if (d->t[i].pend[k] == id)
+                return true;
+    }
     return false;
 }
 
@@ -266,32 +283,20 @@ static size_t post_batch(dthread *t, entry *batch, size_t m, const int *claimed,
  * stay in the outbox for the scan). */
 static void claim_batch(deliver *d, const entry *batch, size_t m, int conc, int *claimed)
 {
+    outbox_item items[DBATCH];
+    for (size_t i = 0; i < m; i++)
+        items[i] = batch[i].it; /* shallow: read only */
     /* The POSTs run conc at a time, each within result_timeout. */
     size_t rounds = (m + (size_t)conc - 1) / (size_t)conc;
     double lease = d->cfg->result_timeout * (double)rounds + CLAIM_MARGIN;
-    /* A result whose claim came with its placement and outlasts the
-     * POSTs needs no call to the store. */
-    outbox_item items[DBATCH];
-    size_t which[DBATCH], k = 0;
-    double held_past = svc_mono() + lease;
-    for (size_t i = 0; i < m; i++) {
-        claimed[i] = STORE_CLAIMED;
-        if (batch[i].it.claimed_until < held_past) {
-            items[k] = batch[i].it; /* shallow: read only */
-            which[k++] = i;
-        }
-    }
-    int rcs[DBATCH];
-    if (k && store_outbox_claim(d->store, items, k, lease, rcs) < 0) {
+    if (store_outbox_claim(d->store, items, m, lease, claimed) < 0) {
         metrics_inc(d->m, M_STORE_ERRORS);
         log_warn(d->log, "claiming %zu results for delivery failed; the outbox scan retries them",
-                 k);
-        for (size_t j = 0; j < k; j++)
-            claimed[which[j]] = -1;
+                 m);
+        for (size_t i = 0; i < m; i++)
+            claimed[i] = -1;
         return;
     }
-    for (size_t j = 0; j < k; j++)
-        claimed[which[j]] = rcs[j];
     double now = svc_now();
     for (size_t i = 0; i < m; i++) {
         const outbox_item *it = &batch[i].it;
@@ -307,6 +312,37 @@ static void claim_batch(deliver *d, const entry *batch, size_t m, int conc, int 
                 metrics_inc(d->m, M_STORE_ERRORS);
         }
     }
+}
+
+/* Under lock: an id a scan running now may have read before its
+ * delivery ended, so the scan must not queue it again. */
+static void note_handled_locked(deliver *d, int64_t id)
+{
+    if (!d->polling)
+        return;
+    if (d->n_handled < HANDLED_MAX)
+        d->handled[d->n_handled++] = id;
+    else
+        d->handled_overflow = true; /* the scan drops its batch */
+}
+
+/* Called with the lock held; drops it while writing t's done marks. */
+static void flush_done_locked(deliver *d, dthread *t)
+{
+    size_t n = t->npend;
+    if (n == 0)
+        return;
+    int64_t ids[DONE_MAX];
+    memcpy(ids, t->pend, n * sizeof *ids);
+    pthread_mutex_unlock(&d->lock);
+    if (store_outbox_done_many(d->store, ids, n) < 0) {
+        metrics_inc(d->m, M_STORE_ERRORS);
+        log_warn(d->log, "%zu delivered results not marked done (they may be sent again)", n);
+    }
+    pthread_mutex_lock(&d->lock);
+    t->npend = 0; /* only this thread adds to it */
+    for (size_t i = 0; i < n; i++)
+        note_handled_locked(d, ids[i]);
 }
 
 static void *deliver_main(void *arg)
@@ -358,21 +394,29 @@ static void *deliver_main(void *arg)
             nd = post_batch(t, batch, m, claimed, done);
             for (size_t i = 0; i < m; i++)
                 outbox_item_clear(&batch[i].it);
-            if (nd && store_outbox_done_many(d->store, done, nd) < 0) {
-                metrics_inc(d->m, M_STORE_ERRORS);
-                log_warn(d->log, "%zu delivered results not marked done (they may be sent again)",
-                         nd);
-            }
             pthread_mutex_lock(&d->lock);
+            if (t->npend + nd > DONE_MAX)
+                flush_done_locked(d, t);
+            if (t->npend == 0)
+                t->pend_since = svc_mono();
+            memcpy(t->pend + t->npend, done, nd * sizeof *done);
+            t->npend += nd;
             for (size_t i = 0; i < m; i++) {
                 d->inflight[t->index][i] = 0;
-                if (d->polling) {
-                    if (d->n_handled < HANDLED_MAX)
-                        d->handled[d->n_handled++] = batch[i].it.id;
-                    else
-                        d->handled_overflow = true; /* the scan drops its batch */
-                }
+                bool pending = false;
+                for (size_t k = 0; k < nd && !pending; k++)
+                    pending = done[k] == batch[i].it.id;
+                if (!pending)
+                    note_handled_locked(d, batch[i].it.id);
             }
+            if (d->n == 0 || t->npend >= DONE_MAX / 2 || svc_mono() - t->pend_since >= DONE_DELAY)
+                flush_done_locked(d, t);
+            continue;
+        }
+        if (t->npend > 0) {
+            /* Nothing else to do: write the marks before sleeping, then
+             * look again (the lock was dropped meanwhile). */
+            flush_done_locked(d, t);
             continue;
         }
         double wait = d->next_poll - now;
@@ -385,6 +429,7 @@ static void *deliver_main(void *arg)
         ts.tv_nsec = ns % 1000000000L;
         pthread_cond_timedwait(&d->cond, &d->lock, &ts);
     }
+    flush_done_locked(d, t);
     pthread_mutex_unlock(&d->lock);
     return NULL;
 }

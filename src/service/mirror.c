@@ -14,10 +14,9 @@
 #include "service.h"
 
 #define FOLLOW_BLOCK_MS 200
-/* After a read that brought a few changes, the next one waits (see
- * mirror_new) unless a worker needs a newer position. */
-/* A read that brought this many changes may have left more behind: the
- * next one goes at once. */
+/* After a read that brought fewer changes than this, the next one waits
+ * (see mirror_new); one that brought this many may have left more behind
+ * and goes at once. */
 #define BACKLOG 64
 
 struct mirror {
@@ -28,7 +27,8 @@ struct mirror {
     pthread_cond_t cond; /* seq advanced, or stopping */
     pthread_cond_t kick; /* a waiter wants a newer position, or stopping */
     uint64_t seq;        /* guarded by lock */
-    uint64_t want;       /* guarded by lock: the newest position a waiter asked for */
+    uint64_t want;       /* guarded by lock: the newest position a waiter asks for */
+    int waiting;         /* guarded by lock: mirror_wait calls waiting */
     bool stop;           /* guarded by lock */
     bool failing;        /* guarded by lock: the store is not answering */
     double recovered_at; /* guarded by lock: svc_mono() when it answered again */
@@ -204,7 +204,7 @@ static void gather(mirror *m)
     ts.tv_sec += ns / 1000000000L;
     ts.tv_nsec = ns % 1000000000L;
     pthread_mutex_lock(&m->lock);
-    while (!m->stop && m->want <= m->seq)
+    while (!m->stop && !(m->waiting > 0 && m->want > m->seq))
         if (pthread_cond_timedwait(&m->kick, &m->lock, &ts) != 0)
             break;
     pthread_mutex_unlock(&m->lock);
@@ -283,13 +283,18 @@ bool mirror_wait(mirror *m, uint64_t seq, double timeout_s)
     ts.tv_sec += (time_t)timeout_s + ns / 1000000000L;
     ts.tv_nsec = ns % 1000000000L;
     pthread_mutex_lock(&m->lock);
-    if (seq > m->seq && seq > m->want) {
-        m->want = seq;
-        pthread_cond_signal(&m->kick);
+    if (seq > m->seq) {
+        m->waiting++;
+        if (seq > m->want) {
+            m->want = seq;
+            pthread_cond_signal(&m->kick);
+        }
+        while (m->seq < seq && !m->stop)
+            if (pthread_cond_timedwait(&m->cond, &m->lock, &ts) != 0)
+                break;
+        if (--m->waiting == 0)
+            m->want = 0; /* a position nobody waits for does not cut gathers short */
     }
-    while (m->seq < seq && !m->stop)
-        if (pthread_cond_timedwait(&m->cond, &m->lock, &ts) != 0)
-            break;
     bool ok = m->seq >= seq;
     pthread_mutex_unlock(&m->lock);
     return ok;

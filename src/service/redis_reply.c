@@ -120,20 +120,15 @@ int rr_enqueue_rcs(const redisReply *r, uint32_t n, int *rcs)
     return rc;
 }
 
-int rr_place(const redisReply *r, size_t i, int64_t *outbox_id, char held_node[CS_ID_MAX + 1],
-             bool *claimed)
+int rr_place(const redisReply *r, size_t i, int64_t *outbox_id, char held_node[CS_ID_MAX + 1])
 {
-    *claimed = false;
-    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements % 3 || i >= r->elements / 3)
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements % 2 || i >= r->elements / 2)
         return -1;
-    const redisReply *code = r->element[3 * i], *what = r->element[3 * i + 1],
-                     *cl = r->element[3 * i + 2];
+    const redisReply *code = r->element[2 * i], *what = r->element[2 * i + 1];
     if (code->type != REDIS_REPLY_INTEGER || what->type != REDIS_REPLY_STRING ||
-        cl->type != REDIS_REPLY_INTEGER || code->integer < STORE_PLACED ||
-        code->integer > STORE_GONE)
+        code->integer < STORE_PLACED || code->integer > STORE_GONE)
         return -1;
     int rc = (int)code->integer;
-    *claimed = rc == STORE_PLACED && cl->integer == 1;
     if (rc == STORE_PLACED)
         *outbox_id = strtoll(what->str, NULL, 10);
     else if (rc == STORE_DECIDED && id_fits(what))

@@ -44,12 +44,10 @@ long long rr_pending_count(const redisReply *r);
  * queued, 1 known), -1 where the reply has none. 0, or -1 when any is.
  * The claim script answers in the same shape (one rc per result). */
 int rr_enqueue_rcs(const redisReply *r, uint32_t n, int *rcs);
-/* The place script's {rc, outbox id | node, claimed, ...}, three per
- * placement: placement i's store_place_rc with outbox_id or held_node
- * filled and *claimed set, or -1 when the reply is malformed or has no
- * placement i. */
-int rr_place(const redisReply *r, size_t i, int64_t *outbox_id, char held_node[CS_ID_MAX + 1],
-             bool *claimed);
+/* The place script's {rc, outbox id | node, ...}, one pair per placement:
+ * placement i's store_place_rc with outbox_id or held_node filled, or -1
+ * when the reply is malformed or has no pair i. */
+int rr_place(const redisReply *r, size_t i, int64_t *outbox_id, char held_node[CS_ID_MAX + 1]);
 /* HMGET of a job hash (state, node, body, result, recv, dec): 0 and out
  * filled (caller clears it), 1 unknown instance, -1 malformed or out of
  * memory. */

@@ -148,7 +148,6 @@ int store_place_many(store *s, store_place_req *reqs, size_t n)
     for (size_t i = 0; i < n; i++) {
         reqs[i].rc = -1;
         reqs[i].outbox_id = 0;
-        reqs[i].claimed_until = 0;
         reqs[i].held_node[0] = '\0';
     }
     if (!s || !s->ops->place_many || (n && !reqs))

@@ -61,10 +61,6 @@ typedef struct outbox_item {
     char *payload; /* JSON to POST; owned */
     uint32_t attempts;
     double created_at, next_at;
-    /* store_mono() time until which this process holds the instance's
-     * delivery claim, taken with the placement (see store_place_many);
-     * 0: none, claim before sending (store_outbox_claim). */
-    double claimed_until;
 } outbox_item;
 void outbox_item_clear(outbox_item *o);
 
@@ -111,7 +107,7 @@ int store_requeue(store *s, const char *job_id, uint32_t instance, const char *o
 int store_take(store *s, store_job *out, int timeout_ms);
 /* Another instance only if this process has one at hand (read from the
  * store with an earlier take): no wait, no call to a shared store. 0 got
- * one, 1 none, -1 closing. */
+ * one; anything else: none now. */
 int store_take_more(store *s, store_job *out);
 size_t store_queue_depth(store *s);
 
@@ -162,11 +158,6 @@ typedef struct store_place_req {
     int rc;                        /* out: a store_place_rc, or -1 on a store error */
     int64_t outbox_id;             /* out: when placed */
     char held_node[CS_ID_MAX + 1]; /* out: when decided elsewhere */
-    /* out, when placed: the result's delivery claim (store_outbox_claim)
-     * was taken with it and is held until this store_mono() time; 0 when
-     * not (an older result of the instance holds it). It saves the
-     * deliverer a call to the store. */
-    double claimed_until;
 } store_place_req;
 /* 0, or -1 when the store could not be asked (then every rc is -1). */
 int store_place_many(store *s, store_place_req *reqs, size_t n);

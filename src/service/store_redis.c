@@ -197,15 +197,14 @@ static const char *const SCRIPT[SC_COUNT] = {
     "  local m = ARGV[o + 2]..':'..ARGV[o + 1]\n"
     "  local jk = P..'job:'..m\n"
     "  local h = redis.call('HMGET', jk, 'state', 'node', 'eid')\n"
-    "  if not h[1] then return 3, '', 0 end\n"
-    "  if h[1] ~= '0' then return 2, h[2] or '', 0 end\n"
+    "  if not h[1] then return 3, '' end\n"
+    "  if h[1] ~= '0' then return 2, h[2] or '' end\n"
     "  local nk = P..'node:'..ARGV[o + 3]\n"
     "  local n = redis.call('HMGET', nk, 'last', 'cap_cpu', 'cap_mem', 'cap_gpu', 'res_cpu',\n"
     "                       'res_mem', 'res_gpu', 'cpu_pct', 'mem_pct', 'after_cpu', 'after_mem',\n"
     "                       'cpu_seq', 'mem_seq')\n"
     "  local now = tonumber(ARGV[o + 8])\n"
-    "  if not n[1] or now - tonumber(n[1]) > tonumber(ARGV[o + 9]) then return 1, 'inactive', 0 "
-    "end\n"
+    "  if not n[1] or now - tonumber(n[1]) > tonumber(ARGV[o + 9]) then return 1, 'inactive' end\n"
     "  local cpu, mem, gpu = tonumber(ARGV[o + 4]), tonumber(ARGV[o + 5]), tonumber(ARGV[o + 6])\n"
     "  local rc, rm, rg = tonumber(n[5] or 0), tonumber(n[6] or 0), tonumber(n[7] or 0)\n"
     "  local ac, am = tonumber(n[10] or 0), tonumber(n[11] or 0)\n"
@@ -223,7 +222,7 @@ static const char *const SCRIPT[SC_COUNT] = {
     "  if fc < 0 then fc = 0 end\n"
     "  if fm < 0 then fm = 0 end\n"
     "  if fg < 0 then fg = 0 end\n"
-    "  if not (cpu <= fc and mem <= fm and gpu <= fg) then return 1, 'full', 0 end\n"
+    "  if not (cpu <= fc and mem <= fm and gpu <= fg) then return 1, 'full' end\n"
     /* Never there (see above) unless a script failed half way, which Redis
      * does not roll back: then drop it, so a retry cannot count it twice. */
     "  if redis.call('EXISTS', P..'res:'..m) == 1 then res_drop(m) end\n"
@@ -245,21 +244,13 @@ static const char *const SCRIPT[SC_COUNT] = {
     "ARGV[o + 8],\n"
     "             'out', id)\n"
     "  entry_drop(h[3])\n"
-    /* The delivery claim (see SC_CLAIM) goes with the placement unless an
-     * older result of the instance holds it. */
-    "  local ck = P..'dclaim:'..m\n"
-    "  if redis.call('GET', ck) then return 0, tostring(id), 0 end\n"
-    "  local px = math.floor(tonumber(ARGV[o + 11]) * 1000)\n"
-    "  redis.call('SET', ck, id, 'PX', px)\n"
-    "  redis.call('SET', P..'dheld:'..id, m, 'PX', px)\n"
-    "  return 0, tostring(id), 1\n"
+    "  return 0, tostring(id)\n"
     "end\n"
     "local out = {}\n"
     "for o = 0, #ARGV - 1, 11 do\n"
-    "  local rc, what, claimed = place1(o)\n"
+    "  local rc, what = place1(o)\n"
     "  out[#out + 1] = rc\n"
     "  out[#out + 1] = what\n"
-    "  out[#out + 1] = claimed\n"
     "end\n"
     "return out\n",
     [SC_FINISH] = LUA_LIB
@@ -1400,7 +1391,7 @@ static int64_t rs_finish(store *base, const char *job_id, uint32_t instance, job
                          const reservation_view *res, const char *result, double now)
 {
     rstore *s = (rstore *)base;
-    /* Placements go through rs_place, which checks capacity. */
+    /* Placements go through rs_place_many, which checks capacity. */
     if (!s || !id_ok(job_id) || !result || !isfinite(now) || res)
         return -1;
     if (state != JOB_UNSCHEDULABLE)
@@ -1447,17 +1438,11 @@ static int rs_place_many(store *base, store_place_req *reqs, size_t n)
         args_dbl(&a, s->lease_s);
         sent[k++] = i;
     }
-    /* The claim's lease runs from Redis's reading of the call, later
-     * than this. */
-    double t0 = store_mono();
     redisReply *r = k ? call(s, SC_PLACE, &a) : NULL;
     args_free(&a);
     for (size_t j = 0; j < k; j++) {
         store_place_req *q = &reqs[sent[j]];
-        bool claimed = false;
-        q->rc = rr_place(r, j, &q->outbox_id, q->held_node, &claimed);
-        if (q->rc == STORE_PLACED && claimed)
-            q->claimed_until = t0 + s->lease_s;
+        q->rc = rr_place(r, j, &q->outbox_id, q->held_node);
     }
     int rc = k && !r ? -1 : 0;
     freeReplyObject(r);

@@ -136,10 +136,8 @@ invalid:
     decision_fill(rec, job->job_id, job->instance, NULL, o->message, svc_now(), 0);
 }
 
-/* Hands a recorded outcome to the deliverer. result is moved.
- * claimed_until: see outbox_item. */
-static void hand_over(worker *w, const store_job *job, int64_t oid, char *result, double now,
-                      double claimed_until)
+/* Hands a recorded outcome to the deliverer. result is moved. */
+static void hand_over(worker *w, const store_job *job, int64_t oid, char *result, double now)
 {
     outbox_item it;
     memset(&it, 0, sizeof it);
@@ -149,15 +147,15 @@ static void hand_over(worker *w, const store_job *job, int64_t oid, char *result
     it.payload = result;
     it.created_at = now;
     it.next_at = now;
-    it.claimed_until = claimed_until;
     deliver_submit(w->pool->ctx->deliver, &it, job->received_at);
 }
 
-/* Shared store (Redis): rank on the local copy, then commit candidates in
- * order in the store, whose script checks capacity against every
- * process's reservations; a candidate that filled up meanwhile is skipped.
- * Nothing is reserved locally until the store said yes. */
-static void process_shared(worker *w, store_job *job)
+/* Shared store (Redis), one job: rank on the local copy, then commit
+ * candidates in order in the store, whose script checks capacity against
+ * every process's reservations; a candidate that filled up meanwhile is
+ * skipped. Nothing is reserved locally until the store said yes.
+ * lagging: the copy was found behind the store already (no second wait). */
+static void process_shared(worker *w, store_job *job, bool lagging)
 {
     const svc_ctx *c = w->pool->ctx;
     json_error_t je;
@@ -169,14 +167,13 @@ static void process_shared(worker *w, store_job *job)
     char message[256] = "";
     char *result = NULL;
     int64_t oid = 0;
-    double claimed_until = 0;
     bool placed = false, spec_ok = false;
     char node_id[CS_ID_MAX + 1] = "";
     decision rec;
     decision_fill(&rec, job->job_id, job->instance, NULL, "", svc_now(), 0);
 
     /* See every node report accepted before this job. */
-    if (c->mirror && !mirror_wait(c->mirror, job->version, MIRROR_WAIT_S))
+    if (c->mirror && (lagging || !mirror_wait(c->mirror, job->version, MIRROR_WAIT_S)))
         log_warn(c->log, "job %s/%u: the local copy lags the store; deciding anyway", job->job_id,
                  job->instance);
     if (!body) {
@@ -240,7 +237,6 @@ static void process_shared(worker *w, store_job *job)
             store_place_many(c->store, &rq, 1);
             int rc = rq.rc;
             oid = rq.outbox_id;
-            claimed_until = rq.claimed_until;
             if (rc == STORE_PLACED) {
                 /* Seen by this process's next decision at once; the feed
                  * brings the same reservation again, harmlessly. */
@@ -303,7 +299,7 @@ done:
         log_info(c->log, "job %s/%u unschedulable: %s", job->job_id, job->instance, message);
     }
     decisions_record(c->decisions, &rec);
-    hand_over(w, job, oid, result, svc_now(), claimed_until);
+    hand_over(w, job, oid, result, svc_now());
     result = NULL;
 out:
     free(result);
@@ -324,8 +320,10 @@ typedef struct staged {
 /* Ranks a job and reserves its best candidate in the local copy, so the
  * next job of the batch ranks around it. false: the job goes the
  * one-at-a-time way (process_shared), which handles everything else:
- * invalid jobs, no candidate, an instance the copy shows placed already. */
-static bool stage(worker *w, store_job *job, staged *st, decision *rec)
+ * invalid jobs, no candidate, an instance the copy shows placed already,
+ * a copy behind the store (*lagging set: the batch waits once, not
+ * MIRROR_WAIT_S for each of its jobs). */
+static bool stage(worker *w, store_job *job, staged *st, decision *rec, bool *lagging)
 {
     const svc_ctx *c = w->pool->ctx;
     bool ok = false;
@@ -335,9 +333,14 @@ static bool stage(worker *w, store_job *job, staged *st, decision *rec)
     unsigned notes = 0;
     json_error_t je;
     memset(st, 0, sizeof *st);
+    if (*lagging)
+        return false;
+    if (c->mirror && !mirror_wait(c->mirror, job->version, MIRROR_WAIT_S)) {
+        *lagging = true;
+        return false;
+    }
     json_t *body = json_loads(job->body ? job->body : "", JSON_REJECT_DUPLICATES, &je);
-    if (!body || (c->mirror && !mirror_wait(c->mirror, job->version, MIRROR_WAIT_S)) ||
-        codec_job(body, job->job_id, job->instance, "", &spec, &notes, &e))
+    if (!body || codec_job(body, job->job_id, job->instance, "", &spec, &notes, &e))
         goto out;
     reservation_view held;
     if (cluster_placement(c->cluster, job->job_id, job->instance, &held) == 0)
@@ -385,11 +388,7 @@ out:
  * replaced it with the one of whoever decided the instance. */
 static void unstage(worker *w, const staged *st)
 {
-    cluster *cl = w->pool->ctx->cluster;
-    reservation_view cur;
-    if (cluster_placement(cl, st->rv.job_id, st->rv.instance, &cur) == 0 &&
-        strcmp(cur.node_id, st->rv.node_id) == 0 && cur.at == st->rv.at)
-        cluster_release(cl, st->rv.job_id, st->rv.instance);
+    cluster_release_if(w->pool->ctx->cluster, &st->rv);
 }
 
 /* Shared store: the jobs at hand are ranked one after the other on the
@@ -402,9 +401,10 @@ static void process_shared_batch(worker *w, store_job *jobs, size_t n)
     staged st[PLACE_BATCH];
     store_place_req rq[PLACE_BATCH];
     bool alone[PLACE_BATCH] = {false};
+    bool lagging = false;
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
-        if (!stage(w, &jobs[i], &st[k], &w->recs[i])) {
+        if (!stage(w, &jobs[i], &st[k], &w->recs[i], &lagging)) {
             alone[i] = true;
             continue;
         }
@@ -427,7 +427,7 @@ static void process_shared_batch(worker *w, store_job *jobs, size_t n)
             log_debug(c->log, "job %s/%u placed on %s (%s)", job->job_id, job->instance,
                       s->rv.node_id, s->rec->message);
             decisions_record(c->decisions, s->rec);
-            hand_over(w, job, rq[j].outbox_id, s->text, svc_now(), rq[j].claimed_until);
+            hand_over(w, job, rq[j].outbox_id, s->text, svc_now());
             s->text = NULL;
             break;
         case STORE_NO_ROOM:
@@ -454,7 +454,7 @@ static void process_shared_batch(worker *w, store_job *jobs, size_t n)
     }
     for (size_t i = 0; i < n; i++)
         if (alone[i])
-            process_shared(w, &jobs[i]);
+            process_shared(w, &jobs[i], lagging);
 }
 
 /* What happens after the store answered for one decision: oid as
@@ -507,7 +507,7 @@ static void finalize(worker *w, const store_job *job, outcome *o, const decision
         log_info(c->log, "job %s/%u unschedulable: %s", job->job_id, job->instance, o->message);
     }
     decisions_record(c->decisions, rec);
-    hand_over(w, job, oid, o->result, now, 0);
+    hand_over(w, job, oid, o->result, now);
     o->result = NULL;
     return;
 drop:

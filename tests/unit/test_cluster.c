@@ -571,6 +571,33 @@ static void test_touch_matches_report(void **state)
     cluster_free(b);
 }
 
+/* A conditional release takes back only the reservation it names: not
+ * one that replaced it (another node or time), not a missing one. */
+static void test_release_if(void **state)
+{
+    (void)state;
+    cluster *c = cluster_new(TTL);
+    add_node(c, "n1", 4, 4096, NOW);
+    add_node(c, "n2", 4, 4096, NOW);
+    restore(c, "j", 0, "n1", 1, 1024, NOW);
+    reservation_view mine;
+    assert_int_equal(cluster_placement(c, "j", 0, &mine), 0);
+    /* Replaced by a reservation on another node: kept. */
+    restore(c, "j", 0, "n2", 1, 1024, NOW);
+    assert_int_equal(cluster_release_if(c, &mine), -1);
+    assert_int_equal(get(c, "n2", NOW).free_cpu_milli, 3000);
+    /* The same node, another time: kept. */
+    restore(c, "j", 0, "n1", 1, 1024, NOW + 1);
+    assert_int_equal(cluster_release_if(c, &mine), -1);
+    assert_int_equal(get(c, "n1", NOW + 1).free_cpu_milli, 3000);
+    /* Its own: released. */
+    assert_int_equal(cluster_placement(c, "j", 0, &mine), 0);
+    assert_int_equal(cluster_release_if(c, &mine), 0);
+    assert_int_equal(get(c, "n1", NOW + 1).free_cpu_milli, 4000);
+    assert_int_equal(cluster_release_if(c, &mine), -1);
+    cluster_free(c);
+}
+
 static void test_release(void **state)
 {
     (void)state;
@@ -960,6 +987,7 @@ int main(void)
         cmocka_unit_test(test_heartbeat_without_usage_keeps_usage_time),
         cmocka_unit_test(test_single_usage_figure_keeps_other_reservations),
         cmocka_unit_test(test_touch_matches_report),
+        cmocka_unit_test(test_release_if),
         cmocka_unit_test(test_release),
         cmocka_unit_test(test_placement_lookup),
         cmocka_unit_test(test_restore_replaces_and_skips_capacity_check),

@@ -638,8 +638,7 @@ static void test_place(void **state)
 
 /* Several placements in one call: committed in order, each checked
  * against the ones before it, each with its own answer; a request the
- * store refuses to send gets -1 without failing the others. The delivery
- * claim comes with a placement unless an older result holds it. */
+ * store refuses to send gets -1 without failing the others. */
 static void test_place_many(void **state)
 {
     fixture *f = *state;
@@ -654,7 +653,6 @@ static void test_place_many(void **state)
             .job_id = "pm", .instance = i, .res = &r[i], .result = "{}", .now = NOW, .ttl = TTL};
     }
     snprintf(r[4].node_id, sizeof r[4].node_id, "bad id"); /* never sent */
-    double before = store_mono();
     assert_int_equal(store_place_many(f->s, q, 5), 0);
     assert_int_equal(q[0].rc, STORE_PLACED);
     assert_int_equal(q[1].rc, STORE_PLACED);
@@ -662,20 +660,16 @@ static void test_place_many(void **state)
     assert_int_equal(q[3].rc, STORE_GONE);    /* never queued */
     assert_int_equal(q[4].rc, -1);
     assert_true(q[0].outbox_id > 0 && q[1].outbox_id > q[0].outbox_id);
-    assert_true(q[0].claimed_until >= before + LEASE);
-    assert_true(q[1].claimed_until > 0);
-    assert_true(q[2].claimed_until == 0);
     assert_int_equal(hget_ll(f->rc, "cs:node:n1", "res_cpu"), 3000);
-    assert_int_equal(cmd_int(f->rc, "EXISTS cs:dclaim:0:pm cs:dclaim:1:pm cs:dclaim:2:pm"), 2);
-    /* Holding its claim, the deliverer's own claim call agrees. */
-    assert_int_equal(claim1(f->s, q[0].outbox_id, "pm", 0, 30.0), STORE_CLAIMED);
-    /* Placed again while the first result's claim is held: no claim. */
+    assert_int_equal(cmd_int(f->rc, "SCARD cs:noderes:n1"), 2);
+    assert_int_equal(store_outbox_depth(f->s), 2);
+    /* Placed, re-queued, placed again: each time its own outbox entry. */
     assert_int_equal(store_requeue(f->s, "pm", 0, NULL, NOW), 0);
-    q[0].instance = 0;
+    int64_t first = q[0].outbox_id;
     assert_int_equal(store_place_many(f->s, q, 1), 0);
     assert_int_equal(q[0].rc, STORE_PLACED);
-    assert_true(q[0].claimed_until == 0);
-    assert_int_equal(claim1(f->s, q[0].outbox_id, "pm", 0, 30.0), STORE_CLAIM_BUSY);
+    assert_true(q[0].outbox_id > first);
+    assert_int_equal(claim1(f->s, first, "pm", 0, 30.0), STORE_CLAIM_STALE);
     /* Decided already: the node it holds. */
     assert_int_equal(store_place_many(f->s, &q[1], 1), 0);
     assert_int_equal(q[1].rc, STORE_DECIDED);
