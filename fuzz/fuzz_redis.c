@@ -223,6 +223,14 @@ static void snapshot(const redisReply *r)
     cluster_free(c);
 }
 
+static int fo_touch(void *ud, const char *id, double last, bool uc, bool um)
+{
+    check_id(id, CS_ID_MAX + 1);
+    FUZZ_CHECK(id[0]);
+    cluster_touch(ud, id, last, uc, um);
+    return 0;
+}
+
 static void feed(const redisReply *r)
 {
     const redisReply *list = rr_stream_entries(r);
@@ -230,8 +238,8 @@ static void feed(const redisReply *r)
         return;
     cluster *c = cluster_new(TTL);
     FUZZ_CHECK(c);
-    store_follower fo = {fo_reload,      fo_reload,  fo_node, fo_node_gone,
-                         fo_reservation, fo_release, c};
+    store_follower fo = {fo_reload,      fo_reload,  fo_node,  fo_node_gone,
+                         fo_reservation, fo_release, fo_touch, c};
     for (size_t i = 0; i < list->elements; i++) {
         const char *id;
         const redisReply *fields;

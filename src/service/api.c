@@ -77,6 +77,9 @@ static void node_put(const svc_ctx *c, const char *id, const char *body, size_t 
                          "across reports; DELETE the node to start afresh)");
         goto out;
     }
+    /* A report that changed nothing but the time (a heartbeat) is stored
+     * as a time alone where the store can (see store_node_caps). */
+    bool unchanged = old && nodedocs_same(c->docs, id, text);
     int rc = cluster_report(c->cluster, id, &nr, now, &e);
     if (rc < 0) {
         reply_cs_error(out, 400, &e);
@@ -98,6 +101,7 @@ static void node_put(const svc_ctx *c, const char *id, const char *body, size_t 
     caps.cpu_pct = nr.cpu_percent;
     caps.mem_pct_set = (nr.set & NODE_F_MEM_PCT) != 0;
     caps.mem_pct = nr.memory_percent;
+    caps.doc_unchanged = unchanged;
     if (store_node_put(c->store, id, text, now, &caps) < 0) {
         store_unavailable(c, out, "node put");
         goto out;

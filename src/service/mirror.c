@@ -173,6 +173,17 @@ static void on_reservation(void *ud, const reservation_view *r)
                   r->node_id, e.msg);
 }
 
+static int on_touch(void *ud, const char *node_id, double last_report, bool cpu_pct_set,
+                    bool mem_pct_set)
+{
+    mirror *m = ud;
+    if (cluster_touch(m->ctx->cluster, node_id, last_report, cpu_pct_set, mem_pct_set) == 0)
+        return 0;
+    log_warn(m->ctx->log, "node %s: a repeated report the local copy cannot apply; reloading",
+             node_id);
+    return -1;
+}
+
 static void on_release(void *ud, const char *job_id, uint32_t instance)
 {
     mirror *m = ud;
@@ -181,8 +192,8 @@ static void on_release(void *ud, const char *job_id, uint32_t instance)
 
 static int follow_once(mirror *m, int timeout_ms)
 {
-    store_follower f = {on_reload,      on_reloaded, on_node, on_node_gone,
-                        on_reservation, on_release,  m};
+    store_follower f = {on_reload,      on_reloaded, on_node,  on_node_gone,
+                        on_reservation, on_release,  on_touch, m};
     uint64_t seq = 0;
     int n = store_follow(m->ctx->store, &f, timeout_ms, &seq);
     if (n < 0)

@@ -174,6 +174,10 @@ typedef struct store_node_caps {
     int32_t gpus;
     bool cpu_pct_set, mem_pct_set;
     double cpu_pct, mem_pct;
+    /* The merged document is the one stored already (a heartbeat): a
+     * shared store may record the time and the usage flags alone, and
+     * tell the other processes so without the document. */
+    bool doc_unchanged;
 } store_node_caps;
 /* doc: the node's merged JSON document; last_report: its time. */
 int store_node_put(store *s, const char *node_id, const char *doc, double last_report,
@@ -208,6 +212,12 @@ typedef struct store_follower {
     void (*node_gone)(void *ud, const char *node_id);
     void (*reservation)(void *ud, const reservation_view *r);
     void (*release)(void *ud, const char *job_id, uint32_t instance);
+    /* A report that repeated the node's stored document (see
+     * store_node_caps.doc_unchanged): its time and usage flags. Non-zero:
+     * the copy cannot apply it (it lacks the node); the follow starts
+     * again from a snapshot. */
+    int (*touch)(void *ud, const char *node_id, double last_report, bool cpu_pct_set,
+                 bool mem_pct_set);
     void *ud;
 } store_follower;
 int store_follow(store *s, const store_follower *f, int timeout_ms, uint64_t *seq);

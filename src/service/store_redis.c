@@ -15,7 +15,9 @@
  *                   placement, into a set as large as the cluster's load)
  *   outbox:<n>, outbox:due (zset by next attempt); a job's outbox entry is
  *                   its hash's `out`, and the payload is its `result`
- *   events, ev:seq  the change feed: n (node report), d (node deleted),
+ *   events, ev:seq  the change feed: n (node report), h (a report that
+ *                   repeated the stored document: its time and usage
+ *                   flags only), d (node deleted),
  *                   r (reservation: d = "job inst node cpu mem gpu at", one
  *                   field, as every process's copy reads them all), x
  *                   (release), each with its seq
@@ -139,6 +141,7 @@ enum {
     SC_FINISH,
     SC_DELETE,
     SC_NODE_PUT,
+    SC_NODE_TOUCH,
     SC_NODE_DELETE,
     SC_LOAD,
     SC_DUE,
@@ -292,6 +295,25 @@ static const char *const SCRIPT[SC_COUNT] = {
     "ev('n', 'id', ARGV[1], 'doc', ARGV[2], 'last', last, 'uc', ARGV[7], 'um', ARGV[9])\n"
     "if old then return 0 end\n"
     "return 1\n",
+    /* A report that repeated the stored document: the time and the usage
+     * counts as SC_NODE_PUT writes them, without the document. 1 when the
+     * node is gone (another process deleted it): put it in full. */
+    [SC_NODE_TOUCH] = LUA_LIB "local nk = P..'node:'..ARGV[1]\n"
+                              "local old = redis.call('HGET', nk, 'last')\n"
+                              "if not old then return 1 end\n"
+                              "local last = ARGV[2]\n"
+                              "if tonumber(old) > tonumber(last) then last = old end\n"
+                              "redis.call('HSET', nk, 'last', last)\n"
+                              "if ARGV[3] == '1' then\n"
+                              "  redis.call('HSET', nk, 'cpu_pct', ARGV[4], 'after_cpu', 0)\n"
+                              "  redis.call('HINCRBY', nk, 'cpu_seq', 1)\n"
+                              "end\n"
+                              "if ARGV[5] == '1' then\n"
+                              "  redis.call('HSET', nk, 'mem_pct', ARGV[6], 'after_mem', 0)\n"
+                              "  redis.call('HINCRBY', nk, 'mem_seq', 1)\n"
+                              "end\n"
+                              "ev('h', 'id', ARGV[1], 'last', last, 'uc', ARGV[3], 'um', ARGV[5])\n"
+                              "return 0\n",
     [SC_NODE_DELETE] =
         LUA_LIB "local nk = P..'node:'..ARGV[1]\n"
                 "local existed = redis.call('EXISTS', nk)\n"
@@ -1492,6 +1514,18 @@ static int rs_node_put(store *base, const char *node_id, const char *doc, double
     if (!s || !id_ok(node_id) || !doc || !isfinite(last_report) || !caps)
         return -1;
     args a = {0};
+    if (caps->doc_unchanged) {
+        args_script(&a);
+        args_str(&a, node_id);
+        args_dbl(&a, last_report);
+        args_str(&a, caps->cpu_pct_set ? "1" : "0");
+        args_dbl(&a, caps->cpu_pct);
+        args_str(&a, caps->mem_pct_set ? "1" : "0");
+        args_dbl(&a, caps->mem_pct);
+        long long rc = call_int(s, SC_NODE_TOUCH, &a);
+        if (rc != 1)
+            return rc < 0 ? -1 : 0;
+    }
     args_script(&a);
     args_str(&a, node_id);
     args_str(&a, doc);
@@ -1655,7 +1689,16 @@ static int rs_follow(store *base, const store_follower *fo, int timeout_ms, uint
                     *seq = s->follow_seq;
                 return k;
             }
-            rr_event_apply(fields, fo);
+            if (rr_event_apply(fields, fo) != 0) {
+                /* The copy could not apply a change: start again from a
+                 * snapshot. */
+                s->follow_id[0] = '\0';
+                freeReplyObject(r);
+                int k = follow_reload(s, fo);
+                if (seq)
+                    *seq = s->follow_seq;
+                return k;
+            }
             s->follow_seq = q;
             snprintf(s->follow_id, sizeof s->follow_id, "%s", eid);
             n++;

@@ -804,7 +804,7 @@ typedef struct twin {
 static void twin_report(twin *t, const char *node, int64_t cpu, int64_t mem, int32_t gpus, bool cs,
                         double cp, bool ms, double mp)
 {
-    store_node_caps c = {cpu, mem, gpus, cs, ms, cp, mp};
+    store_node_caps c = {cpu, mem, gpus, cs, ms, cp, mp, false};
     node_put(t->s, node, NOW, c);
     node_report r;
     node_report_init(&r);
@@ -1125,12 +1125,18 @@ static void on_release(void *ud, const char *job, uint32_t inst)
     rec(ud, "release %s/%" PRIu32 ";", job, inst);
 }
 
+static int on_touch(void *ud, const char *id, double last, bool uc, bool um)
+{
+    rec(ud, "touch %s %.0f%s%s;", id, last, uc ? " cpu" : "", um ? " mem" : "");
+    return strcmp(id, "refuse") == 0 ? -1 : 0;
+}
+
 /* One store_follow call: its result, and the log it left in r. */
 static int follow(store *s, recorder *r, int timeout_ms, uint64_t *seq)
 {
     memset(r, 0, sizeof *r);
-    store_follower fo = {on_reload,      on_reloaded, on_node, on_node_gone,
-                         on_reservation, on_release,  r};
+    store_follower fo = {on_reload,      on_reloaded, on_node,  on_node_gone,
+                         on_reservation, on_release,  on_touch, r};
     return store_follow(s, &fo, timeout_ms, seq);
 }
 
@@ -1200,6 +1206,54 @@ static void test_follow(void **state)
     assert_int_equal(follow(f->s, &r, 100, &seq), 1);
     assert_string_equal(r.log, "node n3 {\"id\":\"n3\"} 1004;");
     assert_int_equal(seq, 2);
+}
+
+/* A report that repeated the stored document is stored and fed as its
+ * time and usage flags alone; one for a node that is gone is put in full;
+ * a copy that cannot apply one starts again from a snapshot. */
+static void test_node_touch(void **state)
+{
+    fixture *f = *state;
+    recorder r;
+    uint64_t seq = 0;
+    store_node_caps c = caps_of(4000, 4096, 0);
+    c.cpu_pct_set = true;
+    c.cpu_pct = 10;
+    assert_int_equal(store_node_put(f->s, "n1", "{\"id\":\"n1\"}", NOW, &c), 0);
+    assert_int_equal(follow(f->s, &r, 100, &seq), 1); /* the snapshot */
+    assert_int_equal(store_enqueue(f->s, "t", 0, "{}", NOW), 0);
+    assert_int_equal(place(f->s, "t", 0, "n1", 1000, 100, NULL, NULL), STORE_PLACED);
+    assert_int_equal(hget_ll(f->rc, "cs:node:n1", "after_cpu"), 1000);
+
+    c.doc_unchanged = true;
+    assert_int_equal(store_node_put(f->s, "n1", "{\"id\":\"n1\"}", NOW + 5, &c), 0);
+    assert_int_equal(follow(f->s, &r, 100, &seq), 2);
+    assert_string_equal(r.log, "res t/0@n1 1000/100/0;touch n1 1005 cpu;");
+    assert_int_equal(hget_ll(f->rc, "cs:node:n1", "last"), (long long)NOW + 5);
+    assert_int_equal(hget_ll(f->rc, "cs:node:n1", "cpu_seq"), 2);
+    assert_int_equal(hget_ll(f->rc, "cs:node:n1", "after_cpu"), 0);
+    assert_int_equal(hget_ll(f->rc, "cs:node:n1", "res_cpu"), 1000);
+    /* An older time does not move the node back; no figures, no restart. */
+    c.cpu_pct_set = false;
+    assert_int_equal(store_node_put(f->s, "n1", "{\"id\":\"n1\"}", NOW + 1, &c), 0);
+    assert_int_equal(follow(f->s, &r, 100, &seq), 1);
+    assert_string_equal(r.log, "touch n1 1005;");
+    assert_int_equal(hget_ll(f->rc, "cs:node:n1", "cpu_seq"), 2);
+    /* Gone meanwhile: put in full. */
+    assert_int_equal(store_node_put(f->s, "n9", "{\"id\":\"n9\"}", NOW + 6, &c), 0);
+    assert_int_equal(follow(f->s, &r, 100, &seq), 1);
+    assert_string_equal(r.log, "node n9 {\"id\":\"n9\"} 1006;");
+    /* A copy that cannot apply it: a snapshot follows. */
+    c.doc_unchanged = false;
+    assert_int_equal(store_node_put(f->s, "refuse", "{\"id\":\"refuse\"}", NOW, &c), 0);
+    c.doc_unchanged = true;
+    assert_int_equal(store_node_put(f->s, "refuse", "{\"id\":\"refuse\"}", NOW + 7, &c), 0);
+    assert_int_equal(follow(f->s, &r, 100, &seq), 3); /* the snapshot's nodes */
+    assert_non_null(strstr(r.log, "node refuse {\"id\":\"refuse\"} 1007;"));
+    assert_int_equal(
+        strncmp(r.log, "node refuse {\"id\":\"refuse\"} 1000;touch refuse 1007;reload;",
+                strlen("node refuse {\"id\":\"refuse\"} 1000;touch refuse 1007;reload;")),
+        0);
 }
 
 /* Appends a raw change-feed entry of type "r" with the next seq: packed
@@ -1460,6 +1514,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_node_delete, setup, teardown),
         cmocka_unit_test_setup_teardown(test_finish_unschedulable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_follow, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_node_touch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_follow_event_forms, setup, teardown),
         cmocka_unit_test_setup_teardown(test_outbox, setup, teardown),
         cmocka_unit_test_setup_teardown(test_outbox_claim, setup, teardown),
