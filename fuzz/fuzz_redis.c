@@ -223,12 +223,11 @@ static void snapshot(const redisReply *r)
     cluster_free(c);
 }
 
-static int fo_touch(void *ud, const char *id, double last, bool uc, bool um)
+static void fo_touch(void *ud, const char *id, double last, bool uc, bool um)
 {
     check_id(id, CS_ID_MAX + 1);
     FUZZ_CHECK(id[0]);
     cluster_touch(ud, id, last, uc, um);
-    return 0;
 }
 
 static void feed(const redisReply *r)

@@ -503,14 +503,13 @@ int cluster_touch(cluster *c, const char *node_id, double now, bool restart_cpu,
         goto out;
     node_hot *h = &c->hot[pos];
     node_cold *k = &c->cold[pos];
-    if ((restart_cpu && !k->has_cpu_pct) || (restart_mem && !k->has_mem_pct))
-        goto out;
-    /* As cluster_report with the same figures. */
-    if (restart_cpu) {
+    /* As cluster_report with the same figures; a count without a figure
+     * has nothing to start again from. */
+    if (restart_cpu && k->has_cpu_pct) {
         k->cpu_seq++;
         k->after_cpu = 0;
     }
-    if (restart_mem) {
+    if (restart_mem && k->has_mem_pct) {
         k->mem_seq++;
         k->after_mem = 0;
     }

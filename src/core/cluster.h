@@ -71,8 +71,8 @@ int cluster_remove(cluster *c, const char *node_id, reservation_view **dropped, 
 /* A report that repeats the node's last one but for its time: the time
  * advances, and each usage count the report restarts (restart_cpu,
  * restart_mem) starts again from the figure the node has, as
- * cluster_report would with the same figures. 0, or -1 when the node is
- * unknown or has no figure to restart (then report it in full). */
+ * cluster_report would with the same figures (a count without a figure
+ * is left alone). 0, or -1 when the node is unknown. */
 int cluster_touch(cluster *c, const char *node_id, double now, bool restart_cpu, bool restart_mem);
 
 size_t cluster_size(cluster *c);

@@ -35,11 +35,12 @@
  * after this long. */
 #define HELD_BACK_DELAY 0.2
 /* Delivered results are marked done in the store together: while more
- * results wait in the ring, a thread keeps its marks (up to DONE_MAX, for
- * up to DONE_DELAY s) and writes them with a later batch's, one store call
- * for several batches. A crash meanwhile only sends those results again
- * (delivery is at least once); a newer result of one of those instances
- * waits that much longer for the claim the mark releases. */
+ * results wait in the ring, a thread keeps its marks (up to DONE_MAX / 2,
+ * written after the first batch that ends DONE_DELAY s after the oldest)
+ * and writes them with a later batch's, one store call for several
+ * batches. A crash meanwhile only sends those results again (delivery is
+ * at least once); a newer result of one of those instances can find the
+ * claim the mark releases still held, and is sent on a later try. */
 #define DONE_MAX 128
 #define DONE_DELAY 0.005
 

@@ -173,15 +173,13 @@ static void on_reservation(void *ud, const reservation_view *r)
                   r->node_id, e.msg);
 }
 
-static int on_touch(void *ud, const char *node_id, double last_report, bool cpu_pct_set,
-                    bool mem_pct_set)
+static void on_touch(void *ud, const char *node_id, double last_report, bool cpu_pct_set,
+                     bool mem_pct_set)
 {
     mirror *m = ud;
-    if (cluster_touch(m->ctx->cluster, node_id, last_report, cpu_pct_set, mem_pct_set) == 0)
-        return 0;
-    log_warn(m->ctx->log, "node %s: a repeated report the local copy cannot apply; reloading",
-             node_id);
-    return -1;
+    /* Unknown here: its full report was skipped too (logged then). */
+    if (cluster_touch(m->ctx->cluster, node_id, last_report, cpu_pct_set, mem_pct_set) != 0)
+        log_debug(m->ctx->log, "node %s from the store skipped: not in the local copy", node_id);
 }
 
 static void on_release(void *ud, const char *job_id, uint32_t instance)

@@ -346,15 +346,14 @@ uint64_t rr_event_seq(const redisReply *fields)
     return strtoull(fstr(fields, "seq"), NULL, 10);
 }
 
-int rr_event_apply(const redisReply *f, const store_follower *fo)
+void rr_event_apply(const redisReply *f, const store_follower *fo)
 {
     const char *t = fstr(f, "t");
     if (strcmp(t, "h") == 0) {
         const char *id = id_field(f, "id");
-        if (id && fo->touch &&
+        if (id && fo->touch)
             fo->touch(fo->ud, id, strtod(fstr(f, "last"), NULL), strcmp(fstr(f, "uc"), "1") == 0,
-                      strcmp(fstr(f, "um"), "1") == 0) != 0)
-            return -1;
+                      strcmp(fstr(f, "um"), "1") == 0);
     } else if (strcmp(t, "n") == 0) {
         const char *id = id_field(f, "id");
         if (id && fo->node)
@@ -370,7 +369,7 @@ int rr_event_apply(const redisReply *f, const store_follower *fo)
         if (d) {
             if (res_unpack(d, &rv) && fo->reservation)
                 fo->reservation(fo->ud, &rv);
-            return 0;
+            return;
         }
         /* The form of earlier versions, one field per value. */
         static const char *const k[7] = {"job", "inst", "node", "cpu", "mem", "gpu", "at"};
@@ -378,7 +377,7 @@ int rr_event_apply(const redisReply *f, const store_follower *fo)
         for (int i = 0; i < 7; i++) {
             const redisReply *v = field(f, k[i]);
             if (!v)
-                return 0;
+                return;
             vals[i] = *v;
             e[i] = &vals[i];
         }
@@ -389,7 +388,6 @@ int rr_event_apply(const redisReply *f, const store_follower *fo)
         if (job && fo->release)
             fo->release(fo->ud, job, (uint32_t)strtoul(fstr(f, "inst"), NULL, 10));
     }
-    return 0;
 }
 
 bool rr_seq_behind(const redisReply *r, uint64_t seq)

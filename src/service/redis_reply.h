@@ -76,9 +76,8 @@ bool rr_feed_entry(const redisReply *e, const char **id, const redisReply **fiel
 uint64_t rr_event_seq(const redisReply *fields);
 /* Calls the follower's callback for one entry's fields (n node report, h
  * repeated report, d node deleted, r reservation, x release); ignores
- * unknown or incomplete entries. -1 when the touch callback asked for a
- * snapshot, else 0. */
-int rr_event_apply(const redisReply *fields, const store_follower *fo);
+ * unknown or incomplete entries. */
+void rr_event_apply(const redisReply *fields, const store_follower *fo);
 /* GET of the feed counter: true when it is behind seq (Redis came back
  * empty, or lost writes, and counts again). */
 bool rr_seq_behind(const redisReply *r, uint64_t seq);

@@ -213,11 +213,9 @@ typedef struct store_follower {
     void (*reservation)(void *ud, const reservation_view *r);
     void (*release)(void *ud, const char *job_id, uint32_t instance);
     /* A report that repeated the node's stored document (see
-     * store_node_caps.doc_unchanged): its time and usage flags. Non-zero:
-     * the copy cannot apply it (it lacks the node); the follow starts
-     * again from a snapshot. */
-    int (*touch)(void *ud, const char *node_id, double last_report, bool cpu_pct_set,
-                 bool mem_pct_set);
+     * store_node_caps.doc_unchanged): its time and usage flags. */
+    void (*touch)(void *ud, const char *node_id, double last_report, bool cpu_pct_set,
+                  bool mem_pct_set);
     void *ud;
 } store_follower;
 int store_follow(store *s, const store_follower *f, int timeout_ms, uint64_t *seq);

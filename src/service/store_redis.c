@@ -296,11 +296,13 @@ static const char *const SCRIPT[SC_COUNT] = {
     "if old then return 0 end\n"
     "return 1\n",
     /* A report that repeated the stored document: the time and the usage
-     * counts as SC_NODE_PUT writes them, without the document. 1 when the
-     * node is gone (another process deleted it): put it in full. */
+     * counts as SC_NODE_PUT writes them; the feed event goes without the
+     * document. 1 when the stored document is another (another API
+     * process stored a newer one, or deleted the node): put it in full. */
     [SC_NODE_TOUCH] = LUA_LIB "local nk = P..'node:'..ARGV[1]\n"
-                              "local old = redis.call('HGET', nk, 'last')\n"
-                              "if not old then return 1 end\n"
+                              "local h = redis.call('HMGET', nk, 'last', 'doc')\n"
+                              "if not h[1] or h[2] ~= ARGV[7] then return 1 end\n"
+                              "local old = h[1]\n"
                               "local last = ARGV[2]\n"
                               "if tonumber(old) > tonumber(last) then last = old end\n"
                               "redis.call('HSET', nk, 'last', last)\n"
@@ -1522,6 +1524,7 @@ static int rs_node_put(store *base, const char *node_id, const char *doc, double
         args_dbl(&a, caps->cpu_pct);
         args_str(&a, caps->mem_pct_set ? "1" : "0");
         args_dbl(&a, caps->mem_pct);
+        args_str(&a, doc);
         long long rc = call_int(s, SC_NODE_TOUCH, &a);
         if (rc != 1)
             return rc < 0 ? -1 : 0;
@@ -1689,16 +1692,7 @@ static int rs_follow(store *base, const store_follower *fo, int timeout_ms, uint
                     *seq = s->follow_seq;
                 return k;
             }
-            if (rr_event_apply(fields, fo) != 0) {
-                /* The copy could not apply a change: start again from a
-                 * snapshot. */
-                s->follow_id[0] = '\0';
-                freeReplyObject(r);
-                int k = follow_reload(s, fo);
-                if (seq)
-                    *seq = s->follow_seq;
-                return k;
-            }
+            rr_event_apply(fields, fo);
             s->follow_seq = q;
             snprintf(s->follow_id, sizeof s->follow_id, "%s", eid);
             n++;

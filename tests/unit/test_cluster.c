@@ -562,11 +562,15 @@ static void test_touch_matches_report(void **state)
     /* An older time does not move it back. */
     assert_int_equal(cluster_touch(b, "n1", NOW, false, false), 0);
     assert_true(get(b, "n1", NOW + 3 + TTL).active);
-    /* Unknown node, or a count to restart without a figure: not touched. */
+    /* Unknown node: -1. A count to restart without a figure: the time
+     * alone. */
     assert_int_equal(cluster_touch(b, "nope", NOW, false, false), -1);
     add_node(b, "n2", 4, 4096, NOW);
-    assert_int_equal(cluster_touch(b, "n2", NOW + 1, true, false), -1);
-    assert_int_equal(cluster_touch(b, "n2", NOW + 1, false, true), -1);
+    restore(b, "k", 0, "n2", 1, 1024, NOW);
+    assert_int_equal(cluster_touch(b, "n2", NOW + 1, true, true), 0);
+    assert_false(get(b, "n2", NOW + 1).has_usage);
+    assert_int_equal(get(b, "n2", NOW + 1).free_cpu_milli, 3000);
+    assert_true(get(b, "n2", NOW + 1 + TTL).active);
     cluster_free(a);
     cluster_free(b);
 }
