@@ -170,7 +170,11 @@ static void poll_outbox(deliver *d)
             outbox_item_clear(&items[i]);
             continue;
         }
-        bool fresh = items[i].attempts == 0 && items[i].created_at >= d->started_at &&
+        /* Still on its way to the fast path: never tried, due since it was
+         * made. One held back behind an older result of its instance was
+         * given a later time (and left the fast path): due again now. */
+        bool fresh = items[i].attempts == 0 && items[i].next_at <= items[i].created_at &&
+                     items[i].created_at >= d->started_at &&
                      now - items[i].created_at < FAST_PATH_GRACE;
         if (fresh || known_locked(d, items[i].id)) {
             outbox_item_clear(&items[i]);
