@@ -145,12 +145,14 @@ int store_place(store *s, const char *job_id, uint32_t instance, const reservati
 
 int store_place_many(store *s, store_place_req *reqs, size_t n)
 {
+    if (n && !reqs)
+        return -1;
     for (size_t i = 0; i < n; i++) {
         reqs[i].rc = -1;
         reqs[i].outbox_id = 0;
         reqs[i].held_node[0] = '\0';
     }
-    if (!s || !s->ops->place_many || (n && !reqs))
+    if (!s || !s->ops->place_many)
         return -1;
     return n ? s->ops->place_many(s, reqs, n) : 0;
 }
