@@ -128,6 +128,16 @@
     "  return redis.call('XADD', P..'jobs', '*', 'job', job, 'inst', inst, 'v', v,\n"              \
     "                    'body', body, 'recv', recv, 'a', handed)\n"                               \
     "end\n"                                                                                        \
+    "local function usage_restart(nk, uc, cpu_pct, um, mem_pct)\n"                                 \
+    "  if uc == '1' then\n"                                                                        \
+    "    redis.call('HSET', nk, 'cpu_pct', cpu_pct, 'after_cpu', 0)\n"                             \
+    "    redis.call('HINCRBY', nk, 'cpu_seq', 1)\n"                                                \
+    "  end\n"                                                                                      \
+    "  if um == '1' then\n"                                                                        \
+    "    redis.call('HSET', nk, 'mem_pct', mem_pct, 'after_mem', 0)\n"                             \
+    "    redis.call('HINCRBY', nk, 'mem_seq', 1)\n"                                                \
+    "  end\n"                                                                                      \
+    "end\n"                                                                                        \
     "local function queue(job, inst)\n"                                                            \
     "  local b = redis.call('HMGET', P..'job:'..inst..':'..job, 'body', 'recv', 'handed')\n"       \
     "  local v = redis.call('GET', P..'ev:vseq') or '0'\n"                                         \
@@ -283,22 +293,16 @@ static const char *const SCRIPT[SC_COUNT] = {
     "if old and tonumber(old) > tonumber(last) then last = old end\n"
     "redis.call('HSET', nk, 'doc', ARGV[2], 'last', last, 'cap_cpu', ARGV[4], 'cap_mem', ARGV[5],\n"
     "           'cap_gpu', ARGV[6])\n"
-    "if ARGV[7] == '1' then\n"
-    "  redis.call('HSET', nk, 'cpu_pct', ARGV[8], 'after_cpu', 0)\n"
-    "  redis.call('HINCRBY', nk, 'cpu_seq', 1)\n"
-    "end\n"
-    "if ARGV[9] == '1' then\n"
-    "  redis.call('HSET', nk, 'mem_pct', ARGV[10], 'after_mem', 0)\n"
-    "  redis.call('HINCRBY', nk, 'mem_seq', 1)\n"
-    "end\n"
+    "usage_restart(nk, ARGV[7], ARGV[8], ARGV[9], ARGV[10])\n"
     "redis.call('SADD', P..'nodes', ARGV[1])\n"
     "ev('n', 'id', ARGV[1], 'doc', ARGV[2], 'last', last, 'uc', ARGV[7], 'um', ARGV[9])\n"
     "if old then return 0 end\n"
     "return 1\n",
     /* A report that repeated the stored document: the time and the usage
-     * counts as SC_NODE_PUT writes them; the feed event goes without the
-     * document. 1 when the stored document is another (another API
-     * process stored a newer one, or deleted the node): put it in full. */
+     * counts as SC_NODE_PUT writes them (usage_restart); the feed event
+     * goes without the document. 1 when the stored document is another
+     * (another API process stored a newer one, or deleted the node): put
+     * it in full. */
     [SC_NODE_TOUCH] = LUA_LIB "local nk = P..'node:'..ARGV[1]\n"
                               "local h = redis.call('HMGET', nk, 'last', 'doc')\n"
                               "if not h[1] or h[2] ~= ARGV[7] then return 1 end\n"
@@ -306,14 +310,7 @@ static const char *const SCRIPT[SC_COUNT] = {
                               "local last = ARGV[2]\n"
                               "if tonumber(old) > tonumber(last) then last = old end\n"
                               "redis.call('HSET', nk, 'last', last)\n"
-                              "if ARGV[3] == '1' then\n"
-                              "  redis.call('HSET', nk, 'cpu_pct', ARGV[4], 'after_cpu', 0)\n"
-                              "  redis.call('HINCRBY', nk, 'cpu_seq', 1)\n"
-                              "end\n"
-                              "if ARGV[5] == '1' then\n"
-                              "  redis.call('HSET', nk, 'mem_pct', ARGV[6], 'after_mem', 0)\n"
-                              "  redis.call('HINCRBY', nk, 'mem_seq', 1)\n"
-                              "end\n"
+                              "usage_restart(nk, ARGV[3], ARGV[4], ARGV[5], ARGV[6])\n"
                               "ev('h', 'id', ARGV[1], 'last', last, 'uc', ARGV[3], 'um', ARGV[5])\n"
                               "return 0\n",
     [SC_NODE_DELETE] =
