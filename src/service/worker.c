@@ -150,6 +150,20 @@ static void hand_over(worker *w, const store_job *job, int64_t oid, char *result
     deliver_submit(w->pool->ctx->deliver, &it, job->received_at);
 }
 
+/* The reservation a placement of job on node_id charges. */
+static void reservation_of(reservation_view *rv, const store_job *job, const job_spec *spec,
+                           const char *node_id, double now)
+{
+    memset(rv, 0, sizeof *rv);
+    snprintf(rv->job_id, sizeof rv->job_id, "%.*s", CS_ID_MAX, job->job_id);
+    rv->instance = job->instance;
+    snprintf(rv->node_id, sizeof rv->node_id, "%s", node_id);
+    rv->cpu_milli = spec->vcpus_milli;
+    rv->memory_mb = spec->memory_mb;
+    rv->gpus = spec->gpus;
+    rv->at = now;
+}
+
 /* Shared store (Redis), one job: rank on the local copy, then commit
  * candidates in order in the store, whose script checks capacity against
  * every process's reservations; a candidate that filled up meanwhile is
@@ -220,23 +234,10 @@ static void process_shared(worker *w, store_job *job, bool lagging)
             if (!text)
                 break;
             reservation_view rv;
-            memset(&rv, 0, sizeof rv);
-            snprintf(rv.job_id, sizeof rv.job_id, "%.*s", CS_ID_MAX, job->job_id);
-            rv.instance = job->instance;
-            snprintf(rv.node_id, sizeof rv.node_id, "%s", cand->node_id);
-            rv.cpu_milli = spec.vcpus_milli;
-            rv.memory_mb = spec.memory_mb;
-            rv.gpus = spec.gpus;
-            rv.at = now;
-            store_place_req rq = {.job_id = job->job_id,
-                                  .instance = job->instance,
-                                  .res = &rv,
-                                  .result = text,
-                                  .now = now,
-                                  .ttl = c->cfg->node_ttl};
-            store_place_many(c->store, &rq, 1);
-            int rc = rq.rc;
-            oid = rq.outbox_id;
+            reservation_of(&rv, job, &spec, cand->node_id, now);
+            char held[CS_ID_MAX + 1];
+            int rc = store_place(c->store, job->job_id, job->instance, &rv, text, now,
+                                 c->cfg->node_ttl, &oid, held);
             if (rc == STORE_PLACED) {
                 /* Seen by this process's next decision at once; the feed
                  * brings the same reservation again, harmlessly. */
@@ -360,15 +361,8 @@ static bool stage(worker *w, store_job *job, staged *st, decision *rec, bool *la
     snprintf(one.node_id, sizeof one.node_id, "%s", res.candidates[0].node_id);
     if (!(st->text = placed_text(c, body, &v, &one, message)))
         goto out;
-    reservation_view *rv = &st->rv;
-    snprintf(rv->job_id, sizeof rv->job_id, "%.*s", CS_ID_MAX, job->job_id);
-    rv->instance = job->instance;
-    snprintf(rv->node_id, sizeof rv->node_id, "%s", one.node_id);
-    rv->cpu_milli = spec.vcpus_milli;
-    rv->memory_mb = spec.memory_mb;
-    rv->gpus = spec.gpus;
-    rv->at = now;
-    if (cluster_restore(c->cluster, rv, &e)) {
+    reservation_of(&st->rv, job, &spec, one.node_id, now);
+    if (cluster_restore(c->cluster, &st->rv, &e)) {
         free(st->text);
         st->text = NULL;
         goto out;
