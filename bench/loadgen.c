@@ -50,6 +50,7 @@ typedef struct sender {
     pthread_t thread;
     bool started;
     int64_t last_done_ns;
+    size_t hb_first, hb_step; /* a heartbeat sender's nodes: first, first + step, ... */
     char req[2048];
     char body[512];
     lg_conn conn;
@@ -64,8 +65,8 @@ typedef struct run {
     gate g;
     bool gate_ready, err_lock_ready;
     sender *senders;
-    sender *hb;
-    bool hb_started;
+    sender *hb; /* heartbeat_connections of them */
+    int hb_started;
     bool interrupted, timed_out;
     int64_t end_ns;
 } run;
@@ -268,7 +269,7 @@ static void *heartbeat_main(void *arg)
     int64_t period = (int64_t)(o->heartbeat * 1e9);
     int64_t round = lg_now_ns() + period;
     char err[LG_ERR_MAX];
-    size_t k = 0;
+    size_t k = s->hb_first;
 
     while (sleep_until(&st->stop_heartbeat,
                        round + (int64_t)((double)k / (double)o->nodes * (double)period)) == 0) {
@@ -277,16 +278,20 @@ static void *heartbeat_main(void *arg)
         size_t due = until >= period
                          ? o->nodes
                          : (size_t)((double)until / (double)period * (double)o->nodes) + 1;
-        for (; k < o->nodes && k < due && !atomic_load(&st->stop_heartbeat); k++) {
+        for (; k < o->nodes && k < due && !atomic_load(&st->stop_heartbeat); k += s->hb_step) {
             if (put_node(s, k, err, sizeof err) != 0) {
                 atomic_fetch_add(&st->hb_errors, 1);
                 lg_note_error(st, "heartbeat of node %s%zu: %s", o->node_prefix, k, err);
             }
         }
-        if (k == o->nodes) {
+        if (k >= o->nodes) {
             int64_t now = lg_now_ns();
+            long long took = (long long)(now - round);
+            long long max = atomic_load(&st->hb_round_max_ns);
+            while (took > max && !atomic_compare_exchange_weak(&st->hb_round_max_ns, &max, took))
+                ;
             round = round + period > now ? round + period : now;
-            k = 0;
+            k = s->hb_first;
         }
     }
     lg_conn_close(&s->conn);
@@ -389,9 +394,9 @@ static void stop_all(run *r)
         r->senders[i].started = false;
     }
     atomic_store(&r->st.stop_heartbeat, true);
-    if (r->hb_started)
-        pthread_join(r->hb->thread, NULL);
-    r->hb_started = false;
+    for (int i = 0; i < r->hb_started; i++)
+        pthread_join(r->hb[i].thread, NULL);
+    r->hb_started = 0;
     lg_recv_stop(r->recv);
     r->recv = NULL;
 }
@@ -551,6 +556,8 @@ static int print_json(const run *r, const summary *s, int port)
     put(j, "errors_conn", json_integer((json_int_t)atomic_load(&st->errors_conn)), &bad);
     put(j, "node_errors", json_integer((json_int_t)atomic_load(&st->node_errors)), &bad);
     put(j, "heartbeat_errors", json_integer((json_int_t)atomic_load(&st->hb_errors)), &bad);
+    put(j, "heartbeat_round_max_s", json_real(r3((double)atomic_load(&st->hb_round_max_ns) / 1e9)),
+        &bad);
     put(j, "first_error", st->first_error[0] ? json_string(st->first_error) : json_null(), &bad);
     put(j, "results", json_integer((json_int_t)s->results), &bad);
     put(j, "found", json_integer((json_int_t)atomic_load(&st->found)), &bad);
@@ -612,8 +619,10 @@ static int print_human(const run *r, const summary *s, int port)
     printf("target      %s, %s route, rate %s, %d connections, run id %s, results on port %d\n",
            r->addr.hostport, o->route == LG_ROUTE_DROPIN ? "dropin" : "native", rate,
            o->connections, o->run_id, port);
-    printf("nodes       %zu registered, %zu errors, %zu heartbeat errors\n",
-           atomic_load(&st->nodes_ok), atomic_load(&st->node_errors), atomic_load(&st->hb_errors));
+    printf("nodes       %zu registered, %zu errors, %zu heartbeat errors, longest heartbeat "
+           "round %.3f s\n",
+           atomic_load(&st->nodes_ok), atomic_load(&st->node_errors), atomic_load(&st->hb_errors),
+           (double)atomic_load(&st->hb_round_max_ns) / 1e9);
     printf("requests    %zu sent, %zu unsent, %zu accepted in %.3f s = %.1f/s, %zu errors "
            "(%zu http, %zu connection)\n",
            s->sent, s->unsent, s->accepted, s->send_s, s->accepted_per_s, s->errors,
@@ -665,6 +674,8 @@ static void usage(FILE *f)
             "  --node-prefix STR      node ids are STR0, STR1, ... (default loadgen-node-)\n"
             "  --skip-nodes           register no nodes (use those the service has)\n"
             "  --heartbeat S          report every node again every S s (default 5; 0: never)\n"
+            "  --heartbeat-connections N\n"
+            "                         connections the reports are spread over (default 4)\n"
             "  --jobs M               deploy requests to send (default %d)\n"
             "  --rate R               jobs/s, open loop (default 0: as fast as possible)\n"
             "  --duration S           with --rate: send R*S jobs (instead of --jobs)\n"
@@ -768,6 +779,7 @@ enum {
     OPT_NODE_PREFIX,
     OPT_SKIP_NODES,
     OPT_HEARTBEAT,
+    OPT_HEARTBEAT_CONNECTIONS,
     OPT_JOBS,
     OPT_RATE,
     OPT_DURATION,
@@ -797,6 +809,7 @@ static int parse_args(int argc, char **argv, lg_opts *o)
         {"node-prefix", required_argument, NULL, OPT_NODE_PREFIX},
         {"skip-nodes", no_argument, NULL, OPT_SKIP_NODES},
         {"heartbeat", required_argument, NULL, OPT_HEARTBEAT},
+        {"heartbeat-connections", required_argument, NULL, OPT_HEARTBEAT_CONNECTIONS},
         {"jobs", required_argument, NULL, OPT_JOBS},
         {"rate", required_argument, NULL, OPT_RATE},
         {"duration", required_argument, NULL, OPT_DURATION},
@@ -822,6 +835,7 @@ static int parse_args(int argc, char **argv, lg_opts *o)
     o->node_memory = 262144;
     snprintf(o->node_prefix, sizeof o->node_prefix, "loadgen-node-");
     o->heartbeat = 5;
+    o->heartbeat_connections = 4;
     o->jobs = DEFAULT_JOBS;
     o->connections = 8;
     o->route = LG_ROUTE_DROPIN;
@@ -878,6 +892,13 @@ static int parse_args(int argc, char **argv, lg_opts *o)
             if (!parse_num(optarg, 0, 86400, &o->heartbeat))
                 return bad_usage("--heartbeat: '%s' is not in 0..86400 seconds", optarg);
             break;
+        case OPT_HEARTBEAT_CONNECTIONS: {
+            double v;
+            if (!parse_num(optarg, 1, 64, &v) || v != (int)v)
+                return bad_usage("--heartbeat-connections: '%s' is not in 1..64", optarg);
+            o->heartbeat_connections = (int)v;
+            break;
+        }
         case OPT_JOBS:
             if (!parse_size(optarg, MAX_JOBS, &o->jobs) || o->jobs == 0)
                 return bad_usage("--jobs: '%s' is not in 1..50000000", optarg);
@@ -1017,7 +1038,7 @@ int main(int argc, char **argv)
     st->result_ns = calloc(o->jobs, sizeof *st->result_ns);
     st->ack_us = calloc(o->jobs, sizeof *st->ack_us);
     r->senders = calloc((size_t)o->connections, sizeof *r->senders);
-    r->hb = calloc(1, sizeof *r->hb);
+    r->hb = calloc((size_t)o->heartbeat_connections, sizeof *r->hb);
     if (!st->flags || !st->sched_ns || !st->result_ns || !st->ack_us || !r->senders || !r->hb ||
         lg_nodes_init(&st->placements, o->nodes) != 0) {
         fprintf(stderr, "loadgen: out of memory for %zu jobs\n", o->jobs);
@@ -1084,15 +1105,23 @@ int main(int argc, char **argv)
     } else {
         st->start_ns = lg_now_ns();
         gate_open(&r->g, GATE_GO);
-        if (o->heartbeat > 0 && o->nodes > 0) {
-            r->hb->st = st;
-            lg_conn_init(&r->hb->conn, &r->addr, o->request_timeout);
-            int e = pthread_create(&r->hb->thread, NULL, heartbeat_main, r->hb);
+        /* Real nodes report each on its own: several connections, so that
+         * one slow answer does not hold back every other node's report. */
+        size_t nhb = o->nodes < (size_t)o->heartbeat_connections ? o->nodes
+                                                                 : (size_t)o->heartbeat_connections;
+        for (size_t i = 0; o->heartbeat > 0 && i < nhb; i++) {
+            sender *h = &r->hb[i];
+            h->st = st;
+            h->hb_first = i;
+            h->hb_step = nhb;
+            lg_conn_init(&h->conn, &r->addr, o->request_timeout);
+            int e = pthread_create(&h->thread, NULL, heartbeat_main, h);
             if (e != 0) {
                 fprintf(stderr, "loadgen: pthread_create: %s\n", strerror(e));
+                lg_conn_close(&h->conn);
                 goto out;
             }
-            r->hb_started = true;
+            r->hb_started++;
         }
     }
 

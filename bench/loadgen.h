@@ -36,8 +36,9 @@ typedef struct lg_opts {
     lg_route route;
     double job_vcpus, job_memory;
     double node_vcpus, node_memory;
-    double timeout;     /* s to wait for results after the last send */
-    double heartbeat;   /* s between node reports; 0: none */
+    double timeout;   /* s to wait for results after the last send */
+    double heartbeat; /* s between node reports; 0: none */
+    int heartbeat_connections;
     double wait_target; /* s to wait for GET /status before starting */
     double request_timeout;
     char run_id[LG_PREFIX_MAX + 1];
@@ -79,6 +80,10 @@ typedef struct lg_state {
     atomic_size_t results, duplicates, unexpected, malformed, found, not_found;
     atomic_int node_threads_done, senders_done;
     atomic_bool stop_sending, stop_heartbeat;
+    /* Longest time one heartbeat round took, ns: past the period, every
+     * node reported late (and past NODE_TTL, the service may take them
+     * for dead). */
+    atomic_llong hb_round_max_ns;
     int64_t start_ns;
 
     pthread_mutex_t err_lock;

@@ -4,11 +4,14 @@
 # Redis mode. Starts everything it needs on free loopback ports and stops it.
 #
 #   scripts/bench-service.sh [--mode embedded|redis] [--workers LIST] [--threads N]
-#                            [--nodes N] [--jobs M] [--rate R] [--runs K] [--json]
+#                            [--nodes N] [--jobs M] [--rate R] [--runs K]
+#                            [--connections C] [--json]
 #
 # --workers LIST (default 1): embedded mode: worker threads of the one
 #   process; Redis mode: separate `--role worker` processes (each with
 #   --threads threads, default 1) behind one `--role api` process, e.g. 1,2,4.
+# --connections C (default 8): the load generator's kept-alive connections,
+#   one request in flight on each.
 # Every figure printed is the median of --runs runs (default 3); each run
 # starts from an empty store. Redis runs use a private redis-server with
 # appendonly yes / appendfsync everysec (Redis's own durable default).
@@ -26,9 +29,10 @@ NODES=100
 JOBS=20000
 RATE=0
 RUNS=3
+CONNS=8
 JSON=0
 
-usage() { sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
     case "$1" in
     --mode) MODE="$2"; shift 2 ;;
@@ -38,6 +42,7 @@ while [ $# -gt 0 ]; do
     --jobs) JOBS="$2"; shift 2 ;;
     --rate) RATE="$2"; shift 2 ;;
     --runs) RUNS="$2"; shift 2 ;;
+    --connections) CONNS="$2"; shift 2 ;;
     --json) JSON=1; shift ;;
     -h | --help) usage; exit 0 ;;
     *) echo "bench-service: unknown option '$1' (see --help)" >&2; exit 2 ;;
@@ -92,7 +97,7 @@ one_run() { # workers run -> JSON line on stdout
     fi
     wait_status "$api" bench-service
     "$BUILD_DIR/loadgen" --target "127.0.0.1:$api" --receiver-port "$rp" --nodes "$NODES" \
-        --jobs "$JOBS" --rate "$RATE" --json --quiet || true
+        --jobs "$JOBS" --rate "$RATE" --connections "$CONNS" --json --quiet || true
     cleanup
 }
 

@@ -922,15 +922,34 @@ out:
     return rc;
 }
 
+/* True when some reservation may be stale: one on a silent node, or one
+ * whose node is not in the table (then the per-node counts fall short of
+ * the total). Thousands of nodes instead of what may be millions of
+ * reservations, each a lookup by name: the reaper asks every few seconds,
+ * and usually nothing is stale. Lock held. */
+static bool any_stale_locked(const cluster *c, double now)
+{
+    size_t on_nodes = 0;
+    for (size_t i = 0; i < c->n; i++) {
+        if (c->cold[i].n_res && now - c->hot[i].last_report > c->ttl)
+            return true;
+        on_nodes += c->cold[i].n_res;
+    }
+    return on_nodes != c->n_res;
+}
+
 size_t cluster_stale_placements(cluster *c, double now, reservation_view *out, size_t max)
 {
     size_t n = 0;
     pthread_rwlock_rdlock(&c->lock);
+    if (!max || !any_stale_locked(c, now))
+        goto out;
     for (size_t i = 0; i < c->n_res && n < max; i++) {
         uint32_t npos = cluster_find_locked(c, c->res[i].node_id);
         if (npos == IDXMAP_NONE || now - c->hot[npos].last_report > c->ttl)
             resv_to_view(&c->res[i], &out[n++]);
     }
+out:
     pthread_rwlock_unlock(&c->lock);
     return n;
 }

@@ -737,6 +737,38 @@ static void test_stale_placements(void **state)
     cluster_free(c);
 }
 
+/* The reaper's usual call finds nothing among many reservations on live
+ * nodes, and still finds the few on a node gone silent, and they go once
+ * released. */
+static void test_stale_placements_among_many(void **state)
+{
+    (void)state;
+    cluster *c = cluster_new(TTL);
+    add_node(c, "quiet", 64, 65536, NOW);
+    add_node(c, "busy", 64, 65536, NOW + 10);
+    add_node(c, "idle", 64, 65536, NOW); /* silent too, but holds nothing */
+    char job[32];
+    for (int i = 0; i < 500; i++) {
+        snprintf(job, sizeof job, "j%d", i);
+        restore(c, job, 0, "busy", 1, 1, NOW);
+    }
+    restore(c, "q", 0, "quiet", 1, 1, NOW);
+    restore(c, "q", 1, "quiet", 1, 1, NOW);
+    reservation_view out[8];
+    assert_int_equal(cluster_stale_placements(c, NOW + 10, out, 8), 0);
+    size_t n = cluster_stale_placements(c, NOW + 20, out, 8);
+    assert_int_equal(n, 2);
+    for (size_t i = 0; i < n; i++)
+        assert_string_equal(out[i].node_id, "quiet");
+    assert_int_equal(cluster_release(c, "q", 0), 0);
+    assert_int_equal(cluster_release(c, "q", 1), 0);
+    assert_int_equal(cluster_stale_placements(c, NOW + 20, out, 8), 0);
+    /* Once "busy" is silent too, all of its reservations are stale. */
+    reservation_view many[600];
+    assert_int_equal(cluster_stale_placements(c, NOW + 30, many, 600), 500);
+    cluster_free(c);
+}
+
 static void test_place_is_idempotent(void **state)
 {
     (void)state;
@@ -997,6 +1029,7 @@ int main(void)
         cmocka_unit_test(test_restore_replaces_and_skips_capacity_check),
         cmocka_unit_test(test_restore_rejects_bad),
         cmocka_unit_test(test_stale_placements),
+        cmocka_unit_test(test_stale_placements_among_many),
         cmocka_unit_test(test_place_is_idempotent),
         cmocka_unit_test(test_memory_bytes_grows),
         cmocka_unit_test(test_edge_fields_stored_and_partial),
