@@ -954,21 +954,6 @@ out:
     return n;
 }
 
-void cluster_silence(cluster *c, double now, size_t *silent, size_t *total)
-{
-    size_t n = 0, holding = 0;
-    pthread_rwlock_rdlock(&c->lock);
-    for (size_t i = 0; i < c->n; i++) {
-        if (!c->cold[i].n_res)
-            continue;
-        holding++;
-        n += now - c->hot[i].last_report > c->ttl;
-    }
-    *silent = n;
-    *total = holding;
-    pthread_rwlock_unlock(&c->lock);
-}
-
 size_t cluster_placements(cluster *c, size_t from, reservation_view *out, size_t max)
 {
     size_t n = 0;

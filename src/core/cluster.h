@@ -96,9 +96,6 @@ int cluster_restore(cluster *c, const reservation_view *r, cs_error *err);
 /* Reservations on nodes whose last report is older than the TTL at now, up
  * to max of them; returns how many were written. */
 size_t cluster_stale_placements(cluster *c, double now, reservation_view *out, size_t max);
-/* Nodes holding reservations (*total) and, of them, those whose last
- * report is older than the TTL at now (*silent). */
-void cluster_silence(cluster *c, double now, size_t *silent, size_t *total);
 
 /* The placed instances of one job (up to max of them written); returns
  * how many there are. */

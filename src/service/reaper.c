@@ -44,25 +44,10 @@ int reaper_requeue(const svc_ctx *c, const reservation_view *r, double now, cons
     return 0;
 }
 
-bool reaper_holds(size_t silent, size_t total)
-{
-    return silent > REAPER_HOLD_MIN && silent * 100 >= total * REAPER_HOLD_SHARE_PCT;
-}
-
 int reaper_run_once(const svc_ctx *c, double now)
 {
     reservation_view batch[BATCH];
     int total = 0;
-    size_t silent, known;
-    cluster_silence(c->cluster, now, &silent, &known);
-    if (reaper_holds(silent, known)) {
-        log_warn(c->log,
-                 "reaper: %zu of the %zu nodes running instances silent for over NODE_TTL at "
-                 "once; moving none of their instances (overload or a cut-off on this side is "
-                 "likelier than so many dead nodes; DELETE a node to move its instances)",
-                 silent, known);
-        return 0;
-    }
     /* Bounded, in case a reservation could not be released. */
     for (int round = 0; round < 1000; round++) {
         size_t n = cluster_stale_placements(c->cluster, now, batch, BATCH);

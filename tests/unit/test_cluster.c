@@ -769,32 +769,6 @@ static void test_stale_placements_among_many(void **state)
     cluster_free(c);
 }
 
-/* Only nodes running instances count, silent or not. */
-static void test_silence(void **state)
-{
-    (void)state;
-    cluster *c = cluster_new(TTL);
-    size_t silent = 9, total = 9;
-    cluster_silence(c, NOW, &silent, &total);
-    assert_int_equal(silent, 0);
-    assert_int_equal(total, 0);
-    add_node(c, "old", 4, 4096, NOW);
-    add_node(c, "fresh", 4, 4096, NOW + 10);
-    add_node(c, "old-empty", 4, 4096, NOW);
-    restore(c, "a", 0, "old", 1, 100, NOW);
-    restore(c, "a", 1, "fresh", 1, 100, NOW);
-    cluster_silence(c, NOW + 10, &silent, &total);
-    assert_int_equal(silent, 0);
-    assert_int_equal(total, 2);
-    cluster_silence(c, NOW + 20, &silent, &total); /* "old" 20 s silent, "fresh" 10 */
-    assert_int_equal(silent, 1);
-    assert_int_equal(total, 2);
-    cluster_silence(c, NOW + 30, &silent, &total);
-    assert_int_equal(silent, 2);
-    assert_int_equal(total, 2);
-    cluster_free(c);
-}
-
 static void test_place_is_idempotent(void **state)
 {
     (void)state;
@@ -1056,7 +1030,6 @@ int main(void)
         cmocka_unit_test(test_restore_rejects_bad),
         cmocka_unit_test(test_stale_placements),
         cmocka_unit_test(test_stale_placements_among_many),
-        cmocka_unit_test(test_silence),
         cmocka_unit_test(test_place_is_idempotent),
         cmocka_unit_test(test_memory_bytes_grows),
         cmocka_unit_test(test_edge_fields_stored_and_partial),
