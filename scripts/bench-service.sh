@@ -121,8 +121,8 @@ for w in "${WLIST[@]}"; do
         med[$f]=$(median "${vals[@]}")
     done
     if [ "$JSON" = 1 ]; then
-        printf '{"mode":"%s","workers":%s,"threads":%s,"nodes":%s,"jobs":%s,"rate":%s,"runs":%s' \
-            "$MODE" "$w" "$THREADS" "$NODES" "$JOBS" "$RATE" "$RUNS"
+        printf '{"mode":"%s","workers":%s,"threads":%s,"nodes":%s,"jobs":%s,"rate":%s,"connections":%s,"runs":%s' \
+            "$MODE" "$w" "$THREADS" "$NODES" "$JOBS" "$RATE" "$CONNS" "$RUNS"
         for f in "${fields[@]}"; do printf ',"%s":%s' "$f" "${med[$f]}"; done
         printf '}\n'
     else
