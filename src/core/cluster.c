@@ -954,6 +954,27 @@ out:
     return n;
 }
 
+void cluster_silence(cluster *c, double now, double horizon, size_t *heard, size_t *late,
+                     size_t *silent)
+{
+    size_t h = 0, l = 0, q = 0;
+    pthread_rwlock_rdlock(&c->lock);
+    for (size_t i = 0; i < c->n; i++) {
+        double age = now - c->hot[i].last_report;
+        if (age > horizon)
+            continue;
+        h++;
+        if (age > c->ttl)
+            q++;
+        else if (age > c->ttl / 2)
+            l++;
+    }
+    pthread_rwlock_unlock(&c->lock);
+    *heard = h;
+    *late = l;
+    *silent = q;
+}
+
 size_t cluster_placements(cluster *c, size_t from, reservation_view *out, size_t max)
 {
     size_t n = 0;

@@ -96,6 +96,11 @@ int cluster_restore(cluster *c, const reservation_view *r, cs_error *err);
 /* Reservations on nodes whose last report is older than the TTL at now, up
  * to max of them; returns how many were written. */
 size_t cluster_stale_placements(cluster *c, double now, reservation_view *out, size_t max);
+/* Nodes by the age of their last report at now: *heard, those within
+ * horizon; of them *late, past half the TTL but within it, and *silent,
+ * past the TTL. */
+void cluster_silence(cluster *c, double now, double horizon, size_t *heard, size_t *late,
+                     size_t *silent);
 
 /* The placed instances of one job (up to max of them written); returns
  * how many there are. */

@@ -81,7 +81,9 @@ static const setting settings[] = {
     {"WORKERS", "workers", "N", K_INT, "auto", 1, 1024, true, NULL, OFF(workers), NULL,
      "scheduling worker threads (auto = number of cores)"},
     {"NODE_TTL", "node-ttl", "SECONDS", K_DOUBLE, "15", 0.1, 86400, false, NULL, OFF(node_ttl),
-     NULL, "a node whose last report is older than this is inactive"},
+     NULL,
+     "a node whose last report is older than this is inactive (nodes should report at least every "
+     "third of it)"},
     {"REAPER_INTERVAL", "reaper-interval", "SECONDS", K_DOUBLE, "5", 0.05, 3600, false, NULL,
      OFF(reaper_interval), NULL, "how often instances on inactive nodes are re-scheduled"},
     {"RESULT_RETRY_S", "result-retry", "SECONDS", K_DOUBLE, "600", 0, 604800, false, NULL,

@@ -20,6 +20,10 @@ struct reaper {
     pthread_mutex_t lock;
     pthread_cond_t cond;
     bool stop; /* guarded by lock */
+    /* The reaper thread's own (see may_move). */
+    double hold_since;   /* monotonic start of the current hold; 0: none */
+    bool hold_expired;   /* held REAPER_HOLD_TTLS * NODE_TTL: moving again */
+    double settle_until; /* monotonic: after a hold, the rest get a TTL */
 };
 
 int reaper_requeue(const svc_ctx *c, const reservation_view *r, double now, const char *why)
@@ -44,6 +48,12 @@ int reaper_requeue(const svc_ctx *c, const reservation_view *r, double now, cons
     return 0;
 }
 
+bool reaper_holds(size_t heard, size_t late, size_t silent)
+{
+    size_t behind = silent + late;
+    return silent > 0 && behind > REAPER_HOLD_MIN && behind * 100 >= heard * REAPER_HOLD_SHARE_PCT;
+}
+
 int reaper_run_once(const svc_ctx *c, double now)
 {
     reservation_view batch[BATCH];
@@ -60,6 +70,50 @@ int reaper_run_once(const svc_ctx *c, double now)
             break;
     }
     return total;
+}
+
+/* Whether this pass may move instances, given reaper_holds: a hold starts
+ * when most nodes are behind; it ends when they are not, and then the
+ * nodes still silent get one NODE_TTL to report (they come back over a
+ * heartbeat period, and the last ones are no deader than the first), or
+ * after REAPER_HOLD_TTLS * NODE_TTL, when a silence that long is taken for
+ * what it says. Logs where a hold starts and ends, not at every pass. */
+static bool may_move(reaper *r, double mono, double now)
+{
+    const svc_ctx *c = r->ctx;
+    double ttl = c->cfg->node_ttl, limit = REAPER_HOLD_TTLS * ttl;
+    size_t heard, late, silent;
+    cluster_silence(c->cluster, now, limit, &heard, &late, &silent);
+    if (reaper_holds(heard, late, silent)) {
+        if (r->hold_since == 0) {
+            r->hold_since = mono;
+            log_warn(c->log,
+                     "reaper: %zu of %zu nodes silent and %zu late at once; moving no instances "
+                     "while most are behind, for %g s at most (overload or a cut-off on this "
+                     "side is likelier than so many dead nodes; DELETE a node to move its "
+                     "instances now)",
+                     silent, heard, late, limit);
+        }
+        if (mono - r->hold_since < limit)
+            return false;
+        if (!r->hold_expired) {
+            r->hold_expired = true;
+            log_warn(c->log, "reaper: most nodes silent for %g s; moving their instances", limit);
+        }
+        return mono >= r->settle_until;
+    }
+    if (r->hold_since != 0) {
+        bool expired = r->hold_expired;
+        r->hold_since = 0;
+        r->hold_expired = false;
+        if (!expired) {
+            r->settle_until = mono + ttl;
+            log_warn(c->log,
+                     "reaper: most nodes are heard again; %zu still silent get %g s to report",
+                     silent, ttl);
+        }
+    }
+    return mono >= r->settle_until;
 }
 
 static void *reaper_main(void *arg)
@@ -89,7 +143,7 @@ static void *reaper_main(void *arg)
         double ttl = r->ctx->cfg->node_ttl;
         bool settling =
             svc_mono() - started < ttl || (r->ctx->mirror && mirror_settling(r->ctx->mirror, ttl));
-        if (!settling)
+        if (!settling && may_move(r, svc_mono(), svc_now()))
             reaper_run_once(r->ctx, svc_now());
         pthread_mutex_lock(&r->lock);
     }

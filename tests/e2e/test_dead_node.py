@@ -70,6 +70,58 @@ class DeadNodeTest(E2ETestCase):
         time.sleep(TTL + REAPER)
         self.assertEqual(len(recv.accepted(job="dn")), 4, recv.all())
 
+    def test_mass_silence_holds_until_few_are_silent(self):
+        """When most nodes fall silent at once the reaper moves nothing
+        (the likelier cause is on the service's side); once only a couple
+        are silent it moves theirs as before."""
+        recv = self.receiver()
+        svc = self._service(recv)
+        names = ["N%d" % i for i in range(5)]
+        hbs = {}
+        for n in names:
+            hbs[n] = Heartbeat(svc, n, node_doc(vcpus=4, memory=4096, host=n.lower())).start()
+            self.addCleanup(hbs[n].stop)
+        wait_until(lambda: all(h.sent >= 1 for h in hbs.values()), 10,
+                   msg="not every node registered")
+        job = job_doc("ms", vcpus=1, memory=256)
+        for inst in range(10):
+            svc.deploy(job, inst)
+        first = {r.inst: r.body["node"]["_id"] for r in recv.wait_for(10, job="ms")}
+        on = {n: [i for i, m in first.items() if m == n] for n in names}
+
+        # four of the five go silent together
+        for n in names[:4]:
+            hbs[n]._stop.set()
+        for n in names[:4]:
+            hbs[n].stop()
+        time.sleep(TTL + 3 * REAPER + 0.5)
+        self.assertIs(svc.node("N0")["active"], False)
+        self.assertEqual(len(recv.accepted(job="ms")), 10, "nothing moved: %r" % recv.all())
+        self.assertEqual(svc.metrics().get("cluster_scheduler_jobs_rescheduled_total"), 0)
+        for inst, n in first.items():
+            st = svc.job_status("ms", inst)
+            self.assertEqual((st["state"], st["node_id"]), ("placed", n))
+        wait_until(lambda: "moving no instances" in svc.stderr_text(), 5,
+                   msg="no warning about the held re-scheduling")
+
+        # N1 and N2 are heard again: two of five silent, a couple
+        for n in ("N1", "N2"):
+            hbs[n] = Heartbeat(svc, n, node_doc(vcpus=4, memory=4096, host=n.lower())).start()
+            self.addCleanup(hbs[n].stop)
+        moved = on["N0"] + on["N3"]
+        live = {"N1", "N2", "N4"}
+        wait_until(lambda: "are heard again" in svc.stderr_text(), TTL + 3 * REAPER,
+                   msg="the hold did not end")
+
+        def elsewhere(r):
+            return r.body and r.body.get("found") is True and r.body["node"]["_id"] in live
+        for inst in moved:
+            recv.wait_for(1, job="ms", inst=inst, pred=elsewhere, timeout=TTL + REAPER + 15)
+        wait_until(lambda: svc.metrics().get("cluster_scheduler_jobs_rescheduled_total")
+                   == len(moved), 5, msg="rescheduled count")
+        for inst in on["N1"] + on["N2"] + on["N4"]:
+            self.assertEqual(len(recv.accepted(job="ms", inst=inst)), 1, "stayed put")
+
     def test_no_live_node_gives_not_found(self):
         recv = self.receiver()
         svc = self._service(recv)

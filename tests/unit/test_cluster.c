@@ -769,6 +769,31 @@ static void test_stale_placements_among_many(void **state)
     cluster_free(c);
 }
 
+/* Nodes by the age of their last report: heard within the horizon, of
+ * them late (past half the TTL) and silent (past the TTL). */
+static void test_silence(void **state)
+{
+    (void)state;
+    cluster *c = cluster_new(TTL);
+    size_t heard = 9, late = 9, silent = 9;
+    cluster_silence(c, NOW, 10 * TTL, &heard, &late, &silent);
+    assert_int_equal(heard + late + silent, 0);
+    add_node(c, "fresh", 4, 4096, NOW + 100);
+    add_node(c, "late", 4, 4096, NOW + 100 - TTL * 0.75);
+    add_node(c, "silent", 4, 4096, NOW + 100 - TTL * 2);
+    add_node(c, "gone", 4, 4096, NOW + 100 - TTL * 11);
+    cluster_silence(c, NOW + 100, 10 * TTL, &heard, &late, &silent);
+    assert_int_equal(heard, 3);
+    assert_int_equal(late, 1);
+    assert_int_equal(silent, 1);
+    /* A wider horizon takes in the long-gone one, as silent. */
+    cluster_silence(c, NOW + 100, 20 * TTL, &heard, &late, &silent);
+    assert_int_equal(heard, 4);
+    assert_int_equal(late, 1);
+    assert_int_equal(silent, 2);
+    cluster_free(c);
+}
+
 static void test_place_is_idempotent(void **state)
 {
     (void)state;
@@ -1030,6 +1055,7 @@ int main(void)
         cmocka_unit_test(test_restore_rejects_bad),
         cmocka_unit_test(test_stale_placements),
         cmocka_unit_test(test_stale_placements_among_many),
+        cmocka_unit_test(test_silence),
         cmocka_unit_test(test_place_is_idempotent),
         cmocka_unit_test(test_memory_bytes_grows),
         cmocka_unit_test(test_edge_fields_stored_and_partial),
