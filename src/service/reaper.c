@@ -141,10 +141,12 @@ static void *reaper_main(void *arg)
         /* After a store outage, give nodes a TTL to report again before
          * taking their silence for death. */
         double ttl = r->ctx->cfg->node_ttl;
+        double mono = svc_mono(), now = svc_now();
         bool settling =
-            svc_mono() - started < ttl || (r->ctx->mirror && mirror_settling(r->ctx->mirror, ttl));
-        if (!settling && may_move(r, svc_mono(), svc_now()))
-            reaper_run_once(r->ctx, svc_now());
+            mono - started < ttl || (r->ctx->mirror && mirror_settling(r->ctx->mirror, ttl));
+        /* One instant for the hold's counts and the pass they allow. */
+        if (!settling && may_move(r, mono, now))
+            reaper_run_once(r->ctx, now);
         pthread_mutex_lock(&r->lock);
     }
     pthread_mutex_unlock(&r->lock);
