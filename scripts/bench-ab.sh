@@ -9,7 +9,7 @@
 #
 #   scripts/bench-ab.sh BIN_A BIN_B [--pairs K] [--jobs M] [--rate R]
 #                       [--nodes N] [--workers W] [--mode embedded|redis]
-#                       [--threads T]
+#                       [--threads T] [--connections C]
 #
 #   --pairs K    A/B pairs (default 3)
 #   --jobs M     deploys per run (default 60000; 20000 in Redis mode)
@@ -17,6 +17,8 @@
 #   --nodes N    cluster size (default 5000)
 #   --workers W  embedded: worker threads (default 2); redis: worker
 #                processes (default 2), each of --threads threads (default 1)
+#   --connections C  loadgen's kept-alive connections (default 8; 32
+#                shows Redis mode's capacity, see bench-service.sh)
 #   --mode M     embedded (default), or redis: a private redis-server
 #                (appendonly yes, appendfsync everysec), one --role api
 #                process and W --role worker processes, as bench-service.sh
@@ -32,7 +34,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BUILD_DIR="${BUILD_DIR:-build}"
 case "$BUILD_DIR" in /*) ;; *) BUILD_DIR="$ROOT/$BUILD_DIR" ;; esac
 
-usage() { sed -n '2,25p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,27p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
 PAIRS=3
 JOBS=
@@ -41,6 +43,7 @@ NODES=5000
 WORKERS=2
 THREADS=1
 MODE=embedded
+CONNS=8
 BINS=()
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -51,6 +54,7 @@ while [ $# -gt 0 ]; do
     --workers) need $# "$1"; WORKERS="$2"; shift 2 ;;
     --threads) need $# "$1"; THREADS="$2"; shift 2 ;;
     --mode) need $# "$1"; MODE="$2"; shift 2 ;;
+    --connections) need $# "$1"; CONNS="$2"; shift 2 ;;
     -h | --help) usage; exit 0 ;;
     -*) die_usage "unknown option '$1'" ;;
     *) BINS+=("$1"); shift ;;
@@ -66,7 +70,7 @@ redis)
     ;;
 *) die_usage "--mode: '$MODE' is neither embedded nor redis" ;;
 esac
-for v in PAIRS JOBS NODES WORKERS THREADS; do
+for v in PAIRS JOBS NODES WORKERS THREADS CONNS; do
     [[ "${!v}" =~ ^[1-9][0-9]*$ ]] || die_usage "${v,,}: '${!v}' is not a positive integer"
 done
 [[ "$RATE" =~ ^[0-9]+$ ]] || die_usage "--rate: '$RATE' is not a whole number"
@@ -132,8 +136,8 @@ one_run() { # label binary
     c0=$(svc_ticks)
     r0=$(redis_ticks)
     python3 - "$BUILD_DIR/loadgen" "$WORK/lg.json" "$WORK/lg.cpu" --target "127.0.0.1:$API" \
-        --receiver-port "$rp" --nodes "$NODES" --jobs "$JOBS" --rate "$RATE" --json \
-        --quiet <<'PY' || true
+        --receiver-port "$rp" --nodes "$NODES" --jobs "$JOBS" --rate "$RATE" \
+        --connections "$CONNS" --json --quiet <<'PY' || true
 import resource, subprocess, sys
 with open(sys.argv[2], "w") as out:
     subprocess.run([sys.argv[1]] + sys.argv[4:], stdout=out, timeout=3600)

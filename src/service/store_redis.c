@@ -4,17 +4,25 @@
  *                   at intake), read through the consumer group cs:workers
  *   job:<inst>:<id> hash: state (0 queued, 1 placed, 2 unschedulable), body,
  *                   recv, dec, node, result, eid (its current stream entry),
- *                   handed (times given to a worker)
+ *                   handed (times given to a worker), res (its reservation,
+ *                   "node cpu mem gpu at cseq mseq", while it holds one),
+ *                   out (its result's outbox id), cl/clx (the outbox id
+ *                   being sent and the claim's end, Redis ms; see
+ *                   SC_CLAIM). A hash with only cl/clx is the claim of a
+ *                   deleted instance whose result is still being sent: it
+ *                   expires with the claim and is not a job
  *   node:<id>       hash: doc, last, cap_cpu/cap_mem/cap_gpu, cpu_pct/mem_pct,
  *                   res_* (sum of reservations), after_* and *_seq (the
  *                   reservations made since the last usage figure: the same
  *                   free-capacity rule as the cluster table in memory)
- *   nodes, noderes:<id>, res:<inst>:<id>   reservations and indexes (a
- *                   snapshot finds every reservation through its node:
+ *   nodes, noderes:<id>   the node ids, and each node's reserving members
+ *                   (a snapshot finds every reservation through its node:
  *                   one set of them all would be one more write a
  *                   placement, into a set as large as the cluster's load)
  *   outbox:<n>, outbox:due (zset by next attempt); a job's outbox entry is
  *                   its hash's `out`, and the payload is its `result`
+ *   layout          "2" once reservations live in the job hashes (see
+ *                   migrate)
  *   events, ev:seq  the change feed: n (node report), h (a report that
  *                   repeated the stored document: its time and usage
  *                   flags only), d (node deleted),
@@ -70,26 +78,28 @@
     "  redis.call('XADD', P..'events', 'MAXLEN', '~', 100000, '*', 't', t, 'seq', seq, ...)\n"     \
     "end\n"                                                                                        \
     "local function res_drop(m)\n"                                                                 \
-    "  local rk = P..'res:'..m\n"                                                                  \
-    "  local r = redis.call('HMGET', rk, 'node', 'cpu', 'mem', 'gpu', 'cseq', 'mseq', 'job', "     \
-    "'inst')\n"                                                                                    \
-    "  if not r[1] then return 0 end\n"                                                            \
+    "  local jk = P..'job:'..m\n"                                                                  \
+    "  local packed = redis.call('HGET', jk, 'res')\n"                                             \
+    "  if not packed then return 0 end\n"                                                          \
+    "  local r = {}\n"                                                                             \
+    "  for w in string.gmatch(packed, '%S+') do r[#r + 1] = w end\n"                               \
     "  local nk = P..'node:'..r[1]\n"                                                              \
     "  if redis.call('EXISTS', nk) == 1 then\n"                                                    \
     "    redis.call('HINCRBY', nk, 'res_cpu', 0 - tonumber(r[2]))\n"                               \
     "    redis.call('HINCRBY', nk, 'res_mem', 0 - tonumber(r[3]))\n"                               \
     "    redis.call('HINCRBY', nk, 'res_gpu', 0 - tonumber(r[4]))\n"                               \
     "    local s = redis.call('HMGET', nk, 'cpu_seq', 'mem_seq')\n"                                \
-    "    if r[5] == (s[1] or '0') then redis.call('HINCRBY', nk, 'after_cpu', 0 - "                \
+    "    if r[6] == (s[1] or '0') then redis.call('HINCRBY', nk, 'after_cpu', 0 - "                \
     "tonumber(r[2])) "                                                                             \
     "end\n"                                                                                        \
-    "    if r[6] == (s[2] or '0') then redis.call('HINCRBY', nk, 'after_mem', 0 - "                \
+    "    if r[7] == (s[2] or '0') then redis.call('HINCRBY', nk, 'after_mem', 0 - "                \
     "tonumber(r[3])) "                                                                             \
     "end\n"                                                                                        \
     "  end\n"                                                                                      \
     "  redis.call('SREM', P..'noderes:'..r[1], m)\n"                                               \
-    "  redis.call('DEL', rk)\n"                                                                    \
-    "  ev('x', 'job', r[7], 'inst', r[8])\n"                                                       \
+    "  redis.call('HDEL', jk, 'res')\n"                                                            \
+    "  local sep = string.find(m, ':', 1, true)\n"                                                 \
+    "  ev('x', 'job', string.sub(m, sep + 1), 'inst', string.sub(m, 1, sep - 1))\n"                \
     "  return 1\n"                                                                                 \
     "end\n"                                                                                        \
     "local function outbox_add(job, inst, now, next_at)\n"                                         \
@@ -102,21 +112,21 @@
     "end\n"                                                                                        \
     "local function outbox_drop_job(m)\n"                                                          \
     "  local jk = P..'job:'..m\n"                                                                  \
-    "  local id = redis.call('HGET', jk, 'out')\n"                                                 \
-    "  if id then\n"                                                                               \
-    "    redis.call('DEL', P..'outbox:'..id)\n"                                                    \
-    "    redis.call('ZREM', P..'outbox:due', id)\n"                                                \
+    "  local h = redis.call('HMGET', jk, 'out', 'cl', 'clx')\n"                                    \
+    "  if h[1] then\n"                                                                             \
+    "    local ok = P..'outbox:'..h[1]\n"                                                          \
+    "    redis.call('ZREM', P..'outbox:due', h[1])\n"                                              \
+    "    if h[2] == h[1] then\n"                                                                   \
+    "      redis.call('HSET', ok, 'dropped', 1)\n"                                                 \
+    "      redis.call('PEXPIREAT', ok, h[3])\n"                                                    \
+    "    else\n"                                                                                   \
+    "      redis.call('DEL', ok)\n"                                                                \
+    "    end\n"                                                                                    \
     "    redis.call('HDEL', jk, 'out')\n"                                                          \
     "  end\n"                                                                                      \
     "end\n"                                                                                        \
-    "local function claim_drop(id)\n"                                                              \
-    "  local hk = P..'dheld:'..id\n"                                                               \
-    "  local m = redis.call('GET', hk)\n"                                                          \
-    "  if m then\n"                                                                                \
-    "    redis.call('DEL', hk)\n"                                                                  \
-    "    if redis.call('GET', P..'dclaim:'..m) == id then redis.call('DEL', P..'dclaim:'..m) "     \
-    "end\n"                                                                                        \
-    "  end\n"                                                                                      \
+    "local function claim_release(jk, id, cl)\n"                                                   \
+    "  if cl == id then redis.call('HDEL', jk, 'cl', 'clx') end\n"                                 \
     "end\n"                                                                                        \
     "local function entry_drop(eid)\n"                                                             \
     "  if eid and eid ~= '' then\n"                                                                \
@@ -173,9 +183,11 @@ static const char *const SCRIPT[SC_COUNT] = {
     "  local first = tonumber(ARGV[g + 3])\n"
     "  for inst = first, first + tonumber(ARGV[g + 4]) - 1 do\n"
     "    local jk = P..'job:'..inst..':'..job\n"
-    "    if redis.call('EXISTS', jk) == 1 then\n"
+    "    local j = redis.call('HMGET', jk, 'state', 'cl')\n"
+    "    if j[1] then\n"
     "      out[#out + 1] = 1\n"
     "    else\n"
+    "      if j[2] then redis.call('PERSIST', jk) end\n"
     "      local eid = entry_add(job, inst, v, body, recv, '0')\n"
     "      redis.call('HSET', jk, 'state', 0, 'body', body, 'recv', recv, 'handed', 0,\n"
     "                 'node', '', 'eid', eid)\n"
@@ -209,9 +221,10 @@ static const char *const SCRIPT[SC_COUNT] = {
     "local function place1(o)\n"
     "  local m = ARGV[o + 2]..':'..ARGV[o + 1]\n"
     "  local jk = P..'job:'..m\n"
-    "  local h = redis.call('HMGET', jk, 'state', 'node', 'eid')\n"
+    "  local h = redis.call('HMGET', jk, 'state', 'node', 'eid', 'res')\n"
     "  if not h[1] then return 3, '' end\n"
     "  if h[1] ~= '0' then return 2, h[2] or '' end\n"
+    "  if h[4] then res_drop(m) end\n"
     "  local nk = P..'node:'..ARGV[o + 3]\n"
     "  local n = redis.call('HMGET', nk, 'last', 'cap_cpu', 'cap_mem', 'cap_gpu', 'res_cpu',\n"
     "                       'res_mem', 'res_gpu', 'cpu_pct', 'mem_pct', 'after_cpu', 'after_mem',\n"
@@ -238,11 +251,6 @@ static const char *const SCRIPT[SC_COUNT] = {
     "  if not (cpu <= fc and mem <= fm and gpu <= fg) then return 1, 'full' end\n"
     /* Never there (see above) unless a script failed half way, which Redis
      * does not roll back: then drop it, so a retry cannot count it twice. */
-    "  if redis.call('EXISTS', P..'res:'..m) == 1 then res_drop(m) end\n"
-    "  redis.call('HSET', P..'res:'..m, 'job', ARGV[o + 1], 'inst', ARGV[o + 2], 'node', ARGV[o + "
-    "3],\n"
-    "             'cpu', ARGV[o + 4], 'mem', ARGV[o + 5], 'gpu', ARGV[o + 6], 'at', ARGV[o + 7],\n"
-    "             'cseq', n[12] or '0', 'mseq', n[13] or '0')\n"
     "  redis.call('HSET', nk, 'res_cpu', rc + cpu, 'res_mem', rm + mem, 'res_gpu', rg + gpu,\n"
     "             'after_cpu', ac + cpu, 'after_mem', am + mem)\n"
     "  redis.call('SADD', P..'noderes:'..ARGV[o + 3], m)\n"
@@ -255,7 +263,8 @@ static const char *const SCRIPT[SC_COUNT] = {
     "  redis.call('ZADD', P..'outbox:due', nx, id)\n"
     "  redis.call('HSET', jk, 'state', 1, 'node', ARGV[o + 3], 'result', ARGV[o + 10], 'dec', "
     "ARGV[o + 8],\n"
-    "             'out', id)\n"
+    "             'out', id, 'res', table.concat({ARGV[o + 3], ARGV[o + 4], ARGV[o + 5], "
+    "ARGV[o + 6], ARGV[o + 7], n[12] or '0', n[13] or '0'}, ' '))\n"
     "  entry_drop(h[3])\n"
     "  return 0, tostring(id)\n"
     "end\n"
@@ -279,12 +288,16 @@ static const char *const SCRIPT[SC_COUNT] = {
     "return id\n",
     [SC_DELETE] = LUA_LIB "local m = ARGV[2]..':'..ARGV[1]\n"
                           "local jk = P..'job:'..m\n"
-                          "local existed = redis.call('EXISTS', jk)\n"
-                          "entry_drop(redis.call('HGET', jk, 'eid'))\n"
+                          "local h = redis.call('HMGET', jk, 'state', 'eid', 'cl', 'clx')\n"
+                          "entry_drop(h[2])\n"
                           "outbox_drop_job(m)\n"
-                          "redis.call('DEL', jk)\n"
                           "res_drop(m)\n"
-                          "if existed == 1 then return 0 end\n"
+                          "redis.call('DEL', jk)\n"
+                          "if h[3] then\n"
+                          "  redis.call('HSET', jk, 'cl', h[3], 'clx', h[4])\n"
+                          "  redis.call('PEXPIREAT', jk, h[4])\n"
+                          "end\n"
+                          "if h[1] then return 0 end\n"
                           "return 1\n",
     [SC_NODE_PUT] = LUA_LIB
     "local nk = P..'node:'..ARGV[1]\n"
@@ -353,9 +366,13 @@ static const char *const SCRIPT[SC_COUNT] = {
                         "local rs = {}\n"
                         "for _, id in ipairs(ids) do\n"
                         "  for _, m in ipairs(redis.call('SMEMBERS', P..'noderes:'..id)) do\n"
-                        "    local h = redis.call('HMGET', P..'res:'..m, 'job', 'inst', 'node', "
-                        "'cpu', 'mem', 'gpu', 'at')\n"
-                        "    if h[1] then rs[#rs + 1] = h end\n"
+                        "    local packed = redis.call('HGET', P..'job:'..m, 'res')\n"
+                        "    if packed then\n"
+                        "      local sep = string.find(m, ':', 1, true)\n"
+                        "      local h = {string.sub(m, sep + 1), string.sub(m, 1, sep - 1)}\n"
+                        "      for w in string.gmatch(packed, '%S+') do h[#h + 1] = w end\n"
+                        "      rs[#rs + 1] = h\n"
+                        "    end\n"
                         "  end\n"
                         "end\n"
                         "table.sort(rs, function(a, b)\n"
@@ -387,50 +404,57 @@ static const char *const SCRIPT[SC_COUNT] = {
     "  end\n"
     "end\n"
     "return out\n",
-    /* claim_drop inlined: the outbox row names the instance, so its
-     * claim keys go in one DEL with the row. */
+    /* The claim is released with the entry when the entry names it; an
+     * entry dropped while being sent stays until its send ends (see
+     * outbox_drop_job). */
     [SC_DONE] = LUA_LIB "for i = 1, #ARGV do\n"
                         "  local id = ARGV[i]\n"
                         "  local ok = P..'outbox:'..id\n"
                         "  local h = redis.call('HMGET', ok, 'job', 'inst')\n"
                         "  redis.call('ZREM', P..'outbox:due', id)\n"
                         "  if h[1] then\n"
-                        "    local m = h[2]..':'..h[1]\n"
-                        "    local ck = P..'dclaim:'..m\n"
-                        "    if redis.call('GET', ck) == id then\n"
-                        "      redis.call('DEL', ok, P..'dheld:'..id, ck)\n"
-                        "    else\n"
-                        "      redis.call('DEL', ok, P..'dheld:'..id)\n"
-                        "    end\n"
-                        "    local jk = P..'job:'..m\n"
-                        "    if redis.call('HGET', jk, 'out') == id then\n"
+                        "    redis.call('DEL', ok)\n"
+                        "    local jk = P..'job:'..h[2]..':'..h[1]\n"
+                        "    local j = redis.call('HMGET', jk, 'out', 'cl')\n"
+                        "    if j[1] == id and j[2] == id then\n"
+                        "      redis.call('HDEL', jk, 'out', 'cl', 'clx')\n"
+                        "    elseif j[1] == id then\n"
                         "      redis.call('HDEL', jk, 'out')\n"
+                        "    else\n"
+                        "      claim_release(jk, id, j[2])\n"
                         "    end\n"
-                        "  else\n"
-                        "    claim_drop(id)\n"
                         "  end\n"
                         "end\n"
                         "return 0\n",
     [SC_RETRY] = LUA_LIB "local ok = P..'outbox:'..ARGV[1]\n"
-                         "claim_drop(ARGV[1])\n"
-                         "if redis.call('EXISTS', ok) == 0 then return 1 end\n"
+                         "local h = redis.call('HMGET', ok, 'job', 'inst', 'dropped')\n"
+                         "if not h[1] then return 1 end\n"
+                         "local jk = P..'job:'..h[2]..':'..h[1]\n"
+                         "claim_release(jk, ARGV[1], redis.call('HGET', jk, 'cl'))\n"
+                         "if h[3] then\n"
+                         "  redis.call('DEL', ok)\n"
+                         "  return 1\n"
+                         "end\n"
                          "redis.call('HSET', ok, 'attempts', ARGV[2], 'next', ARGV[3])\n"
                          "redis.call('ZADD', P..'outbox:due', ARGV[3], ARGV[1])\n"
                          "return 0\n",
-    /* dclaim:<inst>:<job> names the outbox id being sent for an instance,
-     * dheld:<id> the instance, both for the lease (PX) unless released. */
-    [SC_CLAIM] = LUA_LIB "local out = {}\n"
+    /* The claim of an instance's delivery is its job hash's cl (the outbox
+     * id being sent) until clx (Redis's clock, ms): fields of a hash the
+     * placement wrote anyway, rather than two keys with a PX each. */
+    [SC_CLAIM] = LUA_LIB "local t = redis.call('TIME')\n"
+                         "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+                         "local until_ms = now + tonumber(ARGV[1])\n"
+                         "local out = {}\n"
                          "for i = 2, #ARGV, 3 do\n"
-                         "  local id, m = ARGV[i], ARGV[i + 2]..':'..ARGV[i + 1]\n"
-                         "  local ck = P..'dclaim:'..m\n"
-                         "  local cur = redis.call('GET', ck)\n"
-                         "  if cur and cur ~= id then\n"
+                         "  local id = ARGV[i]\n"
+                         "  local jk = P..'job:'..ARGV[i + 2]..':'..ARGV[i + 1]\n"
+                         "  local h = redis.call('HMGET', jk, 'out', 'cl', 'clx')\n"
+                         "  if h[2] and h[2] ~= id and tonumber(h[3]) > now then\n"
                          "    out[#out + 1] = 2\n"
-                         "  elseif redis.call('HGET', P..'job:'..m, 'out') ~= id then\n"
+                         "  elseif h[1] ~= id then\n"
                          "    out[#out + 1] = 1\n"
                          "  else\n"
-                         "    redis.call('SET', ck, id, 'PX', ARGV[1])\n"
-                         "    redis.call('SET', P..'dheld:'..id, m, 'PX', ARGV[1])\n"
+                         "    redis.call('HSET', jk, 'cl', id, 'clx', until_ms)\n"
                          "    out[#out + 1] = 0\n"
                          "  end\n"
                          "end\n"
@@ -809,6 +833,53 @@ static int create_group(lease *l)
     return rc;
 }
 
+/* Reservations were hashes of their own (cs:res:<inst>:<job>) before
+ * layout 2, which keeps each in its job hash's `res` field. Run once per
+ * database, at open: a store written by an older version keeps its
+ * reservations (processes of both versions must not share one Redis). */
+static const char MIGRATE_LUA[] =
+    "if redis.call('GET', 'cs:layout') == '2' then return 0 end\n"
+    "local n = 0\n"
+    "for _, rk in ipairs(redis.call('KEYS', 'cs:res:*')) do\n"
+    "  local r = redis.call('HMGET', rk, 'job', 'inst', 'node', 'cpu', 'mem', 'gpu', 'at', "
+    "'cseq',\n"
+    "                       'mseq')\n"
+    "  if r[1] and r[2] and r[3] then\n"
+    "    local m = r[2]..':'..r[1]\n"
+    "    local jk = 'cs:job:'..m\n"
+    "    if redis.call('HEXISTS', jk, 'state') == 1 then\n"
+    "      redis.call('HSET', jk, 'res', table.concat({r[3], r[4] or '0', r[5] or '0', r[6] or "
+    "'0',\n"
+    "                 r[7] or '0', r[8] or '0', r[9] or '0'}, ' '))\n"
+    "      n = n + 1\n"
+    "    else\n"
+    "      local nk = 'cs:node:'..r[3]\n"
+    "      if redis.call('EXISTS', nk) == 1 then\n"
+    "        redis.call('HINCRBY', nk, 'res_cpu', 0 - tonumber(r[4] or '0'))\n"
+    "        redis.call('HINCRBY', nk, 'res_mem', 0 - tonumber(r[5] or '0'))\n"
+    "        redis.call('HINCRBY', nk, 'res_gpu', 0 - tonumber(r[6] or '0'))\n"
+    "      end\n"
+    "      redis.call('SREM', 'cs:noderes:'..r[3], m)\n"
+    "    end\n"
+    "  end\n"
+    "  redis.call('DEL', rk)\n"
+    "end\n"
+    "redis.call('SET', 'cs:layout', '2')\n"
+    "return n\n";
+
+static int migrate(lease *l)
+{
+    args a = {0};
+    args_str(&a, "EVAL");
+    args_str(&a, MIGRATE_LUA);
+    args_str(&a, "0");
+    redisReply *r = lcmd(l, &a);
+    int rc = r && r->type == REDIS_REPLY_INTEGER ? 0 : -1;
+    freeReplyObject(r);
+    args_free(&a);
+    return rc;
+}
+
 /* --- address ----------------------------------------------------------- */
 
 int redis_addr_parse(const char *text, const char *field, redis_addr *out, cs_error *err)
@@ -952,9 +1023,15 @@ store *store_redis_open(const store_redis_opts *o, cs_error *err)
     s->pool[0].busy = true;
     s->active = 1;
     int rc = create_group(&l);
+    int mrc = rc == 0 ? migrate(&l) : 0;
     lease_put(&l);
     if (rc != 0) {
         cs_fail(err, "redis", "cannot create the consumer group on %s", K_STREAM);
+        rs_close(&s->base);
+        return NULL;
+    }
+    if (mrc != 0) {
+        cs_fail(err, "redis", "cannot move reservations to the store's layout 2");
         rs_close(&s->base);
         return NULL;
     }

@@ -223,10 +223,14 @@ static long long cmd_int(redisContext *c, const char *fmt, ...)
     return v;
 }
 
-/* Reservation hashes in the store. */
+/* Reservations in the store: job hashes with a `res` field. */
 static long long res_count(redisContext *c)
 {
-    return cmd_int(c, "EVAL %s 0", "return #redis.call('KEYS', 'cs:res:*')");
+    return cmd_int(c, "EVAL %s 0",
+                   "local n = 0 "
+                   "for _, k in ipairs(redis.call('KEYS', 'cs:job:*')) do "
+                   "if redis.call('HEXISTS', k, 'res') == 1 then n = n + 1 end end "
+                   "return n");
 }
 
 static bool cmd_ok(redisContext *c, const char *fmt, ...)
@@ -1383,7 +1387,9 @@ static void test_outbox_claim(void **state)
     assert_true(y > x);
     assert_int_equal(claim1(b, y, "cl", 0, 30.0), STORE_CLAIM_BUSY);
     assert_int_equal(store_outbox_done(a, x), 0); /* x's send ended */
-    assert_int_equal(cmd_int(f->rc, "EXISTS cs:dclaim:0:cl cs:dheld:%lld", (long long)x), 0);
+    /* Released: the entry kept for the send is gone, and so is the claim. */
+    assert_int_equal(cmd_int(f->rc, "EXISTS cs:outbox:%lld", (long long)x), 0);
+    assert_int_equal(cmd_int(f->rc, "HEXISTS cs:job:0:cl cl"), 0);
     assert_int_equal(claim1(b, y, "cl", 0, 0.2), STORE_CLAIMED);
     assert_int_equal(store_outbox_retry(b, y, 1, NOW + 5), 0);
     assert_int_equal(claim1(a, y, "cl", 0, 0.2), STORE_CLAIMED);
@@ -1402,13 +1408,87 @@ static void test_outbox_claim(void **state)
     assert_int_equal(claim1(b, z, "cl", 0, 30.0), STORE_CLAIMED);
     assert_int_equal(store_outbox_done(b, z), 0);
     assert_int_equal(claim1(b, z, "cl", 0, 30.0), STORE_CLAIM_STALE);
-    assert_int_equal(cmd_int(f->rc, "EXISTS cs:dclaim:0:cl cs:dheld:%lld", (long long)z), 0);
+    assert_int_equal(cmd_int(f->rc, "HEXISTS cs:job:0:cl cl"), 0);
     /* Deleted: stale. */
     assert_int_equal(store_enqueue(f->s, "cl", 1, "{}", NOW), 0);
     int64_t w = store_finish(a, "cl", 1, JOB_UNSCHEDULABLE, NULL, "{}", NOW);
     assert_true(w > 0);
     assert_int_equal(store_job_delete(f->s, "cl", 1), 0);
     assert_int_equal(claim1(a, w, "cl", 1, 30.0), STORE_CLAIM_STALE);
+
+    /* Deleted while its result is being sent, and submitted again: the
+     * new instance is a job like any other (the claim left behind does
+     * not make it a duplicate, nor expire it), and its result waits until
+     * the old send ends. */
+    assert_int_equal(store_enqueue(f->s, "cl", 2, "{}", NOW), 0);
+    int64_t u = 0, v = 0;
+    assert_int_equal(place(a, "cl", 2, "n1", 1, 1, &u, NULL), STORE_PLACED);
+    assert_int_equal(claim1(a, u, "cl", 2, 30.0), STORE_CLAIMED);
+    assert_int_equal(store_job_delete(f->s, "cl", 2), 0);
+    assert_int_equal(store_job_delete(f->s, "cl", 2), 1); /* gone */
+    store_status st;
+    assert_int_equal(store_status_get(f->s, "cl", 2, &st), 1);
+    assert_int_equal(store_enqueue(f->s, "cl", 2, "{}", NOW), 0);
+    assert_int_equal(store_enqueue(f->s, "cl", 2, "{}", NOW), 1); /* now a duplicate */
+    assert_int_equal(cmd_int(f->rc, "PTTL cs:job:2:cl"), -1);
+    assert_int_equal(place(b, "cl", 2, "n1", 1, 1, &v, NULL), STORE_PLACED);
+    assert_int_equal(claim1(b, v, "cl", 2, 30.0), STORE_CLAIM_BUSY);
+    assert_int_equal(store_outbox_done(a, u), 0);
+    assert_int_equal(claim1(b, v, "cl", 2, 30.0), STORE_CLAIMED);
+    assert_int_equal(store_outbox_done(b, v), 0);
+    assert_int_equal(
+        cmd_int(f->rc, "EXISTS cs:outbox:%lld cs:outbox:%lld", (long long)u, (long long)v), 0);
+    assert_int_equal(cmd_int(f->rc, "HEXISTS cs:job:2:cl cl"), 0);
+    assert_int_equal(cmd_int(f->rc, "HEXISTS cs:job:2:cl out"), 0);
+
+    /* A retry of a result dropped while being sent releases the claim and
+     * does not bring the result back. */
+    assert_int_equal(store_requeue(f->s, "cl", 2, NULL, NOW), 0);
+    int64_t q = 0;
+    assert_int_equal(place(a, "cl", 2, "n1", 1, 1, &q, NULL), STORE_PLACED);
+    assert_int_equal(claim1(a, q, "cl", 2, 30.0), STORE_CLAIMED);
+    assert_int_equal(store_requeue(f->s, "cl", 2, NULL, NOW), 0);
+    assert_int_equal(store_outbox_retry(a, q, 1, NOW), 0);
+    assert_int_equal(cmd_int(f->rc, "EXISTS cs:outbox:%lld", (long long)q), 0);
+    assert_int_equal(cmd_int(f->rc, "HEXISTS cs:job:2:cl cl"), 0);
+}
+
+/* A store written before layout 2 (reservations as hashes of their own):
+ * opening it moves them into their job hashes, and releases one whose
+ * job is gone. */
+static void test_migrate_layout(void **state)
+{
+    fixture *f = *state;
+    node_put(f->s, "n1", NOW, caps_of(4000, 4096, 0));
+    assert_int_equal(store_enqueue(f->s, "mg", 0, "{}", NOW), 0);
+    take_expect(f->s, "mg", 0, 0);
+    assert_int_equal(place(f->s, "mg", 0, "n1", 1000, 100, NULL, NULL), STORE_PLACED);
+    /* As an older version left it, with a second reservation of a job
+     * that is gone. */
+    assert_int_equal(cmd_int(f->rc, "HDEL cs:job:0:mg res"), 1);
+    assert_int_equal(cmd_int(f->rc, "HSET cs:res:0:mg job mg inst 0 node n1 cpu 1000 mem 100 gpu "
+                                    "0 at 1 cseq 0 mseq 0"),
+                     9);
+    assert_int_equal(cmd_int(f->rc, "HSET cs:res:0:gone job gone inst 0 node n1 cpu 500 mem 50 gpu "
+                                    "0 at 1 cseq 0 mseq 0"),
+                     9);
+    assert_int_equal(cmd_int(f->rc, "SADD cs:noderes:n1 0:gone"), 1);
+    assert_int_equal(cmd_int(f->rc, "HINCRBY cs:node:n1 res_cpu 500"), 1500);
+    assert_int_equal(cmd_int(f->rc, "HINCRBY cs:node:n1 res_mem 50"), 150);
+    assert_int_equal(cmd_int(f->rc, "DEL cs:layout"), 1);
+
+    store *b = open_more(f, 0, g_addr, "mg", 30.0);
+    assert_non_null(b);
+    assert_int_equal(cmd_int(f->rc, "EVAL %s 0", "return #redis.call('KEYS', 'cs:res:*')"), 0);
+    assert_int_equal(res_count(f->rc), 1);
+    assert_int_equal(hget_ll(f->rc, "cs:node:n1", "res_cpu"), 1000);
+    assert_int_equal(hget_ll(f->rc, "cs:node:n1", "res_mem"), 100);
+    assert_int_equal(cmd_int(f->rc, "SISMEMBER cs:noderes:n1 0:gone"), 0);
+    /* Released as any other. */
+    assert_int_equal(store_requeue(b, "mg", 0, NULL, NOW), 0);
+    assert_int_equal(hget_ll(f->rc, "cs:node:n1", "res_cpu"), 0);
+    assert_int_equal(hget_ll(f->rc, "cs:node:n1", "res_mem"), 0);
+    assert_int_equal(res_count(f->rc), 0);
 }
 
 #define MT_JOBS 400
@@ -1511,6 +1591,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_follow_event_forms, setup, teardown),
         cmocka_unit_test_setup_teardown(test_outbox, setup, teardown),
         cmocka_unit_test_setup_teardown(test_outbox_claim, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migrate_layout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_take_threads, setup, teardown),
         cmocka_unit_test_setup_teardown(test_at_least_once, setup, teardown),
     };
