@@ -159,6 +159,12 @@ static void streams(const redisReply *r)
             store_job_clear(&j);
         }
     }
+    const redisReply *keys;
+    if (rr_scan(r, &cursor, &keys)) {
+        touch(cursor);
+        for (size_t i = 0; i < keys->elements; i++)
+            touch(keys->element[i]->str);
+    }
     (void)rr_pending_count(r);
     (void)rr_integer(r, -1);
     (void)rr_script_sha(r);

@@ -97,6 +97,16 @@ bool rr_autoclaim(const redisReply *r, const char **cursor, const redisReply **e
     return true;
 }
 
+bool rr_scan(const redisReply *r, const char **cursor, const redisReply **keys)
+{
+    if (!rr_autoclaim(r, cursor, keys))
+        return false;
+    for (size_t i = 0; i < (*keys)->elements; i++)
+        if ((*keys)->element[i]->type != REDIS_REPLY_STRING)
+            return false;
+    return true;
+}
+
 long long rr_pending_count(const redisReply *r)
 {
     return r && r->type == REDIS_REPLY_ARRAY && r->elements > 0 &&

@@ -37,6 +37,8 @@ bool rr_entry_job(const redisReply *e, store_job *out, char eid[RR_ENTRY_ID_MAX]
 const redisReply *rr_stream_entries(const redisReply *r);
 /* XAUTOCLAIM's [cursor, [entry, ...], ...]: false when malformed. */
 bool rr_autoclaim(const redisReply *r, const char **cursor, const redisReply **entries);
+/* SCAN's [cursor, [key, ...]]: false when malformed (a key not a string). */
+bool rr_scan(const redisReply *r, const char **cursor, const redisReply **keys);
 /* XPENDING's summary: the number of pending entries, 0 when malformed. */
 long long rr_pending_count(const redisReply *r);
 

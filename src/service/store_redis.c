@@ -116,7 +116,7 @@
     "  if h[1] then\n"                                                                             \
     "    local ok = P..'outbox:'..h[1]\n"                                                          \
     "    redis.call('ZREM', P..'outbox:due', h[1])\n"                                              \
-    "    if h[2] == h[1] then\n"                                                                   \
+    "    if h[2] == h[1] and redis.call('EXISTS', ok) == 1 then\n"                                 \
     "      redis.call('HSET', ok, 'dropped', 1)\n"                                                 \
     "      redis.call('PEXPIREAT', ok, h[3])\n"                                                    \
     "    else\n"                                                                                   \
@@ -216,7 +216,9 @@ static const char *const SCRIPT[SC_COUNT] = {
      * HSET writes the counters back: every redis.call costs about a
      * microsecond of Redis's time on top of the command. A queued instance
      * holds no reservation (requeue, node delete and delete drop it first),
-     * so an EXISTS stands in for reading one to drop. */
+     * so its `res`, read with its state, is there only if a script failed
+     * half way, which Redis does not roll back: then it is dropped before
+     * the node's counters are read, so a retry cannot count it twice. */
     [SC_PLACE] = LUA_LIB
     "local function place1(o)\n"
     "  local m = ARGV[o + 2]..':'..ARGV[o + 1]\n"
@@ -249,8 +251,6 @@ static const char *const SCRIPT[SC_COUNT] = {
     "  if fm < 0 then fm = 0 end\n"
     "  if fg < 0 then fg = 0 end\n"
     "  if not (cpu <= fc and mem <= fm and gpu <= fg) then return 1, 'full' end\n"
-    /* Never there (see above) unless a script failed half way, which Redis
-     * does not roll back: then drop it, so a retry cannot count it twice. */
     "  redis.call('HSET', nk, 'res_cpu', rc + cpu, 'res_mem', rm + mem, 'res_gpu', rg + gpu,\n"
     "             'after_cpu', ac + cpu, 'after_mem', am + mem)\n"
     "  redis.call('SADD', P..'noderes:'..ARGV[o + 3], m)\n"
@@ -834,13 +834,15 @@ static int create_group(lease *l)
 }
 
 /* Reservations were hashes of their own (cs:res:<inst>:<job>) before
- * layout 2, which keeps each in its job hash's `res` field. Run once per
- * database, at open: a store written by an older version keeps its
- * reservations (processes of both versions must not share one Redis). */
+ * layout 2, which keeps each in its job hash's `res` field. Done once per
+ * database, at open, in SCAN batches (each a short script; moving a key
+ * twice is harmless), so a store written by an older version keeps its
+ * reservations without blocking Redis for long. A reservation whose job is
+ * gone is released as res_drop would. cs:res:all, a set before session 8,
+ * is not read since and goes too. (Processes of both versions must not
+ * share one Redis, and going back to an older version is not supported.) */
 static const char MIGRATE_LUA[] =
-    "if redis.call('GET', 'cs:layout') == '2' then return 0 end\n"
-    "local n = 0\n"
-    "for _, rk in ipairs(redis.call('KEYS', 'cs:res:*')) do\n"
+    "for _, rk in ipairs(ARGV) do\n"
     "  local r = redis.call('HMGET', rk, 'job', 'inst', 'node', 'cpu', 'mem', 'gpu', 'at', "
     "'cseq',\n"
     "                       'mseq')\n"
@@ -851,32 +853,86 @@ static const char MIGRATE_LUA[] =
     "      redis.call('HSET', jk, 'res', table.concat({r[3], r[4] or '0', r[5] or '0', r[6] or "
     "'0',\n"
     "                 r[7] or '0', r[8] or '0', r[9] or '0'}, ' '))\n"
-    "      n = n + 1\n"
     "    else\n"
     "      local nk = 'cs:node:'..r[3]\n"
     "      if redis.call('EXISTS', nk) == 1 then\n"
-    "        redis.call('HINCRBY', nk, 'res_cpu', 0 - tonumber(r[4] or '0'))\n"
-    "        redis.call('HINCRBY', nk, 'res_mem', 0 - tonumber(r[5] or '0'))\n"
+    "        local cpu, mem = tonumber(r[4] or '0'), tonumber(r[5] or '0')\n"
+    "        redis.call('HINCRBY', nk, 'res_cpu', 0 - cpu)\n"
+    "        redis.call('HINCRBY', nk, 'res_mem', 0 - mem)\n"
     "        redis.call('HINCRBY', nk, 'res_gpu', 0 - tonumber(r[6] or '0'))\n"
+    "        local s = redis.call('HMGET', nk, 'cpu_seq', 'mem_seq')\n"
+    "        if (r[8] or '0') == (s[1] or '0') then redis.call('HINCRBY', nk, 'after_cpu', 0 - "
+    "cpu) end\n"
+    "        if (r[9] or '0') == (s[2] or '0') then redis.call('HINCRBY', nk, 'after_mem', 0 - "
+    "mem) end\n"
     "      end\n"
     "      redis.call('SREM', 'cs:noderes:'..r[3], m)\n"
     "    end\n"
     "  end\n"
     "  redis.call('DEL', rk)\n"
     "end\n"
-    "redis.call('SET', 'cs:layout', '2')\n"
-    "return n\n";
+    "return 0\n";
 
 static int migrate(lease *l)
 {
     args a = {0};
-    args_str(&a, "EVAL");
-    args_str(&a, MIGRATE_LUA);
-    args_str(&a, "0");
+    args_str(&a, "GET");
+    args_str(&a, "cs:layout");
     redisReply *r = lcmd(l, &a);
-    int rc = r && r->type == REDIS_REPLY_INTEGER ? 0 : -1;
-    freeReplyObject(r);
     args_free(&a);
+    bool done = r && r->type == REDIS_REPLY_STRING && strcmp(r->str, "2") == 0;
+    int rc = r && (done || r->type == REDIS_REPLY_NIL) ? 0 : -1;
+    freeReplyObject(r);
+    if (rc != 0 || done)
+        return rc;
+    args_str(&a, "DEL");
+    args_str(&a, "cs:res:all");
+    r = lcmd(l, &a);
+    args_free(&a);
+    rc = rr_integer(r, -1) < 0 ? -1 : 0;
+    freeReplyObject(r);
+    char cursor[64] = "0";
+    while (rc == 0) {
+        args_str(&a, "SCAN");
+        args_str(&a, cursor);
+        args_str(&a, "MATCH");
+        args_str(&a, "cs:res:*");
+        args_str(&a, "TYPE");
+        args_str(&a, "hash");
+        args_str(&a, "COUNT");
+        args_str(&a, "1000");
+        r = lcmd(l, &a);
+        args_free(&a);
+        const char *next = NULL;
+        const redisReply *keys = NULL;
+        if (!rr_scan(r, &next, &keys) || strlen(next) >= sizeof cursor) {
+            rc = -1;
+        } else if (keys->elements > 0) {
+            args_str(&a, "EVAL");
+            args_str(&a, MIGRATE_LUA);
+            args_str(&a, "0");
+            for (size_t i = 0; i < keys->elements; i++)
+                args_str(&a, keys->element[i]->str);
+            redisReply *e = lcmd(l, &a);
+            args_free(&a);
+            rc = rr_integer(e, -1) == 0 ? 0 : -1;
+            freeReplyObject(e);
+        }
+        if (rc == 0)
+            snprintf(cursor, sizeof cursor, "%s", next);
+        freeReplyObject(r);
+        if (rc == 0 && strcmp(cursor, "0") == 0)
+            break;
+    }
+    if (rc != 0)
+        return rc;
+    args_str(&a, "SET");
+    args_str(&a, "cs:layout");
+    args_str(&a, "2");
+    r = lcmd(l, &a);
+    args_free(&a);
+    rc = r && r->type == REDIS_REPLY_STATUS ? 0 : -1;
+    freeReplyObject(r);
     return rc;
 }
 
@@ -1031,7 +1087,9 @@ store *store_redis_open(const store_redis_opts *o, cs_error *err)
         return NULL;
     }
     if (mrc != 0) {
-        cs_fail(err, "redis", "cannot move reservations to the store's layout 2");
+        cs_fail(err, "redis",
+                "cannot move the reservations of an older version's store to layout 2 "
+                "(cs:res:* hashes into the job hashes); Redis failed or went away");
         rs_close(&s->base);
         return NULL;
     }

@@ -1475,6 +1475,18 @@ static void test_migrate_layout(void **state)
     assert_int_equal(cmd_int(f->rc, "SADD cs:noderes:n1 0:gone"), 1);
     assert_int_equal(cmd_int(f->rc, "HINCRBY cs:node:n1 res_cpu 500"), 1500);
     assert_int_equal(cmd_int(f->rc, "HINCRBY cs:node:n1 res_mem 50"), 150);
+    long long after_cpu = hget_ll(f->rc, "cs:node:n1", "after_cpu");
+    assert_int_equal(cmd_int(f->rc, "HINCRBY cs:node:n1 after_cpu 500"), after_cpu + 500);
+    /* The set of every reservation versions before session 8 kept, and
+     * more old hashes than one SCAN batch, of jobs that are gone, on a
+     * node that is gone too. */
+    assert_int_equal(cmd_int(f->rc, "SADD cs:res:all 0:mg 0:gone"), 2);
+    for (int i = 0; i < 2500; i++)
+        assert_int_equal(cmd_int(f->rc,
+                                 "HSET cs:res:%d:old job old inst %d node nx cpu 1 mem 1 "
+                                 "gpu 0 at 1 cseq 0 mseq 0",
+                                 i, i),
+                         9);
     assert_int_equal(cmd_int(f->rc, "DEL cs:layout"), 1);
 
     store *b = open_more(f, 0, g_addr, "mg", 30.0);
@@ -1483,7 +1495,11 @@ static void test_migrate_layout(void **state)
     assert_int_equal(res_count(f->rc), 1);
     assert_int_equal(hget_ll(f->rc, "cs:node:n1", "res_cpu"), 1000);
     assert_int_equal(hget_ll(f->rc, "cs:node:n1", "res_mem"), 100);
+    assert_int_equal(hget_ll(f->rc, "cs:node:n1", "after_cpu"), after_cpu);
     assert_int_equal(cmd_int(f->rc, "SISMEMBER cs:noderes:n1 0:gone"), 0);
+    assert_int_equal(cmd_int(f->rc, "EXISTS cs:res:all"), 0);
+    assert_int_equal(cmd_int(f->rc, "EVAL %s 0", "return tonumber(redis.call('GET', 'cs:layout'))"),
+                     2);
     /* Released as any other. */
     assert_int_equal(store_requeue(b, "mg", 0, NULL, NOW), 0);
     assert_int_equal(hget_ll(f->rc, "cs:node:n1", "res_cpu"), 0);
