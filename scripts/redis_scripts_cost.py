@@ -139,7 +139,15 @@ def run(scripts_json, port, jobs):
         cmds.append(ev("SC_CLAIM", a))
     if any(v != 0 for rep in timed("claim", cmds) for v in rep):
         sys.exit("redis_scripts_cost: a claim failed")
-    timed("done", [ev("SC_DONE", ids[j : j + 6]) for j in range(0, jobs, 6)])
+    # Since session 10 done takes (id, job, instance) triples; before, ids.
+    triples = "#ARGV, 3 do" in scripts["SC_DONE"]
+    cmds = []
+    for j in range(0, jobs, 6):
+        a = []
+        for k in range(j, min(jobs, j + 6)):
+            a += [ids[k], "j-%d" % k, 0] if triples else [ids[k]]
+        cmds.append(ev("SC_DONE", a))
+    timed("done", cmds)
     if r("ZCARD", "cs:outbox:due") != 0:
         sys.exit("redis_scripts_cost: results left in the outbox")
     print(

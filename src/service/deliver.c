@@ -69,7 +69,7 @@ typedef struct dthread {
     int conc; /* connections: IN_FLIGHT / threads */
     /* Delivered, not yet marked done (see DONE_MAX); guarded by the
      * deliverer's lock, since a scan must know them as in flight. */
-    int64_t pend[DONE_MAX];
+    outbox_key pend[DONE_MAX];
     size_t npend;
     double pend_since; /* svc_mono() of the oldest */
 } dthread;
@@ -119,7 +119,7 @@ static bool known_locked(const deliver *d, int64_t id)
             if (d->inflight[i][k] == id)
                 return true;
         for (size_t k = 0; k < d->t[i].npend; k++)
-            if (d->t[i].pend[k] == id)
+            if (d->t[i].pend[k].id == id)
                 return true;
     }
     return false;
@@ -242,7 +242,8 @@ static bool post_finish(deliver *d, const entry *e, const httpc_req *rq)
         metrics_inc(d->m, M_RESULTS_GIVEN_UP);
         log_error(d->log, "result %s/%u given up after %u attempts over %.0f s: %s", e->it.job_id,
                   e->it.instance, attempts, now - e->it.created_at, why);
-        if (store_outbox_give_up(d->store, e->it.id) < 0)
+        outbox_key k = outbox_key_of(&e->it);
+        if (store_outbox_give_up(d->store, &k) < 0)
             metrics_inc(d->m, M_STORE_ERRORS);
         return false;
     }
@@ -250,14 +251,15 @@ static bool post_finish(deliver *d, const entry *e, const httpc_req *rq)
     metrics_inc(d->m, M_RESULTS_RETRIED);
     log_warn(d->log, "result %s/%u not delivered (%s); attempt %u, retry in %.1f s", e->it.job_id,
              e->it.instance, why, attempts, delay);
-    if (store_outbox_retry(d->store, e->it.id, attempts, now + delay) < 0)
+    outbox_key k = outbox_key_of(&e->it);
+    if (store_outbox_retry(d->store, &k, attempts, now + delay) < 0)
         metrics_inc(d->m, M_STORE_ERRORS);
     return false;
 }
 
 /* POSTs the claimed results of a batch, up to conc at a time; returns how
- * many the manager took, their ids in done[]. */
-static size_t post_batch(dthread *t, entry *batch, size_t m, const int *claimed, int64_t *done)
+ * many the manager took, their keys in done[]. */
+static size_t post_batch(dthread *t, entry *batch, size_t m, const int *claimed, outbox_key *done)
 {
     httpc_req rq[DBATCH];
     char paths[DBATCH][PATH_CAP];
@@ -277,7 +279,7 @@ static size_t post_batch(dthread *t, entry *batch, size_t m, const int *claimed,
     httpc_post(t->hc, rq, n, &t->d->abort);
     for (size_t j = 0; j < n; j++)
         if (post_finish(t->d, &batch[which[j]], &rq[j]))
-            done[nd++] = batch[which[j]].it.id;
+            done[nd++] = outbox_key_of(&batch[which[j]].it);
     return nd;
 }
 
@@ -313,7 +315,8 @@ static void claim_batch(deliver *d, const entry *batch, size_t m, int conc, int 
             metrics_inc(d->m, M_RESULTS_HELD_BACK);
             log_debug(d->log, "result %s/%u waits for an older one of its instance", it->job_id,
                       it->instance);
-            if (store_outbox_retry(d->store, it->id, it->attempts, now + HELD_BACK_DELAY) < 0)
+            outbox_key k = outbox_key_of(it);
+            if (store_outbox_retry(d->store, &k, it->attempts, now + HELD_BACK_DELAY) < 0)
                 metrics_inc(d->m, M_STORE_ERRORS);
         }
     }
@@ -337,7 +340,7 @@ static void flush_done_locked(deliver *d, dthread *t)
     size_t n = t->npend;
     if (n == 0)
         return;
-    int64_t ids[DONE_MAX];
+    outbox_key ids[DONE_MAX];
     memcpy(ids, t->pend, n * sizeof *ids);
     pthread_mutex_unlock(&d->lock);
     if (store_outbox_done_many(d->store, ids, n) < 0) {
@@ -347,7 +350,7 @@ static void flush_done_locked(deliver *d, dthread *t)
     pthread_mutex_lock(&d->lock);
     t->npend = 0; /* only this thread adds to it */
     for (size_t i = 0; i < n; i++)
-        note_handled_locked(d, ids[i]);
+        note_handled_locked(d, ids[i].id);
 }
 
 static void *deliver_main(void *arg)
@@ -392,7 +395,7 @@ static void *deliver_main(void *arg)
                 d->inflight[t->index][i] = batch[i].it.id;
             }
             pthread_mutex_unlock(&d->lock);
-            int64_t done[DBATCH];
+            outbox_key done[DBATCH];
             size_t nd = 0;
             int claimed[DBATCH];
             claim_batch(d, batch, m, t->conc, claimed);
@@ -410,7 +413,7 @@ static void *deliver_main(void *arg)
                 d->inflight[t->index][i] = 0;
                 bool pending = false;
                 for (size_t k = 0; k < nd && !pending; k++)
-                    pending = done[k] == batch[i].it.id;
+                    pending = done[k].id == batch[i].it.id;
                 if (!pending)
                     note_handled_locked(d, batch[i].it.id);
             }

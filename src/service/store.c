@@ -2,6 +2,7 @@
  * table (store_impl.h); plus what every backend shares. */
 #include "store_impl.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -43,6 +44,13 @@ void outbox_item_clear(outbox_item *o)
         return;
     free(o->payload);
     o->payload = NULL;
+}
+
+outbox_key outbox_key_of(const outbox_item *it)
+{
+    outbox_key k = {.id = it->id, .instance = it->instance};
+    snprintf(k.job_id, sizeof k.job_id, "%s", it->job_id);
+    return k;
 }
 
 bool store_shared(const store *s)
@@ -202,32 +210,32 @@ int store_outbox_claim(store *s, const outbox_item *items, size_t n, double leas
     return n ? s->ops->outbox_claim(s, items, n, lease, rcs) : 0;
 }
 
-int store_outbox_done(store *s, int64_t id)
+int store_outbox_done(store *s, const outbox_key *k)
 {
-    return s ? s->ops->outbox_done(s, id) : -1;
+    return s && k ? s->ops->outbox_done(s, k) : -1;
 }
 
-int store_outbox_done_many(store *s, const int64_t *ids, size_t n)
+int store_outbox_done_many(store *s, const outbox_key *ks, size_t n)
 {
-    if (!s)
+    if (!s || (n && !ks))
         return -1;
     if (s->ops->outbox_done_many)
-        return s->ops->outbox_done_many(s, ids, n);
+        return s->ops->outbox_done_many(s, ks, n);
     int rc = 0;
     for (size_t i = 0; i < n; i++)
-        if (s->ops->outbox_done(s, ids[i]) < 0)
+        if (s->ops->outbox_done(s, &ks[i]) < 0)
             rc = -1;
     return rc;
 }
 
-int store_outbox_retry(store *s, int64_t id, uint32_t attempts, double next_at)
+int store_outbox_retry(store *s, const outbox_key *k, uint32_t attempts, double next_at)
 {
-    return s ? s->ops->outbox_retry(s, id, attempts, next_at) : -1;
+    return s && k ? s->ops->outbox_retry(s, k, attempts, next_at) : -1;
 }
 
-int store_outbox_give_up(store *s, int64_t id)
+int store_outbox_give_up(store *s, const outbox_key *k)
 {
-    return s ? s->ops->outbox_give_up(s, id) : -1;
+    return s && k ? s->ops->outbox_give_up(s, k) : -1;
 }
 
 size_t store_outbox_depth(store *s)

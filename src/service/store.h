@@ -63,6 +63,14 @@ typedef struct outbox_item {
     double created_at, next_at;
 } outbox_item;
 void outbox_item_clear(outbox_item *o);
+/* Names one outbox entry for done, retry and give-up: its id, and the
+ * instance it is for (the Redis store finds the entry through it). */
+typedef struct outbox_key {
+    int64_t id;
+    char job_id[CS_ID_MAX + 1];
+    uint32_t instance;
+} outbox_key;
+outbox_key outbox_key_of(const outbox_item *it);
 
 /* Opens (creating if needed) DATA_DIR/scheduler.db. NULL with err filled. */
 store *store_sqlite_open(const char *dir, cs_error *err);
@@ -236,11 +244,11 @@ int store_outbox_due(store *s, double now, outbox_item *out, int max);
  * nothing; the entries stay in the outbox). */
 enum { STORE_CLAIMED = 0, STORE_CLAIM_STALE = 1, STORE_CLAIM_BUSY = 2 };
 int store_outbox_claim(store *s, const outbox_item *items, size_t n, double lease, int *rcs);
-int store_outbox_done(store *s, int64_t id); /* delivered */
+int store_outbox_done(store *s, const outbox_key *k); /* delivered */
 /* Several deliveries recorded at once (one transaction where it can). */
-int store_outbox_done_many(store *s, const int64_t *ids, size_t n);
-int store_outbox_retry(store *s, int64_t id, uint32_t attempts, double next_at);
-int store_outbox_give_up(store *s, int64_t id); /* removed, counted by caller */
+int store_outbox_done_many(store *s, const outbox_key *ks, size_t n);
+int store_outbox_retry(store *s, const outbox_key *k, uint32_t attempts, double next_at);
+int store_outbox_give_up(store *s, const outbox_key *k); /* removed, counted by caller */
 size_t store_outbox_depth(store *s);
 
 /* Seconds on the monotonic clock: the stores' leases and timeouts, and the

@@ -33,10 +33,10 @@ typedef struct store_ops {
     int (*follow)(store *s, const store_follower *f, int timeout_ms, uint64_t *seq);
     int (*outbox_due)(store *s, double now, outbox_item *out, int max);
     int (*outbox_claim)(store *s, const outbox_item *items, size_t n, double lease, int *rcs);
-    int (*outbox_done)(store *s, int64_t id);
-    int (*outbox_done_many)(store *s, const int64_t *ids, size_t n); /* NULL: one by one */
-    int (*outbox_retry)(store *s, int64_t id, uint32_t attempts, double next_at);
-    int (*outbox_give_up)(store *s, int64_t id);
+    int (*outbox_done)(store *s, const outbox_key *k);
+    int (*outbox_done_many)(store *s, const outbox_key *ks, size_t n); /* NULL: one by one */
+    int (*outbox_retry)(store *s, const outbox_key *k, uint32_t attempts, double next_at);
+    int (*outbox_give_up)(store *s, const outbox_key *k);
     size_t (*outbox_depth)(store *s);
 } store_ops;
 

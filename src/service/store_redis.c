@@ -6,7 +6,8 @@
  *                   recv, dec, node, result, eid (its current stream entry),
  *                   handed (times given to a worker), res (its reservation,
  *                   "node cpu mem gpu at cseq mseq", while it holds one),
- *                   out (its result's outbox id), cl/clx (the outbox id
+ *                   out/oa/oc/on (its result's outbox entry: id, attempts,
+ *                   created, next attempt), cl/clx (the outbox id
  *                   being sent and the claim's end, Redis ms; see
  *                   SC_CLAIM). A hash with only cl/clx is the claim of a
  *                   deleted instance whose result is still being sent: it
@@ -19,10 +20,11 @@
  *                   (a snapshot finds every reservation through its node:
  *                   one set of them all would be one more write a
  *                   placement, into a set as large as the cluster's load)
- *   outbox:<n>, outbox:due (zset by next attempt); a job's outbox entry is
- *                   its hash's `out`, and the payload is its `result`
- *   layout          "2" once reservations live in the job hashes (see
- *                   migrate)
+ *   outbox:due      the instances ("<inst>:<job>") with a result to deliver,
+ *                   by next attempt; the payload is the job hash's
+ *                   `result`; outbox:seq numbers the entries
+ *   layout          "3" once reservations and outbox entries live in the
+ *                   job hashes (see migrate)
  *   events, ev:seq  the change feed: n (node report), h (a report that
  *                   repeated the stored document: its time and usage
  *                   flags only), d (node deleted),
@@ -104,25 +106,16 @@
     "end\n"                                                                                        \
     "local function outbox_add(job, inst, now, next_at)\n"                                         \
     "  local id = redis.call('INCR', P..'outbox:seq')\n"                                           \
-    "  redis.call('HSET', P..'outbox:'..id, 'job', job, 'inst', inst, 'attempts', 0,\n"            \
-    "             'created', now, 'next', next_at)\n"                                              \
-    "  redis.call('ZADD', P..'outbox:due', next_at, id)\n"                                         \
-    "  redis.call('HSET', P..'job:'..inst..':'..job, 'out', id)\n"                                 \
+    "  local m = inst..':'..job\n"                                                                 \
+    "  redis.call('ZADD', P..'outbox:due', next_at, m)\n"                                          \
+    "  redis.call('HSET', P..'job:'..m, 'out', id, 'oa', 0, 'oc', now, 'on', next_at)\n"           \
     "  return id\n"                                                                                \
     "end\n"                                                                                        \
     "local function outbox_drop_job(m)\n"                                                          \
     "  local jk = P..'job:'..m\n"                                                                  \
-    "  local h = redis.call('HMGET', jk, 'out', 'cl', 'clx')\n"                                    \
-    "  if h[1] then\n"                                                                             \
-    "    local ok = P..'outbox:'..h[1]\n"                                                          \
-    "    redis.call('ZREM', P..'outbox:due', h[1])\n"                                              \
-    "    if h[2] == h[1] and redis.call('EXISTS', ok) == 1 then\n"                                 \
-    "      redis.call('HSET', ok, 'dropped', 1)\n"                                                 \
-    "      redis.call('PEXPIREAT', ok, h[3])\n"                                                    \
-    "    else\n"                                                                                   \
-    "      redis.call('DEL', ok)\n"                                                                \
-    "    end\n"                                                                                    \
-    "    redis.call('HDEL', jk, 'out')\n"                                                          \
+    "  if redis.call('HEXISTS', jk, 'out') == 1 then\n"                                            \
+    "    redis.call('ZREM', P..'outbox:due', m)\n"                                                 \
+    "    redis.call('HDEL', jk, 'out', 'oa', 'oc', 'on')\n"                                        \
     "  end\n"                                                                                      \
     "end\n"                                                                                        \
     "local function claim_release(jk, id, cl)\n"                                                   \
@@ -257,13 +250,11 @@ static const char *const SCRIPT[SC_COUNT] = {
     "  ev('r', 'd', table.concat(ARGV, ' ', o + 1, o + 7))\n"
     "  local id = redis.call('INCR', P..'outbox:seq')\n"
     "  local nx = now + tonumber(ARGV[o + 11])\n"
-    "  redis.call('HSET', P..'outbox:'..id, 'job', ARGV[o + 1], 'inst', ARGV[o + 2], 'attempts', "
-    "0,\n"
-    "             'created', ARGV[o + 8], 'next', nx)\n"
-    "  redis.call('ZADD', P..'outbox:due', nx, id)\n"
+    "  redis.call('ZADD', P..'outbox:due', nx, m)\n"
     "  redis.call('HSET', jk, 'state', 1, 'node', ARGV[o + 3], 'result', ARGV[o + 10], 'dec', "
     "ARGV[o + 8],\n"
-    "             'out', id, 'res', table.concat({ARGV[o + 3], ARGV[o + 4], ARGV[o + 5], "
+    "             'out', id, 'oa', 0, 'oc', ARGV[o + 8], 'on', nx, 'res', table.concat({ARGV[o + "
+    "3], ARGV[o + 4], ARGV[o + 5], "
     "ARGV[o + 6], ARGV[o + 7], n[12] or '0', n[13] or '0'}, ' '))\n"
     "  entry_drop(h[3])\n"
     "  return 0, tostring(id)\n"
@@ -386,57 +377,54 @@ static const char *const SCRIPT[SC_COUNT] = {
                         "  for i = 1, 7 do flat[#flat + 1] = h[i] end\n"
                         "end\n"
                         "return {seq, lastid, nodes, flat}\n",
+    /* An entry is its instance's member in outbox:due and the job hash's
+     * out (id), oa (attempts), oc (created), on (next attempt). */
     [SC_DUE] = LUA_LIB
-    "local ids = redis.call('ZRANGEBYSCORE', P..'outbox:due', '-inf', ARGV[1], 'LIMIT', 0,\n"
-    "                       tonumber(ARGV[2]))\n"
+    "local ms = redis.call('ZRANGEBYSCORE', P..'outbox:due', '-inf', ARGV[1], 'LIMIT', 0,\n"
+    "                      tonumber(ARGV[2]))\n"
     "local out = {}\n"
     "local nx = tonumber(ARGV[1]) + tonumber(ARGV[3])\n"
-    "for _, id in ipairs(ids) do\n"
-    "  local h = redis.call('HMGET', P..'outbox:'..id, 'job', 'inst', 'attempts', 'created',\n"
-    "                       'next')\n"
-    "  local payload = h[1] and redis.call('HGET', P..'job:'..h[2]..':'..h[1], 'result')\n"
-    "  if payload then\n"
-    "    redis.call('ZADD', P..'outbox:due', nx, id)\n"
-    "    out[#out + 1] = {id, h[1], h[2], payload, h[3], h[4], h[5]}\n"
+    "for _, m in ipairs(ms) do\n"
+    "  local h = redis.call('HMGET', P..'job:'..m, 'out', 'result', 'oa', 'oc', 'on')\n"
+    "  local sep = string.find(m, ':', 1, true)\n"
+    "  if h[1] and h[2] and sep then\n"
+    "    redis.call('ZADD', P..'outbox:due', nx, m)\n"
+    "    out[#out + 1] = {h[1], string.sub(m, sep + 1), string.sub(m, 1, sep - 1), h[2], h[3] or "
+    "'0',\n"
+    "                     h[4] or '0', h[5] or '0'}\n"
     "  else\n"
-    "    redis.call('ZREM', P..'outbox:due', id)\n"
-    "    redis.call('DEL', P..'outbox:'..id)\n"
+    "    redis.call('ZREM', P..'outbox:due', m)\n"
     "  end\n"
     "end\n"
     "return out\n",
-    /* The claim is released with the entry when the entry names it; an
-     * entry dropped while being sent stays until its send ends (see
-     * outbox_drop_job). */
-    [SC_DONE] = LUA_LIB "for i = 1, #ARGV do\n"
+    /* Groups of three: id, job, instance. The claim goes with the entry
+     * when the entry names it, and alone when the entry was dropped while
+     * being sent (a newer decision, a delete). */
+    [SC_DONE] = LUA_LIB "for i = 1, #ARGV, 3 do\n"
                         "  local id = ARGV[i]\n"
-                        "  local ok = P..'outbox:'..id\n"
-                        "  local h = redis.call('HMGET', ok, 'job', 'inst')\n"
-                        "  redis.call('ZREM', P..'outbox:due', id)\n"
-                        "  if h[1] then\n"
-                        "    redis.call('DEL', ok)\n"
-                        "    local jk = P..'job:'..h[2]..':'..h[1]\n"
-                        "    local j = redis.call('HMGET', jk, 'out', 'cl')\n"
-                        "    if j[1] == id and j[2] == id then\n"
-                        "      redis.call('HDEL', jk, 'out', 'cl', 'clx')\n"
-                        "    elseif j[1] == id then\n"
-                        "      redis.call('HDEL', jk, 'out')\n"
+                        "  local m = ARGV[i + 2]..':'..ARGV[i + 1]\n"
+                        "  local jk = P..'job:'..m\n"
+                        "  local j = redis.call('HMGET', jk, 'out', 'cl')\n"
+                        "  if j[1] == id then\n"
+                        "    redis.call('ZREM', P..'outbox:due', m)\n"
+                        "    if j[2] == id then\n"
+                        "      redis.call('HDEL', jk, 'out', 'oa', 'oc', 'on', 'cl', 'clx')\n"
                         "    else\n"
-                        "      claim_release(jk, id, j[2])\n"
+                        "      redis.call('HDEL', jk, 'out', 'oa', 'oc', 'on')\n"
                         "    end\n"
+                        "  else\n"
+                        "    claim_release(jk, id, j[2])\n"
                         "  end\n"
                         "end\n"
                         "return 0\n",
-    [SC_RETRY] = LUA_LIB "local ok = P..'outbox:'..ARGV[1]\n"
-                         "local h = redis.call('HMGET', ok, 'job', 'inst', 'dropped')\n"
-                         "if not h[1] then return 1 end\n"
-                         "local jk = P..'job:'..h[2]..':'..h[1]\n"
-                         "claim_release(jk, ARGV[1], redis.call('HGET', jk, 'cl'))\n"
-                         "if h[3] then\n"
-                         "  redis.call('DEL', ok)\n"
-                         "  return 1\n"
-                         "end\n"
-                         "redis.call('HSET', ok, 'attempts', ARGV[2], 'next', ARGV[3])\n"
-                         "redis.call('ZADD', P..'outbox:due', ARGV[3], ARGV[1])\n"
+    /* id, job, instance, attempts, next attempt. */
+    [SC_RETRY] = LUA_LIB "local m = ARGV[3]..':'..ARGV[2]\n"
+                         "local jk = P..'job:'..m\n"
+                         "local j = redis.call('HMGET', jk, 'out', 'cl')\n"
+                         "claim_release(jk, ARGV[1], j[2])\n"
+                         "if j[1] ~= ARGV[1] then return 1 end\n"
+                         "redis.call('HSET', jk, 'oa', ARGV[4], 'on', ARGV[5])\n"
+                         "redis.call('ZADD', P..'outbox:due', ARGV[5], m)\n"
                          "return 0\n",
     /* The claim of an instance's delivery is its job hash's cl (the outbox
      * id being sent) until clx (Redis's clock, ms): fields of a hash the
@@ -873,35 +861,53 @@ static const char MIGRATE_LUA[] =
     "end\n"
     "return 0\n";
 
-static int migrate(lease *l)
+/* Layout 3 keeps a result's outbox entry in its job hash (out, oa, oc,
+ * on) with the instance as its outbox:due member; before, each entry was
+ * a hash outbox:<id> and the member its id. Members with a ':' are moved
+ * already. An entry that is no longer its instance's current one goes. */
+static const char MIGRATE_OUTBOX_LUA[] =
+    "for _, id in ipairs(ARGV) do\n"
+    "  if not string.find(id, ':', 1, true) then\n"
+    "    local ok = 'cs:outbox:'..id\n"
+    "    local h = redis.call('HMGET', ok, 'job', 'inst', 'attempts', 'created', 'next', "
+    "'dropped')\n"
+    "    redis.call('ZREM', 'cs:outbox:due', id)\n"
+    "    if h[1] and h[2] and not h[6] then\n"
+    "      local m = h[2]..':'..h[1]\n"
+    "      local jk = 'cs:job:'..m\n"
+    "      if redis.call('HGET', jk, 'out') == id then\n"
+    "        redis.call('HSET', jk, 'oa', h[3] or '0', 'oc', h[4] or '0', 'on', h[5] or '0')\n"
+    "        redis.call('ZADD', 'cs:outbox:due', h[5] or '0', m)\n"
+    "      end\n"
+    "    end\n"
+    "    redis.call('DEL', ok)\n"
+    "  end\n"
+    "end\n"
+    "return 0\n";
+
+/* Runs lua on every key SCAN finds under pattern (or, with zkey, on every
+ * member of that sorted set, ZSCAN), a batch of about 1,000 per call. */
+static int scan_apply(lease *l, const char *pattern, const char *zkey, const char *lua)
 {
-    args a = {0};
-    args_str(&a, "GET");
-    args_str(&a, "cs:layout");
-    redisReply *r = lcmd(l, &a);
-    args_free(&a);
-    bool done = r && r->type == REDIS_REPLY_STRING && strcmp(r->str, "2") == 0;
-    int rc = r && (done || r->type == REDIS_REPLY_NIL) ? 0 : -1;
-    freeReplyObject(r);
-    if (rc != 0 || done)
-        return rc;
-    args_str(&a, "DEL");
-    args_str(&a, "cs:res:all");
-    r = lcmd(l, &a);
-    args_free(&a);
-    rc = rr_integer(r, -1) < 0 ? -1 : 0;
-    freeReplyObject(r);
     char cursor[64] = "0";
+    int rc = 0;
+    args a = {0};
     while (rc == 0) {
-        args_str(&a, "SCAN");
-        args_str(&a, cursor);
-        args_str(&a, "MATCH");
-        args_str(&a, "cs:res:*");
-        args_str(&a, "TYPE");
-        args_str(&a, "hash");
+        if (zkey) {
+            args_str(&a, "ZSCAN");
+            args_str(&a, zkey);
+            args_str(&a, cursor);
+        } else {
+            args_str(&a, "SCAN");
+            args_str(&a, cursor);
+            args_str(&a, "MATCH");
+            args_str(&a, pattern);
+            args_str(&a, "TYPE");
+            args_str(&a, "hash");
+        }
         args_str(&a, "COUNT");
         args_str(&a, "1000");
-        r = lcmd(l, &a);
+        redisReply *r = lcmd(l, &a);
         args_free(&a);
         const char *next = NULL;
         const redisReply *keys = NULL;
@@ -909,9 +915,10 @@ static int migrate(lease *l)
             rc = -1;
         } else if (keys->elements > 0) {
             args_str(&a, "EVAL");
-            args_str(&a, MIGRATE_LUA);
+            args_str(&a, lua);
             args_str(&a, "0");
-            for (size_t i = 0; i < keys->elements; i++)
+            /* ZSCAN answers member, score, member, score... */
+            for (size_t i = 0; i < keys->elements; i += zkey ? 2 : 1)
                 args_str(&a, keys->element[i]->str);
             redisReply *e = lcmd(l, &a);
             args_free(&a);
@@ -924,11 +931,39 @@ static int migrate(lease *l)
         if (rc == 0 && strcmp(cursor, "0") == 0)
             break;
     }
+    return rc;
+}
+
+/* Brings a database written by an older version to layout 3, once. */
+static int migrate(lease *l)
+{
+    args a = {0};
+    args_str(&a, "GET");
+    args_str(&a, "cs:layout");
+    redisReply *r = lcmd(l, &a);
+    args_free(&a);
+    int layout = r && r->type == REDIS_REPLY_STRING ? atoi(r->str) : 0;
+    int rc = r && (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_NIL) ? 0 : -1;
+    freeReplyObject(r);
+    if (rc != 0 || layout >= 3)
+        return rc;
+    if (layout < 2) {
+        args_str(&a, "DEL");
+        args_str(&a, "cs:res:all");
+        r = lcmd(l, &a);
+        args_free(&a);
+        rc = rr_integer(r, -1) < 0 ? -1 : 0;
+        freeReplyObject(r);
+        if (rc == 0)
+            rc = scan_apply(l, "cs:res:*", NULL, MIGRATE_LUA);
+    }
+    if (rc == 0)
+        rc = scan_apply(l, NULL, "cs:outbox:due", MIGRATE_OUTBOX_LUA);
     if (rc != 0)
         return rc;
     args_str(&a, "SET");
     args_str(&a, "cs:layout");
-    args_str(&a, "2");
+    args_str(&a, "3");
     r = lcmd(l, &a);
     args_free(&a);
     rc = r && r->type == REDIS_REPLY_STATUS ? 0 : -1;
@@ -1088,8 +1123,8 @@ store *store_redis_open(const store_redis_opts *o, cs_error *err)
     }
     if (mrc != 0) {
         cs_fail(err, "redis",
-                "cannot move the reservations of an older version's store to layout 2 "
-                "(cs:res:* hashes into the job hashes); Redis failed or went away");
+                "cannot bring an older version's store to layout 3 (reservations and outbox "
+                "entries into the job hashes); Redis failed or went away");
         rs_close(&s->base);
         return NULL;
     }
@@ -1884,7 +1919,7 @@ static int rs_outbox_claim(store *base, const outbox_item *items, size_t n, doub
     return rc;
 }
 
-static int rs_outbox_done_many(store *base, const int64_t *ids, size_t n)
+static int rs_outbox_done_many(store *base, const outbox_key *ks, size_t n)
 {
     rstore *s = (rstore *)base;
     if (!s)
@@ -1893,24 +1928,33 @@ static int rs_outbox_done_many(store *base, const int64_t *ids, size_t n)
         return 0;
     args a = {0};
     args_script(&a);
-    for (size_t i = 0; i < n; i++)
-        args_fmt(&a, "%" PRId64, ids[i]);
+    for (size_t i = 0; i < n; i++) {
+        if (!id_ok(ks[i].job_id)) {
+            args_free(&a);
+            return -1;
+        }
+        args_fmt(&a, "%" PRId64, ks[i].id);
+        args_str(&a, ks[i].job_id);
+        args_fmt(&a, "%" PRIu32, ks[i].instance);
+    }
     return call_int(s, SC_DONE, &a) < 0 ? -1 : 0;
 }
 
-static int rs_outbox_done(store *base, int64_t id)
+static int rs_outbox_done(store *base, const outbox_key *k)
 {
-    return rs_outbox_done_many(base, &id, 1);
+    return rs_outbox_done_many(base, k, 1);
 }
 
-static int rs_outbox_retry(store *base, int64_t id, uint32_t attempts, double next_at)
+static int rs_outbox_retry(store *base, const outbox_key *k, uint32_t attempts, double next_at)
 {
     rstore *s = (rstore *)base;
-    if (!s || !isfinite(next_at))
+    if (!s || !isfinite(next_at) || !id_ok(k->job_id))
         return -1;
     args a = {0};
     args_script(&a);
-    args_fmt(&a, "%" PRId64, id);
+    args_fmt(&a, "%" PRId64, k->id);
+    args_str(&a, k->job_id);
+    args_fmt(&a, "%" PRIu32, k->instance);
     args_fmt(&a, "%" PRIu32, attempts);
     args_dbl(&a, next_at);
     return call_int(s, SC_RETRY, &a) < 0 ? -1 : 0;

@@ -1724,18 +1724,19 @@ static void claims_release(sqstore *s, const int64_t *ids, size_t n)
     pthread_mutex_unlock(&s->rmu);
 }
 
-static int sq_outbox_done(store *base, int64_t id)
+static int sq_outbox_done(store *base, const outbox_key *k)
 {
     sqstore *s = (sqstore *)base;
     if (!s)
         return -1;
+    int64_t id = k->id;
     op o = {.kind = OP_OUTBOX_DONE, .outbox_id = id};
     int rc = (int)submit(s, &o);
     claims_release(s, &id, 1);
     return rc;
 }
 
-static int sq_outbox_done_many(store *base, const int64_t *ids, size_t n)
+static int sq_outbox_done_many(store *base, const outbox_key *ks, size_t n)
 {
     sqstore *s = (sqstore *)base;
     if (!s)
@@ -1743,10 +1744,16 @@ static int sq_outbox_done_many(store *base, const int64_t *ids, size_t n)
     if (n == 0)
         return 0;
     op *ops = calloc(n, sizeof *ops);
-    if (!ops)
+    int64_t *ids = calloc(n, sizeof *ids);
+    if (!ops || !ids) {
+        free(ops);
+        free(ids);
         return -1;
-    for (size_t i = 0; i < n; i++)
+    }
+    for (size_t i = 0; i < n; i++) {
+        ids[i] = ks[i].id;
         ops[i] = (op){.kind = OP_OUTBOX_DONE, .outbox_id = ids[i]};
+    }
     submit_many(s, ops, n);
     claims_release(s, ids, n);
     int rc = 0;
@@ -1754,24 +1761,26 @@ static int sq_outbox_done_many(store *base, const int64_t *ids, size_t n)
         if (ops[i].rc < 0)
             rc = -1;
     free(ops);
+    free(ids);
     return rc;
 }
 
-static int sq_outbox_retry(store *base, int64_t id, uint32_t attempts, double next_at)
+static int sq_outbox_retry(store *base, const outbox_key *k, uint32_t attempts, double next_at)
 {
     sqstore *s = (sqstore *)base;
     if (!s || !isfinite(next_at))
         return -1;
+    int64_t id = k->id;
     op o = {.kind = OP_OUTBOX_RETRY, .outbox_id = id, .attempts = attempts, .t = next_at};
     int rc = (int)submit(s, &o);
     claims_release(s, &id, 1);
     return rc;
 }
 
-static int sq_outbox_give_up(store *base, int64_t id)
+static int sq_outbox_give_up(store *base, const outbox_key *k)
 {
     /* The same removal as a delivery; only the caller's counters differ. */
-    return sq_outbox_done(base, id);
+    return sq_outbox_done(base, k);
 }
 
 static size_t sq_outbox_depth(store *base)

@@ -260,9 +260,9 @@ static void test_outbox(void **state)
     outbox_item_clear(&items[0]);
     outbox_item_clear(&items[1]);
 
-    assert_int_equal(store_outbox_retry(f->s, ids[0], 1, 60.0), 0);
-    assert_int_equal(store_outbox_done(f->s, ids[1]), 0);
-    assert_int_equal(store_outbox_done(f->s, ids[1]), 1);
+    assert_int_equal(store_outbox_retry(f->s, &(outbox_key){.id = ids[0]}, 1, 60.0), 0);
+    assert_int_equal(store_outbox_done(f->s, &(outbox_key){.id = ids[1]}), 0);
+    assert_int_equal(store_outbox_done(f->s, &(outbox_key){.id = ids[1]}), 1);
     assert_int_equal(store_outbox_depth(f->s), 2);
     n = store_outbox_due(f->s, 10.0, items, 8); /* ids[0] waits until 60 */
     assert_int_equal(n, 1);
@@ -277,9 +277,9 @@ static void test_outbox(void **state)
     outbox_item_clear(&items[0]);
     outbox_item_clear(&items[1]);
 
-    assert_int_equal(store_outbox_give_up(f->s, ids[0]), 0);
-    assert_int_equal(store_outbox_give_up(f->s, ids[0]), 1);
-    assert_int_equal(store_outbox_retry(f->s, ids[0], 2, 70.0), 1);
+    assert_int_equal(store_outbox_give_up(f->s, &(outbox_key){.id = ids[0]}), 0);
+    assert_int_equal(store_outbox_give_up(f->s, &(outbox_key){.id = ids[0]}), 1);
+    assert_int_equal(store_outbox_retry(f->s, &(outbox_key){.id = ids[0]}, 2, 70.0), 1);
     assert_int_equal(store_outbox_depth(f->s), 1);
     reopen(f);
     assert_int_equal(store_outbox_depth(f->s), 1);
@@ -345,8 +345,8 @@ static void test_outbox_stale_id(void **state)
     store_job_clear(&j);
     int64_t new_id = store_finish(f->s, "st", 0, JOB_PLACED, &r, "{\"v\":2}", 4.0);
     assert_true(new_id > 0 && new_id != old_id);
-    assert_int_equal(store_outbox_done(f->s, old_id), 1);
-    assert_int_equal(store_outbox_retry(f->s, old_id, 3, 9.0), 1);
+    assert_int_equal(store_outbox_done(f->s, &(outbox_key){.id = old_id}), 1);
+    assert_int_equal(store_outbox_retry(f->s, &(outbox_key){.id = old_id}, 3, 9.0), 1);
     assert_int_equal(store_outbox_depth(f->s), 1);
     outbox_item items[2];
     assert_int_equal(store_outbox_due(f->s, 10.0, items, 2), 1);
@@ -362,12 +362,12 @@ static void test_outbox_stale_id(void **state)
     store_job_clear(&j);
     int64_t third = store_finish(f->s, "st", 0, JOB_UNSCHEDULABLE, NULL, "{\"v\":3}", 6.0);
     assert_true(third > 0 && third != new_id);
-    assert_int_equal(store_outbox_done(f->s, new_id), 1);
+    assert_int_equal(store_outbox_done(f->s, &(outbox_key){.id = new_id}), 1);
     assert_int_equal(store_outbox_depth(f->s), 1);
     loaded l;
     load(f->s, &l);
     assert_int_equal(l.res, 0); /* not placed: no reservation */
-    assert_int_equal(store_outbox_done(f->s, third), 0);
+    assert_int_equal(store_outbox_done(f->s, &(outbox_key){.id = third}), 0);
     assert_int_equal(store_outbox_depth(f->s), 0);
 }
 
@@ -396,10 +396,10 @@ static void test_outbox_claim(void **state)
     assert_true(y > 0 && y != x);
     assert_int_equal(claim1(f->s, y, "cl", 0, 30.0), STORE_CLAIM_BUSY);
     /* x's send ends (its row is gone: the mark changes nothing but the claim). */
-    assert_int_equal(store_outbox_done(f->s, x), 1);
+    assert_int_equal(store_outbox_done(f->s, &(outbox_key){.id = x}), 1);
     assert_int_equal(claim1(f->s, y, "cl", 0, 0.2), STORE_CLAIMED);
     /* A retry releases too; a lease that ran out frees the instance. */
-    assert_int_equal(store_outbox_retry(f->s, y, 1, 5.0), 0);
+    assert_int_equal(store_outbox_retry(f->s, &(outbox_key){.id = y}, 1, 5.0), 0);
     assert_int_equal(claim1(f->s, y, "cl", 0, 0.2), STORE_CLAIMED);
     assert_int_equal(store_requeue(f->s, "cl", 0, NULL, 6.0), 0);
     assert_int_equal(store_take(f->s, &j, 0), 0);
@@ -408,7 +408,7 @@ static void test_outbox_claim(void **state)
     assert_int_equal(claim1(f->s, z, "cl", 0, 30.0), STORE_CLAIM_BUSY);
     usleep(300 * 1000);
     assert_int_equal(claim1(f->s, z, "cl", 0, 30.0), STORE_CLAIMED);
-    assert_int_equal(store_outbox_done(f->s, z), 0);
+    assert_int_equal(store_outbox_done(f->s, &(outbox_key){.id = z}), 0);
     assert_int_equal(claim1(f->s, z, "cl", 0, 30.0), STORE_CLAIM_STALE);
     /* Deleted: stale. Several at once, and bad arguments. */
     assert_int_equal(store_enqueue(f->s, "cl", 1, "{}", 8.0), 0);
@@ -423,7 +423,7 @@ static void test_outbox_claim(void **state)
     assert_int_equal(rcs[0], STORE_CLAIMED);
     assert_int_equal(rcs[1], STORE_CLAIM_STALE);
     assert_int_equal(store_job_delete(f->s, "cl", 1), 0);
-    assert_int_equal(store_outbox_done(f->s, w), 1);
+    assert_int_equal(store_outbox_done(f->s, &(outbox_key){.id = w}), 1);
     assert_int_equal(claim1(f->s, w, "cl", 1, 30.0), STORE_CLAIM_STALE);
     assert_int_equal(store_outbox_claim(f->s, two, 2, 0.0, rcs), -1);
     assert_int_equal(store_outbox_claim(f->s, NULL, 2, 1.0, rcs), -1);
@@ -498,7 +498,7 @@ static void test_migrate_v1(void **state)
     assert_int_equal(store_outbox_due(f->s, 7.0, items, 2), 1);
     assert_string_equal(items[0].payload, "{\"placed\":1}");
     assert_int_equal(items[0].attempts, 2);
-    assert_int_equal(store_outbox_done(f->s, items[0].id), 0);
+    assert_int_equal(store_outbox_done(f->s, &(outbox_key){.id = items[0].id}), 0);
     outbox_item_clear(&items[0]);
     assert_int_equal(store_outbox_depth(f->s), 0);
     /* Node deletion still finds the node's reservations. */
@@ -677,7 +677,7 @@ static void test_bad_args(void **state)
     outbox_item it;
     assert_int_equal(store_outbox_due(f->s, 1.0, &it, 0), 0);
     assert_int_equal(store_outbox_due(f->s, 1.0, &it, -1), -1);
-    assert_int_equal(store_outbox_done(f->s, -5), 1);
+    assert_int_equal(store_outbox_done(f->s, &(outbox_key){.id = -5}), 1);
     assert_int_equal(store_queue_depth(NULL), 0);
     assert_int_equal(store_outbox_depth(NULL), 0);
     store_close(NULL);

@@ -1324,11 +1324,13 @@ static void test_outbox(void **state)
     assert_int_equal(store_outbox_due(f->s, NOW + 0.5, it, 4), 1);
     outbox_item_clear(&it[0]);
     assert_int_equal(store_outbox_depth(f->s), 1);
-    assert_int_equal(store_outbox_done(f->s, id), 0);
+    assert_int_equal(store_outbox_done(f->s, &(outbox_key){.id = id, .job_id = "o", .instance = 0}),
+                     0);
     assert_int_equal(store_outbox_depth(f->s), 0);
     assert_int_equal(store_outbox_due(f->s, NOW + 100, it, 4), 0);
     assert_int_equal(cmd_int(f->rc, "EXISTS cs:outbox:%lld cs:jobout:0:o", (long long)id), 0);
-    assert_int_equal(store_outbox_done(f->s, id), 0); /* twice: harmless */
+    assert_int_equal(store_outbox_done(f->s, &(outbox_key){.id = id, .job_id = "o", .instance = 0}),
+                     0); /* twice: harmless */
 
     /* Retry: due at the given time, with its attempts. */
     assert_int_equal(store_enqueue(f->s, "o", 1, "{}", NOW), 0);
@@ -1337,7 +1339,9 @@ static void test_outbox(void **state)
     assert_int_equal(store_outbox_due(f->s, NOW + 0.3, it, 4), 1);
     assert_int_equal(it[0].id, id2);
     outbox_item_clear(&it[0]);
-    assert_int_equal(store_outbox_retry(f->s, id2, 3, NOW + 10), 0);
+    assert_int_equal(store_outbox_retry(
+                         f->s, &(outbox_key){.id = id2, .job_id = "o", .instance = 1}, 3, NOW + 10),
+                     0);
     assert_int_equal(store_outbox_due(f->s, NOW + 9.9, it, 4), 0);
     assert_int_equal(store_outbox_due(f->s, NOW + 10, it, 4), 1);
     assert_int_equal(it[0].id, id2);
@@ -1345,7 +1349,8 @@ static void test_outbox(void **state)
     assert_true(it[0].next_at == NOW + 10);
     assert_string_equal(it[0].payload, "{\"found\":false}");
     outbox_item_clear(&it[0]);
-    assert_int_equal(store_outbox_give_up(f->s, id2), 0);
+    assert_int_equal(
+        store_outbox_give_up(f->s, &(outbox_key){.id = id2, .job_id = "o", .instance = 1}), 0);
     assert_int_equal(store_outbox_depth(f->s), 0);
 
     /* Oldest first, at most max. */
@@ -1386,12 +1391,15 @@ static void test_outbox_claim(void **state)
     assert_int_equal(place(b, "cl", 0, "n1", 1, 1, &y, NULL), STORE_PLACED);
     assert_true(y > x);
     assert_int_equal(claim1(b, y, "cl", 0, 30.0), STORE_CLAIM_BUSY);
-    assert_int_equal(store_outbox_done(a, x), 0); /* x's send ended */
+    assert_int_equal(store_outbox_done(a, &(outbox_key){.id = x, .job_id = "cl", .instance = 0}),
+                     0); /* x's send ended */
     /* Released: the entry kept for the send is gone, and so is the claim. */
     assert_int_equal(cmd_int(f->rc, "EXISTS cs:outbox:%lld", (long long)x), 0);
     assert_int_equal(cmd_int(f->rc, "HEXISTS cs:job:0:cl cl"), 0);
     assert_int_equal(claim1(b, y, "cl", 0, 0.2), STORE_CLAIMED);
-    assert_int_equal(store_outbox_retry(b, y, 1, NOW + 5), 0);
+    assert_int_equal(
+        store_outbox_retry(b, &(outbox_key){.id = y, .job_id = "cl", .instance = 0}, 1, NOW + 5),
+        0);
     assert_int_equal(claim1(a, y, "cl", 0, 0.2), STORE_CLAIMED);
     /* a dies holding y; a newer result waits out the lease. */
     assert_int_equal(store_requeue(f->s, "cl", 0, NULL, NOW), 0);
@@ -1406,7 +1414,8 @@ static void test_outbox_claim(void **state)
     assert_int_equal(rcs[1], STORE_CLAIM_STALE);
     sleep_ms(300);
     assert_int_equal(claim1(b, z, "cl", 0, 30.0), STORE_CLAIMED);
-    assert_int_equal(store_outbox_done(b, z), 0);
+    assert_int_equal(store_outbox_done(b, &(outbox_key){.id = z, .job_id = "cl", .instance = 0}),
+                     0);
     assert_int_equal(claim1(b, z, "cl", 0, 30.0), STORE_CLAIM_STALE);
     assert_int_equal(cmd_int(f->rc, "HEXISTS cs:job:0:cl cl"), 0);
     /* Deleted: stale. */
@@ -1433,9 +1442,11 @@ static void test_outbox_claim(void **state)
     assert_int_equal(cmd_int(f->rc, "PTTL cs:job:2:cl"), -1);
     assert_int_equal(place(b, "cl", 2, "n1", 1, 1, &v, NULL), STORE_PLACED);
     assert_int_equal(claim1(b, v, "cl", 2, 30.0), STORE_CLAIM_BUSY);
-    assert_int_equal(store_outbox_done(a, u), 0);
+    assert_int_equal(store_outbox_done(a, &(outbox_key){.id = u, .job_id = "cl", .instance = 2}),
+                     0);
     assert_int_equal(claim1(b, v, "cl", 2, 30.0), STORE_CLAIMED);
-    assert_int_equal(store_outbox_done(b, v), 0);
+    assert_int_equal(store_outbox_done(b, &(outbox_key){.id = v, .job_id = "cl", .instance = 2}),
+                     0);
     assert_int_equal(
         cmd_int(f->rc, "EXISTS cs:outbox:%lld cs:outbox:%lld", (long long)u, (long long)v), 0);
     assert_int_equal(cmd_int(f->rc, "HEXISTS cs:job:2:cl cl"), 0);
@@ -1448,7 +1459,8 @@ static void test_outbox_claim(void **state)
     assert_int_equal(place(a, "cl", 2, "n1", 1, 1, &q, NULL), STORE_PLACED);
     assert_int_equal(claim1(a, q, "cl", 2, 30.0), STORE_CLAIMED);
     assert_int_equal(store_requeue(f->s, "cl", 2, NULL, NOW), 0);
-    assert_int_equal(store_outbox_retry(a, q, 1, NOW), 0);
+    assert_int_equal(
+        store_outbox_retry(a, &(outbox_key){.id = q, .job_id = "cl", .instance = 2}, 1, NOW), 0);
     assert_int_equal(cmd_int(f->rc, "EXISTS cs:outbox:%lld", (long long)q), 0);
     assert_int_equal(cmd_int(f->rc, "HEXISTS cs:job:2:cl cl"), 0);
 }
@@ -1499,12 +1511,66 @@ static void test_migrate_layout(void **state)
     assert_int_equal(cmd_int(f->rc, "SISMEMBER cs:noderes:n1 0:gone"), 0);
     assert_int_equal(cmd_int(f->rc, "EXISTS cs:res:all"), 0);
     assert_int_equal(cmd_int(f->rc, "EVAL %s 0", "return tonumber(redis.call('GET', 'cs:layout'))"),
-                     2);
+                     3);
     /* Released as any other. */
     assert_int_equal(store_requeue(b, "mg", 0, NULL, NOW), 0);
     assert_int_equal(hget_ll(f->rc, "cs:node:n1", "res_cpu"), 0);
     assert_int_equal(hget_ll(f->rc, "cs:node:n1", "res_mem"), 0);
     assert_int_equal(res_count(f->rc), 0);
+}
+
+/* A store written before layout 3 (an outbox entry as a hash of its own,
+ * its id the member of outbox:due): opening it moves the current entries
+ * into their job hashes, with their attempts and due times, and drops
+ * entries no instance points at. */
+static void test_migrate_outbox(void **state)
+{
+    fixture *f = *state;
+    node_put(f->s, "n1", NOW, caps_of(4000, 4096, 0));
+    assert_int_equal(store_enqueue(f->s, "mo", 0, "{}", NOW), 0);
+    int64_t id = 0;
+    assert_int_equal(place(f->s, "mo", 0, "n1", 1, 1, &id, NULL), STORE_PLACED);
+    /* As layout 2 left it, with 2 attempts made, plus an entry that was
+     * replaced and one dropped while being sent. */
+    assert_int_equal(cmd_int(f->rc, "HDEL cs:job:0:mo oa oc on"), 3);
+    assert_int_equal(cmd_int(f->rc, "ZREM cs:outbox:due 0:mo"), 1);
+    assert_int_equal(cmd_int(f->rc,
+                             "HSET cs:outbox:%lld job mo inst 0 attempts 2 created %f next %f",
+                             (long long)id, NOW, NOW + 7),
+                     5);
+    assert_int_equal(cmd_int(f->rc, "ZADD cs:outbox:due %f %lld", NOW + 7, (long long)id), 1);
+    assert_int_equal(cmd_int(f->rc, "HSET cs:outbox:%lld job mo inst 0 attempts 0 created 1 next 1",
+                             (long long)id + 100),
+                     5);
+    assert_int_equal(cmd_int(f->rc, "ZADD cs:outbox:due 1 %lld", (long long)id + 100), 1);
+    assert_int_equal(cmd_int(f->rc,
+                             "HSET cs:outbox:%lld job mo inst 0 attempts 0 created 1 next "
+                             "1 dropped 1",
+                             (long long)id + 101),
+                     6);
+    assert_int_equal(cmd_int(f->rc, "ZADD cs:outbox:due 1 %lld", (long long)id + 101), 1);
+    assert_true(cmd_ok(f->rc, "SET cs:layout 2"));
+
+    store *b = open_more(f, 0, g_addr, "mo", 30.0);
+    assert_non_null(b);
+    assert_int_equal(store_outbox_depth(b), 1);
+    assert_int_equal(cmd_int(f->rc, "EXISTS cs:outbox:%lld cs:outbox:%lld cs:outbox:%lld",
+                             (long long)id, (long long)id + 100, (long long)id + 101),
+                     0);
+    outbox_item it[4];
+    assert_int_equal(store_outbox_due(b, NOW + 6.9, it, 4), 0);
+    assert_int_equal(store_outbox_due(b, NOW + 7, it, 4), 1);
+    assert_int_equal(it[0].id, id);
+    assert_string_equal(it[0].job_id, "mo");
+    assert_int_equal(it[0].instance, 0);
+    assert_int_equal(it[0].attempts, 2);
+    assert_true(it[0].created_at == NOW);
+    outbox_key k = outbox_key_of(&it[0]);
+    outbox_item_clear(&it[0]);
+    assert_int_equal(store_outbox_done(b, &k), 0);
+    assert_int_equal(store_outbox_depth(b), 0);
+    assert_int_equal(cmd_int(f->rc, "EVAL %s 0", "return tonumber(redis.call('GET', 'cs:layout'))"),
+                     3);
 }
 
 #define MT_JOBS 400
@@ -1608,6 +1674,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_outbox, setup, teardown),
         cmocka_unit_test_setup_teardown(test_outbox_claim, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migrate_layout, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migrate_outbox, setup, teardown),
         cmocka_unit_test_setup_teardown(test_take_threads, setup, teardown),
         cmocka_unit_test_setup_teardown(test_at_least_once, setup, teardown),
     };
