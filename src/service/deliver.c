@@ -340,17 +340,17 @@ static void flush_done_locked(deliver *d, dthread *t)
     size_t n = t->npend;
     if (n == 0)
         return;
-    outbox_key ids[DONE_MAX];
-    memcpy(ids, t->pend, n * sizeof *ids);
+    outbox_key keys[DONE_MAX];
+    memcpy(keys, t->pend, n * sizeof *keys);
     pthread_mutex_unlock(&d->lock);
-    if (store_outbox_done_many(d->store, ids, n) < 0) {
+    if (store_outbox_done_many(d->store, keys, n) < 0) {
         metrics_inc(d->m, M_STORE_ERRORS);
         log_warn(d->log, "%zu delivered results not marked done (they may be sent again)", n);
     }
     pthread_mutex_lock(&d->lock);
     t->npend = 0; /* only this thread adds to it */
     for (size_t i = 0; i < n; i++)
-        note_handled_locked(d, ids[i].id);
+        note_handled_locked(d, keys[i].id);
 }
 
 static void *deliver_main(void *arg)
