@@ -893,12 +893,47 @@ static void test_enqueue_many(void **state)
     assert_int_equal(store_enqueue_many(f->s, "rep", 0, "{}", 3.0, rcs), -1);
 }
 
+/* Under steady writes the checkpoint thread copies the WAL into the
+ * database and the WAL starts over near its restart mark (16,000 pages),
+ * so its file stays bounded however long the load lasts. */
+static void test_wal_bounded(void **state)
+{
+    fixture *f = *state;
+    enum { BODY = 16 * 1024, ROUNDS = 8000 };
+    char *body = malloc(BODY + 1);
+    assert_non_null(body);
+    memset(body, ' ', BODY);
+    body[0] = '{';
+    body[BODY - 1] = '}';
+    body[BODY] = '\0';
+    char wal[96];
+    snprintf(wal, sizeof wal, "%s/scheduler.db-wal", f->dir);
+    off_t largest = 0;
+    for (int i = 0; i < ROUNDS; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "w%d", i);
+        assert_int_equal(store_enqueue(f->s, id, 0, body, 1.0), 0);
+        assert_int_equal(store_job_delete(f->s, id, 0), 0);
+        struct stat st;
+        assert_int_equal(stat(wal, &st), 0);
+        if (st.st_size > largest)
+            largest = st.st_size;
+    }
+    free(body);
+    /* Each round writes several pages (an overflow chain and its freeing),
+     * so without restarts the WAL would pass 200 MB. */
+    assert_true(largest > (off_t)4000 * 4096);
+    assert_true(largest < (off_t)24000 * 4096);
+    assert_int_equal(store_queue_depth(f->s), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_enqueue_take_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_duplicate, setup, teardown),
         cmocka_unit_test_setup_teardown(test_enqueue_many, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wal_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_duplicate, setup, teardown),
         cmocka_unit_test_setup_teardown(test_finish_status, setup, teardown),
         cmocka_unit_test_setup_teardown(test_outbox, setup, teardown),
