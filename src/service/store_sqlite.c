@@ -7,6 +7,7 @@
  * The queue itself lives in memory (rebuilt from the jobs table at open) and
  * only ever shows jobs whose row has committed. */
 #include "store_impl.h"
+#include "walvfs.h"
 
 #include <errno.h>
 #include <math.h>
@@ -237,6 +238,7 @@ struct sqstore {
 
     pthread_t writer;
     bool writer_started;
+    walvfs *vfs; /* every connection's: "unix-excl" with WAL writes gathered */
 
     /* Checkpoints run on their own thread and connection, so a commit never
      * waits for one (the writer's own automatic checkpoints are off). */
@@ -244,9 +246,11 @@ struct sqstore {
     pthread_t ckpt;
     bool ckpt_started;
     pthread_mutex_t cmu;
-    pthread_cond_t ccond;
-    int wal_pages;  /* guarded by cmu: WAL size after the last commit */
-    int wal_copied; /* guarded by cmu: WAL frames the last checkpoint copied */
+    pthread_cond_t ccond; /* to the checkpoint thread: a step is due */
+    pthread_cond_t cdone; /* from it: a pass ended */
+    bool ckpt_running;    /* guarded by cmu: a pass is copying */
+    int wal_pages;        /* guarded by cmu: WAL size after the last commit */
+    int wal_copied;       /* guarded by cmu: WAL frames the last checkpoint copied */
     bool ckpt_stop;
     bool ckpt_sync_ready;
     atomic_size_t outbox_n;
@@ -919,20 +923,25 @@ fail:
  * The WAL starts over only after a checkpoint that copied every frame, which
  * under steady load only the writer can do (nothing is appended while it
  * copies): past CKPT_RESTART pages the thread keeps copying until the writer
- * finds at most CKPT_TAIL frames left and finishes, a stall of a few ms. */
+ * finds at most CKPT_TAIL frames left and finishes, a stall of a few ms.
+ * Should writes outrun the thread, past CKPT_FORCE the thread stands aside
+ * and the writer copies everything left, waiting for a pass in progress:
+ * the WAL's bound, at the price of one long stall. */
 #define CKPT_PAGES 4000
 #define CKPT_RESTART (4 * CKPT_PAGES)
 #define CKPT_TAIL (CKPT_PAGES / 4)
-#define CKPT_FORCE (8 * CKPT_PAGES) /* the writer copies whatever is left */
+#define CKPT_FORCE (8 * CKPT_PAGES)
 
-static int db_open(const char *path, sqlite3 **db, cs_error *err);
+static int db_open(const sqstore *s, sqlite3 **db, cs_error *err);
 
-/* Under cmu. */
+/* Under cmu: whether the checkpoint thread has a step to do. */
 static bool ckpt_due(sqstore *s)
 {
     if (s->wal_pages < s->wal_copied)
         s->wal_copied = 0; /* the WAL started over */
     int left = s->wal_pages - s->wal_copied;
+    if (s->wal_pages >= CKPT_FORCE)
+        return false;
     return left >= CKPT_PAGES || (s->wal_pages >= CKPT_RESTART && left > CKPT_TAIL);
 }
 
@@ -941,17 +950,22 @@ static int wal_hook(void *ud, sqlite3 *db, const char *name, int pages)
     sqstore *s = ud;
     if (pages < CKPT_PAGES)
         return SQLITE_OK;
+    int mode = -1;
     pthread_mutex_lock(&s->cmu);
     s->wal_pages = pages;
-    bool finish = pages >= CKPT_FORCE;
-    if (ckpt_due(s))
+    if (pages >= CKPT_FORCE) {
+        /* A checkpoint in progress elsewhere makes ours fail at once; the
+         * thread starts no new pass past CKPT_FORCE. */
+        while (s->ckpt_running)
+            pthread_cond_wait(&s->cdone, &s->cmu);
+        mode = SQLITE_CHECKPOINT_FULL; /* waits (busy timeout) for readers only */
+    } else if (ckpt_due(s))
         pthread_cond_signal(&s->ccond);
     else if (pages >= CKPT_RESTART)
-        finish = true;
+        mode = SQLITE_CHECKPOINT_PASSIVE; /* busy while the thread copies: next commit */
     pthread_mutex_unlock(&s->cmu);
-    /* Busy while the thread copies; the next commit tries again. */
-    if (finish)
-        (void)sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    if (mode >= 0)
+        (void)sqlite3_wal_checkpoint_v2(db, name, mode, NULL, NULL);
     return SQLITE_OK;
 }
 
@@ -969,6 +983,7 @@ static void *ckpt_main(void *arg)
             continue;
         }
         int before = s->wal_copied;
+        s->ckpt_running = true;
         pthread_mutex_unlock(&s->cmu);
         /* PASSIVE: copies what no reader needs, never blocks the writer. */
         int log = 0, copied = 0;
@@ -978,6 +993,8 @@ static void *ckpt_main(void *arg)
          * frames) counts as done up to here, so the thread waits for new
          * frames instead of spinning. */
         s->wal_copied = (rc == SQLITE_OK && copied > before) ? copied : s->wal_pages;
+        s->ckpt_running = false;
+        pthread_cond_broadcast(&s->cdone);
     }
     pthread_mutex_unlock(&s->cmu);
     return NULL;
@@ -999,7 +1016,7 @@ static int ckpt_start(sqstore *s, cs_error *err)
 {
     /* A connection checkpoints only once it has opened the WAL: read the
      * schema first, or the checkpoint is a silent no-op. */
-    if (db_open(s->path, &s->cdb, err) != 0 ||
+    if (db_open(s, &s->cdb, err) != 0 ||
         sqlite3_exec(s->cdb, "SELECT count(*) FROM sqlite_master", NULL, NULL, NULL) != SQLITE_OK)
         return cs_fail(err, "data_dir", "checkpoint connection: %s",
                        s->cdb ? sqlite3_errmsg(s->cdb) : "cannot open");
@@ -1007,6 +1024,7 @@ static int ckpt_start(sqstore *s, cs_error *err)
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&s->ccond, &ca);
+    pthread_cond_init(&s->cdone, NULL);
     pthread_condattr_destroy(&ca);
     pthread_mutex_init(&s->cmu, NULL);
     s->ckpt_sync_ready = true;
@@ -1025,6 +1043,7 @@ static void teardown(sqstore *s)
     (void)sqlite3_close(s->cdb);
     if (s->ckpt_sync_ready) {
         pthread_cond_destroy(&s->ccond);
+        pthread_cond_destroy(&s->cdone);
         pthread_mutex_destroy(&s->cmu);
     }
     for (int i = 0; i < W_COUNT; i++)
@@ -1035,6 +1054,7 @@ static void teardown(sqstore *s)
      * is nobody left to tell. */
     (void)sqlite3_close(s->rdb);
     (void)sqlite3_close(s->wdb);
+    walvfs_free(s->vfs);
     for (qnode *q = s->qhead, *next; q; q = next) {
         next = q->next;
         qnode_free(q);
@@ -1056,16 +1076,17 @@ static void teardown(sqstore *s)
  * connections still share the file; another process cannot open it while
  * the service runs, which the service never wanted anyway (its queue is in
  * this process's memory). */
-static int db_open(const char *path, sqlite3 **db, cs_error *err)
+static int db_open(const sqstore *s, sqlite3 **db, cs_error *err)
 {
-    int rc = sqlite3_open_v2(
-        path, db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, "unix-excl");
+    int rc = sqlite3_open_v2(s->path, db,
+                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                             walvfs_name(s->vfs));
     if (rc != SQLITE_OK)
-        return cs_fail(err, "data_dir", "cannot open %s: %s", path,
+        return cs_fail(err, "data_dir", "cannot open %s: %s", s->path,
                        *db ? sqlite3_errmsg(*db) : sqlite3_errstr(rc));
     if (sqlite3_busy_timeout(*db, BUSY_TIMEOUT_MS) != SQLITE_OK ||
         sqlite3_extended_result_codes(*db, 1) != SQLITE_OK)
-        return cs_fail(err, "data_dir", "%s: %s", path, sqlite3_errmsg(*db));
+        return cs_fail(err, "data_dir", "%s: %s", s->path, sqlite3_errmsg(*db));
     return 0;
 }
 
@@ -1213,10 +1234,12 @@ store *store_sqlite_open(const char *dir, cs_error *err)
         cs_fail(err, "data_dir", "cannot create locks");
         goto fail;
     }
-    if (db_open(s->path, &s->wdb, err) != 0 || db_setup(s->wdb, err) != 0 ||
+    if (!(s->vfs = walvfs_new("unix-excl", err)))
+        goto fail;
+    if (db_open(s, &s->wdb, err) != 0 || db_setup(s->wdb, err) != 0 ||
         prepare_all(s->wdb, W_SQL, s->w, W_COUNT, err) != 0)
         goto fail;
-    if (db_open(s->path, &s->rdb, err) != 0 ||
+    if (db_open(s, &s->rdb, err) != 0 ||
         sqlite3_exec(s->rdb, "PRAGMA query_only=1", NULL, NULL, NULL) != SQLITE_OK ||
         prepare_all(s->rdb, R_SQL, s->r, R_COUNT, err) != 0) {
         if (s->rdb)
@@ -1556,7 +1579,7 @@ static int sq_load(store *base, const store_loader *l)
     sqlite3_stmt *st = NULL;
     bool in_txn = false;
     int rc = -1, step;
-    if (db_open(s->path, &db, NULL) != 0 ||
+    if (db_open(s, &db, NULL) != 0 ||
         sqlite3_exec(db, "PRAGMA query_only=1", NULL, NULL, NULL) != SQLITE_OK ||
         sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
         goto out;
