@@ -500,6 +500,57 @@ static void test_migrate_v1(void **state)
     assert_int_equal(l.res, 0);
 }
 
+/* Older versions indexed reservations by node (jobs_res_node); opening
+ * such a directory replaces it with the index by decision time, and a node
+ * delete still releases exactly that node's reservations through it. */
+static void test_res_index_upgrade(void **state)
+{
+    fixture *f = *state;
+    const char *nodes[4] = {"a", "b", "a", "c"};
+    for (uint32_t i = 0; i < 4; i++) {
+        assert_int_equal(store_enqueue(f->s, "ri", i, "{}", 1.0), 0);
+        reservation_view r = res_on("ri", i, nodes[i]);
+        r.at = 10.0 - i;
+        assert_true(store_finish(f->s, "ri", i, JOB_PLACED, &r, "{}", 2.0) > 0);
+    }
+    store_close(f->s);
+    f->s = NULL;
+    char path[128];
+    snprintf(path, sizeof path, "%s/scheduler.db", f->dir);
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    exec_sql(db, "DROP INDEX jobs_res; CREATE INDEX jobs_res_node ON jobs(res_node)"
+                 " WHERE res_node IS NOT NULL");
+    sqlite3_close(db);
+    reopen(f);
+
+    assert_int_equal(store_node_delete(f->s, "a", NULL), 1); /* no node row, reservations go */
+    loaded l;
+    load(f->s, &l);
+    assert_int_equal(l.res, 2);
+    /* Loaded in decision-time order. */
+    assert_int_equal(l.rv[0].instance, 3);
+    assert_string_equal(l.rv[0].node_id, "c");
+    assert_int_equal(l.rv[1].instance, 1);
+    assert_string_equal(l.rv[1].node_id, "b");
+    store_close(f->s);
+    f->s = NULL;
+
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_prepare_v2(db,
+                                        "SELECT group_concat(name, ',') FROM (SELECT name FROM"
+                                        " sqlite_master WHERE type = 'index' AND name LIKE"
+                                        " 'jobs_res%' ORDER BY name)",
+                                        -1, &st, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_string_equal((const char *)sqlite3_column_text(st, 0), "jobs_res");
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    reopen(f);
+}
+
 static void test_requeue(void **state)
 {
     fixture *f = *state;
@@ -937,6 +988,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_requeue, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reopen, setup, teardown),
         cmocka_unit_test_setup_teardown(test_node_delete, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_res_index_upgrade, setup, teardown),
         cmocka_unit_test_setup_teardown(test_job_delete, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_args, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_wakes_takers, setup, teardown),
