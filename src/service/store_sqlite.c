@@ -922,10 +922,12 @@ fail:
 }
 
 /* The checkpoint thread copies the WAL into the database in steps of
- * CKPT_PAGES new frames (about 16 MB): a page written many times within a
+ * CKPT_PAGES new frames (about 4 MB): a page written many times within a
  * step is copied once, and each step pays one database fsync. Waking it at
  * every commit made it copy a few frames at a time, hot pages again and
- * again, an fsync each (13% of the service's CPU per job at full speed).
+ * again, an fsync each (13% of the service's CPU per job at full speed);
+ * steps of 4,000 frames cost no less CPU than 1,000 but their fsyncs held
+ * up commits for longer (p99 at 2,000 jobs/s 6.2 against 4.8 ms).
  * The WAL starts over only after a checkpoint that copied every frame, which
  * under steady load only the writer can do (nothing is appended while it
  * copies): past CKPT_RESTART pages the thread keeps copying until the writer
@@ -933,7 +935,7 @@ fail:
  * Should writes outrun the thread, past CKPT_FORCE the thread stands aside
  * and the writer copies everything left, waiting for a pass in progress:
  * the WAL's bound, at the price of one long stall. */
-#define CKPT_PAGES 4000
+#define CKPT_PAGES 1000
 #define CKPT_RESTART (4 * CKPT_PAGES)
 #define CKPT_TAIL (CKPT_PAGES / 4)
 #define CKPT_FORCE (8 * CKPT_PAGES)
