@@ -257,6 +257,7 @@ struct sqstore {
     bool ckpt_running;    /* guarded by cmu: a pass is copying */
     int wal_pages;        /* guarded by cmu: WAL size after the last commit */
     int wal_copied;       /* guarded by cmu: WAL frames the last checkpoint copied */
+    int force_at;         /* guarded by cmu: WAL size at which the writer copies it all */
     bool ckpt_stop;
     bool ckpt_sync_ready;
     atomic_size_t outbox_n;
@@ -934,46 +935,65 @@ fail:
  * finds at most CKPT_TAIL frames left and finishes, a stall of a few ms.
  * Should writes outrun the thread, past CKPT_FORCE the thread stands aside
  * and the writer copies everything left, waiting for a pass in progress:
- * the WAL's bound, at the price of one long stall. */
+ * the WAL's bound, at the price of one long stall. A reader of an older
+ * snapshot can keep frames from being copied; the writer waits for it
+ * CKPT_FORCE_WAIT_MS, then lets the thread go on and tries again
+ * CKPT_PAGES later. */
 #define CKPT_PAGES 1000
 #define CKPT_RESTART (4 * CKPT_PAGES)
 #define CKPT_TAIL (CKPT_PAGES / 4)
 #define CKPT_FORCE (8 * CKPT_PAGES)
+#define CKPT_FORCE_WAIT_MS 50
 
 static int db_open(const sqstore *s, sqlite3 **db, cs_error *err);
 
 /* Under cmu: whether the checkpoint thread has a step to do. */
 static bool ckpt_due(sqstore *s)
 {
-    if (s->wal_pages < s->wal_copied)
-        s->wal_copied = 0; /* the WAL started over */
-    int left = s->wal_pages - s->wal_copied;
-    if (s->wal_pages >= CKPT_FORCE)
+    if (s->wal_pages >= s->force_at)
         return false;
+    int left = s->wal_pages - s->wal_copied;
     return left >= CKPT_PAGES || (s->wal_pages >= CKPT_RESTART && left > CKPT_TAIL);
 }
 
 static int wal_hook(void *ud, sqlite3 *db, const char *name, int pages)
 {
     sqstore *s = ud;
-    if (pages < CKPT_PAGES)
-        return SQLITE_OK;
     int mode = -1;
     pthread_mutex_lock(&s->cmu);
+    if (pages < s->wal_pages) { /* the WAL started over */
+        s->wal_copied = 0;
+        s->force_at = CKPT_FORCE;
+    }
     s->wal_pages = pages;
-    if (pages >= CKPT_FORCE) {
+    if (pages >= s->force_at) {
         /* A checkpoint in progress elsewhere makes ours fail at once; the
-         * thread starts no new pass past CKPT_FORCE. */
+         * thread starts no new pass past force_at. */
         while (s->ckpt_running)
             pthread_cond_wait(&s->cdone, &s->cmu);
-        mode = SQLITE_CHECKPOINT_FULL; /* waits (busy timeout) for readers only */
-    } else if (ckpt_due(s))
+        mode = SQLITE_CHECKPOINT_FULL;
+    } else if (ckpt_due(s)) {
         pthread_cond_signal(&s->ccond);
-    else if (pages >= CKPT_RESTART)
+    } else if (pages >= CKPT_RESTART) {
         mode = SQLITE_CHECKPOINT_PASSIVE; /* busy while the thread copies: next commit */
+    }
     pthread_mutex_unlock(&s->cmu);
-    if (mode >= 0)
+    if (mode == SQLITE_CHECKPOINT_FULL) {
+        /* FULL waits for readers of older snapshots; not for long, or every
+         * commit would wait that long while one reads. If one holds on, the
+         * thread copies what it can and the writer tries again CKPT_PAGES
+         * later. */
+        (void)sqlite3_busy_timeout(db, CKPT_FORCE_WAIT_MS);
+        int rc = sqlite3_wal_checkpoint_v2(db, name, mode, NULL, NULL);
+        (void)sqlite3_busy_timeout(db, BUSY_TIMEOUT_MS);
+        if (rc != SQLITE_OK) {
+            pthread_mutex_lock(&s->cmu);
+            s->force_at = pages + CKPT_PAGES;
+            pthread_mutex_unlock(&s->cmu);
+        }
+    } else if (mode == SQLITE_CHECKPOINT_PASSIVE) {
         (void)sqlite3_wal_checkpoint_v2(db, name, mode, NULL, NULL);
+    }
     return SQLITE_OK;
 }
 
@@ -1001,6 +1021,8 @@ static void *ckpt_main(void *arg)
          * frames) counts as done up to here, so the thread waits for new
          * frames instead of spinning. */
         s->wal_copied = (rc == SQLITE_OK && copied > before) ? copied : s->wal_pages;
+        if (s->wal_copied > s->wal_pages) /* the WAL started over meanwhile */
+            s->wal_copied = s->wal_pages;
         s->ckpt_running = false;
         pthread_cond_broadcast(&s->cdone);
     }
@@ -1036,6 +1058,7 @@ static int ckpt_start(sqstore *s, cs_error *err)
     pthread_condattr_destroy(&ca);
     pthread_mutex_init(&s->cmu, NULL);
     s->ckpt_sync_ready = true;
+    s->force_at = CKPT_FORCE;
     sqlite3_wal_autocheckpoint(s->wdb, 0);
     sqlite3_wal_hook(s->wdb, wal_hook, s);
     if (pthread_create(&s->ckpt, NULL, ckpt_main, s) != 0)

@@ -8,11 +8,16 @@
  *   publishes a commit only after its frames are written, so readers and
  *   the checkpointer never look past what is in the file, and an error
  *   reaches the commit's own write as it would without the buffer;
- * - a write is not contiguous, or the buffer is full;
+ * - the buffer is full;
  * - anything else is asked of the file (read, size, sync, truncate, close):
  *   a transaction may read back frames it spilled before its commit.
- * Nothing is held across a commit, so a crash loses exactly what it would
- * lose without the buffer: the uncommitted tail. */
+ * Only appends are gathered: a write below the end of what this WAL
+ * generation appended goes straight through (after the buffer, in order).
+ * Those are rewrites, e.g. of a spilled transaction's frame headers when
+ * one of its pages changed again, the last of them the commit frame's
+ * header with nothing after it. Nothing is held across a commit, so a
+ * crash loses exactly what it would lose without the buffer: the
+ * uncommitted tail. */
 #include "walvfs.h"
 
 #include <stdbool.h>
@@ -41,6 +46,7 @@ typedef struct wfile {
     unsigned char *buf;
     size_t len, cap;
     sqlite3_int64 off; /* file offset of buf[0] */
+    sqlite3_int64 end; /* end of what this WAL generation appended */
     bool commit_page;  /* the last write was a commit frame's header */
 } wfile;
 
@@ -75,19 +81,29 @@ static int w_write(sqlite3_file *f, const void *data, int n, sqlite3_int64 off)
     wfile *w = (wfile *)f;
     bool commit = w->commit_page;
     w->commit_page = is_commit_header(data, n);
-    if (w->len > 0 && (off != w->off + (sqlite3_int64)w->len || w->len + (size_t)n > w->cap)) {
+    if (off == 0)
+        w->end = 0; /* the WAL header: the log starts over */
+    if (!w->buf && n < BUF_CAP && (w->buf = malloc(BUF_CAP)))
+        w->cap = BUF_CAP;
+    if (off != w->end || (size_t)n > w->cap) {
+        /* A rewrite (or no buffer): in order, straight to the file. */
+        int rc = flush(w);
+        if (rc == SQLITE_OK)
+            rc = w->real->pMethods->xWrite(w->real, data, n, off);
+        if (rc == SQLITE_OK && off + n > w->end)
+            w->end = off + n;
+        return rc;
+    }
+    if (w->len + (size_t)n > w->cap) {
         int rc = flush(w);
         if (rc != SQLITE_OK)
             return rc;
     }
-    if (!w->buf && n < BUF_CAP && (w->buf = malloc(BUF_CAP)))
-        w->cap = BUF_CAP;
-    if ((size_t)n > w->cap) /* no buffer, or a write larger than it */
-        return w->real->pMethods->xWrite(w->real, data, n, off);
     if (w->len == 0)
         w->off = off;
     memcpy(w->buf + w->len, data, (size_t)n);
     w->len += (size_t)n;
+    w->end = off + n;
     return commit ? flush(w) : SQLITE_OK;
 }
 
@@ -113,7 +129,11 @@ static int w_truncate(sqlite3_file *f, sqlite3_int64 size)
 {
     wfile *w = (wfile *)f;
     int rc = flush(w);
-    return rc != SQLITE_OK ? rc : w->real->pMethods->xTruncate(w->real, size);
+    if (rc != SQLITE_OK)
+        return rc;
+    if (size < w->end)
+        w->end = size;
+    return w->real->pMethods->xTruncate(w->real, size);
 }
 
 static int w_sync(sqlite3_file *f, int flags)

@@ -1,7 +1,8 @@
 /* test_walvfs.c - the VFS that gathers WAL frames: a commit is one write
  * instead of two per page; a reader never sees a commit whose frames are not
  * in the file; a transaction that spills pages before its commit reads them
- * back; a process killed right after its commits loses none of them. */
+ * back; a process killed right after its commits loses none of them,
+ * spilled and rewritten ones too. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -204,6 +205,26 @@ static void test_spilled_transaction(void **state)
     sqlite3_close(again);
 }
 
+/* In a forked child: the store's way of opening path, or exit 2. */
+static sqlite3 *child_open(const char *path)
+{
+    cs_error err;
+    walvfs *v = walvfs_new("unix-excl", &err);
+    sqlite3 *db = NULL;
+    if (!v || sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
+                              walvfs_name(v)) != SQLITE_OK)
+        _exit(2);
+    return db;
+}
+
+static void child_ok(pid_t pid)
+{
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 /* A child commits and dies without closing anything; every commit it made
  * must be there when the file is opened again. */
 static void test_killed_after_commit(void **state)
@@ -213,13 +234,8 @@ static void test_killed_after_commit(void **state)
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
-        cs_error err;
-        walvfs *v = walvfs_new("unix-excl", &err);
-        sqlite3 *db = NULL;
-        if (!v ||
-            sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
-                            walvfs_name(v)) != SQLITE_OK ||
-            sqlite3_exec(db,
+        sqlite3 *db = child_open(f->path);
+        if (sqlite3_exec(db,
                          "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
                          "CREATE TABLE t(k INTEGER PRIMARY KEY, v BLOB)",
                          NULL, NULL, NULL) != SQLITE_OK)
@@ -232,12 +248,41 @@ static void test_killed_after_commit(void **state)
         }
         _exit(0); /* no close, no checkpoint: as if killed */
     }
-    int status = 0;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    assert_true(WIFEXITED(status));
-    assert_int_equal(WEXITSTATUS(status), 0);
+    child_ok(pid);
     sqlite3 *db = open_db(f->path, walvfs_name(f->vfs));
     assert_int_equal(query_int(db, "SELECT count(*) FROM t"), COMMITS);
+    integrity_ok(db);
+    sqlite3_close(db);
+}
+
+/* The same, after a transaction that spilled pages and then changed one
+ * of them again: SQLite rewrites that transaction's frame headers after its
+ * frames, the last write of the commit being the commit frame's header.
+ * It must be in the file when COMMIT returns. */
+static void test_killed_after_spilled_commit(void **state)
+{
+    fixture *f = *state;
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        sqlite3 *db = child_open(f->path);
+        if (sqlite3_exec(db,
+                         "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=10;"
+                         "CREATE TABLE t(k INTEGER PRIMARY KEY, n INTEGER, v BLOB);"
+                         "BEGIN; WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c"
+                         " WHERE i < 2000) INSERT INTO t SELECT i, i, randomblob(900) FROM c;"
+                         "UPDATE t SET n = n * 2 WHERE k % 3 = 0; COMMIT;",
+                         NULL, NULL, NULL) != SQLITE_OK)
+            _exit(3);
+        _exit(0); /* no close: the process is gone right after COMMIT */
+    }
+    child_ok(pid);
+    sqlite3 *db = open_db(f->path, walvfs_name(f->vfs));
+    assert_int_equal(query_int(db, "SELECT count(*) FROM t"), 2000);
+    long long want = 0;
+    for (int i = 1; i <= 2000; i++)
+        want += i % 3 == 0 ? 2 * i : i;
+    assert_int_equal(query_int(db, "SELECT sum(n) FROM t"), want);
     integrity_ok(db);
     sqlite3_close(db);
 }
@@ -259,6 +304,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_reader_sees_whole_commits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_spilled_transaction, setup, teardown),
         cmocka_unit_test_setup_teardown(test_killed_after_commit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_killed_after_spilled_commit, setup, teardown),
         cmocka_unit_test(test_bad_base),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
