@@ -1014,8 +1014,8 @@ static void *ckpt_main(void *arg)
         s->ckpt_running = true;
         pthread_mutex_unlock(&s->cmu);
         /* PASSIVE: copies what no reader needs, never blocks the writer. */
-        int log = 0, copied = 0;
-        int rc = sqlite3_wal_checkpoint_v2(s->cdb, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &copied);
+        int copied = 0;
+        int rc = sqlite3_wal_checkpoint_v2(s->cdb, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, &copied);
         pthread_mutex_lock(&s->cmu);
         /* A pass that got nothing done (busy, or a reader holding old
          * frames) counts as done up to here, so the thread waits for new

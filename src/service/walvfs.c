@@ -37,7 +37,6 @@ struct walvfs {
     sqlite3_vfs vfs; /* first: SQLite hands back &vfs */
     sqlite3_vfs *base;
     char name[48];
-    bool registered;
 };
 
 typedef struct wfile {
@@ -384,7 +383,6 @@ walvfs *walvfs_new(const char *base_name, cs_error *err)
         free(v);
         return NULL;
     }
-    v->registered = true;
     return v;
 }
 
@@ -397,7 +395,6 @@ void walvfs_free(walvfs *v)
 {
     if (!v)
         return;
-    if (v->registered)
-        (void)sqlite3_vfs_unregister(&v->vfs);
+    (void)sqlite3_vfs_unregister(&v->vfs);
     free(v);
 }

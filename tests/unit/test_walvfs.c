@@ -8,7 +8,6 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -177,31 +176,36 @@ static void test_reader_sees_whole_commits(void **state)
     sqlite3_close(w);
 }
 
-/* A transaction larger than the page cache writes frames before its commit
- * and reads them back; the sums must come out right. */
+/* A transaction larger than the page cache (it writes frames before its
+ * commit and reads them back) that changes some of its rows again. */
+static const char SPILL_SQL[] =
+    "PRAGMA cache_size=10;"
+    "CREATE TABLE t(k INTEGER PRIMARY KEY, n INTEGER, v BLOB);"
+    "BEGIN; WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 2000)"
+    " INSERT INTO t SELECT i, i, randomblob(900) FROM c;"
+    "UPDATE t SET n = n * 2 WHERE k % 3 = 0; COMMIT;";
+
+/* What SPILL_SQL leaves: every row, the right sums, a sound file. */
+static void spilled_ok(sqlite3 *db)
+{
+    long long want = 0;
+    for (int i = 1; i <= 2000; i++)
+        want += i % 3 == 0 ? 2 * i : i;
+    assert_int_equal(query_int(db, "SELECT count(*) FROM t"), 2000);
+    assert_int_equal(query_int(db, "SELECT sum(n) FROM t"), want);
+    integrity_ok(db);
+}
+
 static void test_spilled_transaction(void **state)
 {
     fixture *f = *state;
     sqlite3 *db = open_db(f->path, walvfs_name(f->vfs));
-    exec_ok(db, "PRAGMA cache_size=10");
-    exec_ok(db, "CREATE TABLE t(k INTEGER PRIMARY KEY, n INTEGER, v BLOB)");
-    exec_ok(db, "BEGIN");
-    for (int i = 1; i <= 2000; i++) {
-        char sql[96];
-        snprintf(sql, sizeof sql, "INSERT INTO t VALUES(%d, %d, randomblob(900))", i, i);
-        exec_ok(db, sql);
-    }
-    exec_ok(db, "UPDATE t SET n = n * 2 WHERE k % 3 = 0");
-    exec_ok(db, "COMMIT");
-    long long want = 0;
-    for (int i = 1; i <= 2000; i++)
-        want += i % 3 == 0 ? 2 * i : i;
-    assert_int_equal(query_int(db, "SELECT sum(n) FROM t"), want);
-    integrity_ok(db);
+    exec_ok(db, SPILL_SQL);
+    spilled_ok(db);
     sqlite3_close(db);
 
     sqlite3 *again = open_db(f->path, walvfs_name(f->vfs));
-    assert_int_equal(query_int(again, "SELECT sum(n) FROM t"), want);
+    spilled_ok(again);
     sqlite3_close(again);
 }
 
@@ -266,24 +270,15 @@ static void test_killed_after_spilled_commit(void **state)
     assert_true(pid >= 0);
     if (pid == 0) {
         sqlite3 *db = child_open(f->path);
-        if (sqlite3_exec(db,
-                         "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=10;"
-                         "CREATE TABLE t(k INTEGER PRIMARY KEY, n INTEGER, v BLOB);"
-                         "BEGIN; WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c"
-                         " WHERE i < 2000) INSERT INTO t SELECT i, i, randomblob(900) FROM c;"
-                         "UPDATE t SET n = n * 2 WHERE k % 3 = 0; COMMIT;",
-                         NULL, NULL, NULL) != SQLITE_OK)
+        if (sqlite3_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL", NULL, NULL,
+                         NULL) != SQLITE_OK ||
+            sqlite3_exec(db, SPILL_SQL, NULL, NULL, NULL) != SQLITE_OK)
             _exit(3);
         _exit(0); /* no close: the process is gone right after COMMIT */
     }
     child_ok(pid);
     sqlite3 *db = open_db(f->path, walvfs_name(f->vfs));
-    assert_int_equal(query_int(db, "SELECT count(*) FROM t"), 2000);
-    long long want = 0;
-    for (int i = 1; i <= 2000; i++)
-        want += i % 3 == 0 ? 2 * i : i;
-    assert_int_equal(query_int(db, "SELECT sum(n) FROM t"), want);
-    integrity_ok(db);
+    spilled_ok(db);
     sqlite3_close(db);
 }
 
