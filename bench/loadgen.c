@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <unistd.h>
 
@@ -51,6 +52,13 @@ typedef struct sender {
     bool started;
     int64_t last_done_ns;
     size_t hb_first, hb_step; /* a heartbeat sender's nodes: first, first + step, ... */
+    /* Jobs: sender 0 drives every sender's connection (pump_main). */
+    struct sender *all;
+    int n_all, index;
+    bool busy, retried;   /* a job's request is out on this connection */
+    size_t job;           /* which */
+    int64_t due, sent_ns; /* when it was due and sent */
+    unsigned reg_opens;   /* conn.opens when its fd joined the epoll set */
     char req[2048];
     char body[512];
     lg_conn conn;
@@ -145,11 +153,13 @@ static int put_node(sender *s, size_t k, char *err, size_t errlen)
     return 0;
 }
 
-static void send_job(sender *s, size_t n, int64_t due)
+/* Formats job n's request into s->req and counts it as sent. Its length,
+ * or -1 (counted as an error). */
+static int job_request(sender *s, size_t n, int64_t due)
 {
     lg_state *st = s->st;
     const lg_opts *o = st->o;
-    char path[160], err[LG_ERR_MAX];
+    char path[160];
     if (o->route == LG_ROUTE_DROPIN) {
         snprintf(path, sizeof path, "/api/calculate/deploy/%s%zu/0", st->prefix, n);
         snprintf(s->body, sizeof s->body,
@@ -169,12 +179,18 @@ static void send_job(sender *s, size_t n, int64_t due)
     st->sched_ns[n] = due;
     atomic_fetch_or(&st->flags[n], (unsigned char)LG_SENT);
     atomic_fetch_add(&st->sent, 1);
-    lg_resp r;
-    int rc = -1;
-    if (len < 0)
-        snprintf(err, sizeof err, "request too long");
-    else
-        rc = lg_conn_request(&s->conn, s->req, (size_t)len, &r, err, sizeof err);
+    if (len < 0) {
+        atomic_fetch_add(&st->errors_conn, 1);
+        lg_note_error(st, "job %s%zu: request too long", st->prefix, n);
+    }
+    return len;
+}
+
+/* Job n's answer (rc 0 with r) or its failure (err). */
+static void job_answered(sender *s, size_t n, int64_t due, int rc, const lg_resp *r,
+                         const char *err)
+{
+    lg_state *st = s->st;
     int64_t done = lg_now_ns();
     s->last_done_ns = done;
     int64_t us = (done - due) / 1000;
@@ -185,10 +201,10 @@ static void send_job(sender *s, size_t n, int64_t due)
         lg_note_error(st, "job %s%zu: %s", st->prefix, n, err);
         return;
     }
-    if (r.status / 100 != 2) {
+    if (r->status / 100 != 2) {
         atomic_fetch_add(&st->errors_http, 1);
-        lg_note_error(st, "job %s%zu: HTTP %d: %.*s", st->prefix, n, r.status,
-                      (int)clip(r.body_len, 160), r.body);
+        lg_note_error(st, "job %s%zu: HTTP %d: %.*s", st->prefix, n, r->status,
+                      (int)clip(r->body_len, 160), r->body);
         return;
     }
     unsigned char old = atomic_fetch_or(&st->flags[n], (unsigned char)LG_ACCEPTED);
@@ -213,6 +229,151 @@ static int sleep_until(const atomic_bool *stop, int64_t due)
     }
 }
 
+/* Sends c's job (again, after a retry); false when that failed, and then
+ * it is answered as failed. */
+static bool pump_send(int ep, sender *c, int len)
+{
+    char err[LG_ERR_MAX];
+    if (lg_conn_send(&c->conn, c->req, (size_t)len, err, sizeof err) != 0) {
+        job_answered(c, c->job, c->due, -1, NULL, err);
+        return false;
+    }
+    if (c->conn.opens != c->reg_opens) {
+        /* A new connection: a closed fd left the set by itself. */
+        struct epoll_event ev = {.events = EPOLLIN, .data.u32 = (uint32_t)c->index};
+        if (epoll_ctl(ep, EPOLL_CTL_ADD, c->conn.fd, &ev) != 0) {
+            lg_conn_close(&c->conn);
+            job_answered(c, c->job, c->due, -1, NULL, "epoll_ctl failed");
+            return false;
+        }
+        c->reg_opens = c->conn.opens;
+    }
+    c->sent_ns = lg_now_ns();
+    return true;
+}
+
+/* Sends every job on C connections from one thread: each connection
+ * carries one request at a time, and a connection whose answer came is
+ * free for the next due job. One thread waiting on all of them is woken
+ * once for the answers of a whole commit, where a thread per connection
+ * was woken (and the service's sending thread preempted) once per answer.
+ * Open loop all the same: a job is due at start + n/rate whether or not a
+ * connection is free, and its latency counts from then. */
+static void pump_main(sender *s0)
+{
+    lg_state *st = s0->st;
+    const lg_opts *o = st->o;
+    int n = s0->n_all;
+    int *idle = malloc((size_t)n * sizeof *idle);
+    struct epoll_event evs[64];
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    if (!idle || ep < 0) {
+        lg_note_error(st, "loadgen: cannot set up the senders (out of memory or fds)");
+        atomic_fetch_add(&st->errors_conn, 1);
+        goto out;
+    }
+    int nidle = 0, inflight = 0;
+    for (int i = n - 1; i >= 0; i--) {
+        s0->all[i].reg_opens = 0;
+        s0->all[i].busy = false;
+        idle[nidle++] = i;
+    }
+    size_t next = 0;
+    int64_t last_check = lg_now_ns();
+    for (;;) {
+        bool stopping = atomic_load(&st->stop_sending);
+        int64_t now = lg_now_ns();
+        int64_t next_due = 0;
+        while (!stopping && nidle > 0 && next < o->jobs) {
+            int64_t due = now;
+            if (o->rate > 0) {
+                due = st->start_ns + (int64_t)((double)next * 1e9 / o->rate);
+                if (due > now) {
+                    next_due = due;
+                    break;
+                }
+            }
+            if (o->rate > 0 && now - due > 1000000)
+                atomic_fetch_add(&st->sent_late, 1);
+            sender *c = &s0->all[idle[nidle - 1]];
+            size_t job = next++;
+            atomic_store(&st->next_job, next);
+            int len = job_request(c, job, due);
+            if (len < 0)
+                continue;
+            c->job = job;
+            c->due = due;
+            c->retried = false;
+            if (!pump_send(ep, c, len))
+                continue;
+            c->busy = true;
+            nidle--;
+            inflight++;
+        }
+        if (inflight == 0 && (stopping || next >= o->jobs))
+            break;
+        /* Up to the next due job, or a slice: a stop and the request
+         * timeout are looked at between waits. */
+        int64_t wait = SLEEP_SLICE_NS;
+        if (next_due > 0 && next_due - now < wait)
+            wait = next_due - now;
+        struct timespec ts = {.tv_sec = wait / 1000000000LL, .tv_nsec = wait % 1000000000LL};
+        int k = epoll_pwait2(ep, evs, 64, &ts, NULL);
+        if (k < 0 && errno == ENOSYS) /* a kernel before 5.11: whole ms, rounded up */
+            k = epoll_wait(ep, evs, 64, (int)((wait + 999999) / 1000000));
+        if (k < 0 && errno != EINTR) {
+            lg_note_error(st, "loadgen: epoll_pwait2: %s", strerror(errno));
+            atomic_fetch_add(&st->errors_conn, 1);
+            break;
+        }
+        for (int i = 0; i < k; i++) {
+            sender *c = &s0->all[evs[i].data.u32];
+            if (!c->busy) {
+                /* A close (or bytes nobody asked for) on an idle
+                 * connection: the next job goes out on a new one. */
+                lg_conn_close(&c->conn);
+                continue;
+            }
+            lg_resp r;
+            bool retry;
+            char err[LG_ERR_MAX];
+            int rc = lg_conn_read(&c->conn, &r, &retry, err, sizeof err);
+            if (rc != 0 && retry && !c->retried) {
+                /* Intake is idempotent per job id and instance, so one
+                 * more try on a new connection is safe. */
+                c->retried = true;
+                int len = (int)strlen(c->req);
+                if (pump_send(ep, c, len))
+                    continue;
+            } else {
+                job_answered(c, c->job, c->due, rc, &r, err);
+            }
+            c->busy = false;
+            idle[nidle++] = c->index;
+            inflight--;
+        }
+        now = lg_now_ns();
+        if (now - last_check >= SLEEP_SLICE_NS) {
+            last_check = now;
+            int64_t limit = (int64_t)(o->request_timeout * 1e9);
+            for (int i = 0; i < n; i++) {
+                sender *c = &s0->all[i];
+                if (!c->busy || now - c->sent_ns < limit)
+                    continue;
+                lg_conn_close(&c->conn);
+                job_answered(c, c->job, c->due, -1, NULL, "no answer in time (timed out)");
+                c->busy = false;
+                idle[nidle++] = i;
+                inflight--;
+            }
+        }
+    }
+out:
+    if (ep >= 0)
+        close(ep);
+    free(idle);
+}
+
 static void *sender_main(void *arg)
 {
     sender *s = arg;
@@ -232,23 +393,13 @@ static void *sender_main(void *arg)
         }
     }
     atomic_fetch_add(&st->node_threads_done, 1);
-    if (gate_wait(s->g) != GATE_GO)
-        goto out;
-
-    while (!atomic_load(&st->stop_sending)) {
-        size_t n = atomic_fetch_add(&st->next_job, 1);
-        if (n >= o->jobs)
-            break;
-        int64_t due = lg_now_ns();
-        if (o->rate > 0) {
-            due = st->start_ns + (int64_t)((double)n * 1e9 / o->rate);
-            if (sleep_until(&st->stop_sending, due) != 0)
-                break;
-        }
-        send_job(s, n, due);
-    }
-out:
-    lg_conn_close(&s->conn);
+    /* Sender 0 sends every job on every sender's connection, once all of
+     * them are done with the nodes. */
+    if (gate_wait(s->g) == GATE_GO && s->index == 0)
+        pump_main(s);
+    if (s->index == 0)
+        for (int i = 0; i < s->n_all; i++)
+            lg_conn_close(&s->all[i].conn);
     atomic_fetch_add(&st->senders_done, 1);
     return NULL;
 }
@@ -550,6 +701,7 @@ static int print_json(const run *r, const summary *s, int port)
     put(j, "connections", json_integer(o->connections), &bad);
     put(j, "sent", json_integer((json_int_t)s->sent), &bad);
     put(j, "unsent", json_integer((json_int_t)s->unsent), &bad);
+    put(j, "sent_late", json_integer((json_int_t)atomic_load(&st->sent_late)), &bad);
     put(j, "accepted", json_integer((json_int_t)s->accepted), &bad);
     put(j, "errors", json_integer((json_int_t)s->errors), &bad);
     put(j, "errors_http", json_integer((json_int_t)atomic_load(&st->errors_http)), &bad);
@@ -623,10 +775,11 @@ static int print_human(const run *r, const summary *s, int port)
            "round %.3f s\n",
            atomic_load(&st->nodes_ok), atomic_load(&st->node_errors), atomic_load(&st->hb_errors),
            (double)atomic_load(&st->hb_round_max_ns) / 1e9);
-    printf("requests    %zu sent, %zu unsent, %zu accepted in %.3f s = %.1f/s, %zu errors "
-           "(%zu http, %zu connection)\n",
-           s->sent, s->unsent, s->accepted, s->send_s, s->accepted_per_s, s->errors,
-           atomic_load(&st->errors_http), atomic_load(&st->errors_conn));
+    printf("requests    %zu sent (%zu over 1 ms late: no connection free), %zu unsent, %zu "
+           "accepted in %.3f s = %.1f/s, %zu errors (%zu http, %zu connection)\n",
+           s->sent, atomic_load(&st->sent_late), s->unsent, s->accepted, s->send_s,
+           s->accepted_per_s, s->errors, atomic_load(&st->errors_http),
+           atomic_load(&st->errors_conn));
     printf("results     %zu in %.3f s = %.1f/s: %zu found, %zu not found, %zu duplicates, "
            "%zu unexpected, %zu malformed, %zu lost%s\n",
            s->results, s->results_s, s->results_per_s, atomic_load(&st->found),
@@ -679,8 +832,9 @@ static void usage(FILE *f)
             "  --jobs M               deploy requests to send (default %d)\n"
             "  --rate R               jobs/s, open loop (default 0: as fast as possible)\n"
             "  --duration S           with --rate: send R*S jobs (instead of --jobs)\n"
-            "  --connections C        sender threads, one kept-alive connection each\n"
-            "                         (default 8)\n"
+            "  --connections C        kept-alive connections for the jobs, one request\n"
+            "                         in flight on each, all driven by one thread\n"
+            "                         (default 8; they register the nodes first)\n"
             "  --route dropin|native  POST /api/calculate/deploy/ID/0 (default) or\n"
             "                         POST /api/v1/jobs\n"
             "  --job-vcpus V          each job's vCPUs (default 0.001)\n"
@@ -699,7 +853,10 @@ static void usage(FILE *f)
             "was sent) to its result's arrival, so falling behind the rate shows up as\n"
             "latency. accepted_per_s is accepted requests over the time spent sending,\n"
             "results_per_s results over the time from the start to the last result, lost\n"
-            "the accepted jobs without a result when the wait ended. Exit status 0 when\n"
+            "the accepted jobs without a result when the wait ended. Each connection\n"
+            "carries one request at a time; at a fixed rate, sent_late counts jobs sent\n"
+            "over 1 ms after they were due because none was free (more --connections keep\n"
+            "the rate). Exit status 0 when\n"
             "there were no errors and nothing was lost, 1 otherwise, 2 for bad usage.\n",
             DEFAULT_JOBS);
 }
@@ -1082,6 +1239,9 @@ int main(int argc, char **argv)
         sender *s = &r->senders[i];
         s->st = st;
         s->g = &r->g;
+        s->all = r->senders;
+        s->n_all = o->connections;
+        s->index = i;
         lg_conn_init(&s->conn, &r->addr, o->request_timeout);
         int e = pthread_create(&s->thread, NULL, sender_main, s);
         if (e != 0) {

@@ -76,6 +76,10 @@ typedef struct lg_state {
 
     atomic_size_t next_node, next_job;
     atomic_size_t sent, accepted, matched;
+    /* At a fixed rate: jobs sent over 1 ms after they were due because
+     * every connection was waiting for an answer (--connections too few
+     * for the rate: loadgen, not the service, set the pace). */
+    atomic_size_t sent_late;
     atomic_size_t errors_http, errors_conn, node_errors, hb_errors, nodes_ok;
     atomic_size_t results, duplicates, unexpected, malformed, found, not_found;
     atomic_int node_threads_done, senders_done;
@@ -115,6 +119,7 @@ typedef struct lg_conn {
     double timeout;
     int fd;
     unsigned served; /* answers read on this connection */
+    unsigned opens;  /* connections made so far: a new one has a new fd */
     size_t len;      /* bytes in buf */
     size_t used;     /* of which the last answer took */
     char buf[LG_CONN_BUF];
@@ -132,6 +137,14 @@ void lg_conn_close(lg_conn *c);
 /* Sends one complete request and reads its answer; reconnects as needed.
  * Returns 0 with *r filled, or -1 with a message in err. */
 int lg_conn_request(lg_conn *c, const char *req, size_t len, lg_resp *r, char *err, size_t errlen);
+/* The two halves of lg_conn_request, for a caller that waits for many
+ * connections at once (epoll) and reads an answer once its first bytes are
+ * there. lg_conn_send connects first when needed. lg_conn_read sets
+ * *retry when the answer failed before its first byte on a reused
+ * connection (the server closed it while idle): the request may be sent
+ * once more on a new one. 0, or -1 with a message in err. */
+int lg_conn_send(lg_conn *c, const char *req, size_t len, char *err, size_t errlen);
+int lg_conn_read(lg_conn *c, lg_resp *r, bool *retry, char *err, size_t errlen);
 /* Formats a request with a Content-Length body (or none when body is
  * NULL) into buf. Returns its length, or -1 when it does not fit. */
 int lg_format_request(char *buf, size_t cap, const char *method, const char *path,

@@ -46,6 +46,7 @@ void lg_conn_init(lg_conn *c, const lg_addr *a, double timeout)
     c->timeout = timeout;
     c->fd = -1;
     c->served = 0;
+    c->opens = 0;
     c->len = c->used = 0;
 }
 
@@ -95,6 +96,7 @@ static int conn_open(lg_conn *c, char *err, size_t errlen)
     }
     c->fd = fd;
     c->served = 0;
+    c->opens++;
     c->len = c->used = 0;
     return 0;
 }
@@ -319,6 +321,28 @@ int lg_conn_request(lg_conn *c, const char *req, size_t len, lg_resp *r, char *e
         if (!reused || got_any || attempt > 0)
             return -1;
     }
+}
+
+int lg_conn_send(lg_conn *c, const char *req, size_t len, char *err, size_t errlen)
+{
+    if (c->fd < 0 && conn_open(c, err, errlen) != 0)
+        return -1;
+    if (send_all(c, req, len, err, errlen) != 0) {
+        lg_conn_close(c);
+        return -1;
+    }
+    return 0;
+}
+
+int lg_conn_read(lg_conn *c, lg_resp *r, bool *retry, char *err, size_t errlen)
+{
+    bool reused = c->served > 0, got_any = false;
+    *retry = false;
+    if (read_response(c, r, &got_any, err, errlen) == 0)
+        return 0;
+    lg_conn_close(c);
+    *retry = reused && !got_any;
+    return -1;
 }
 
 int lg_format_request(char *buf, size_t cap, const char *method, const char *path,

@@ -5,6 +5,7 @@
 #
 #   scripts/bench-latency.sh [--rates LIST] [--duration S] [--runs K] [--out FILE]
 #                            [--workers N] [--nodes N] [--timeout S] [--json]
+#                            [--connections C]
 #
 #   --rates LIST   offered loads in jobs/s (default 500,1000,2000,4000,6000,8000)
 #   --duration S   seconds of sending per rate and run: rate*S jobs (default 10)
@@ -15,6 +16,10 @@
 #   --timeout S    loadgen's wait for outstanding results after the last send
 #                  (default 30); jobs still without a result then count as lost
 #   --json         print the JSON lines instead of the table
+#   --connections C  loadgen's kept-alive connections (default 32); each
+#                  carries one request at a time, so C must exceed the rate
+#                  times the intake's answer time or loadgen, not the
+#                  service, sets the pace (loadgen's sent_late counts it)
 # Every figure is the median of the runs; latency counts from the time a job
 # was due (start + n/rate) to its result's arrival at loadgen, which plays
 # the cluster manager. BUILD_DIR (default build) picks the release build.
@@ -34,8 +39,9 @@ WORKERS=1
 NODES=100
 TIMEOUT=30
 JSON=0
+CONNS=32
 
-usage() { sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,25p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -54,6 +60,8 @@ while [ $# -gt 0 ]; do
     --timeout) need $# "$1"; TIMEOUT="$2"; shift 2 ;;
     --timeout=*) TIMEOUT="${1#*=}"; shift ;;
     --json) JSON=1; shift ;;
+    --connections) need $# "$1"; CONNS="$2"; shift 2 ;;
+    --connections=*) CONNS="${1#*=}"; shift ;;
     -h | --help) usage; exit 0 ;;
     *) die_usage "unknown option '$1'" ;;
     esac
@@ -108,6 +116,7 @@ one_run() { # rate run -> appends loadgen's JSON line to $WORK/raw
     # when something was lost or failed: that is a figure here, not an error.
     "$BUILD_DIR/loadgen" --target "127.0.0.1:$api" --receiver-port "$rp" \
         --nodes "$NODES" --rate "$rate" --duration "$DURATION" --timeout "$TIMEOUT" \
+        --connections "$CONNS" \
         --run-id "lat-$rate-$run-$$" --json --quiet >"$WORK/lg.out" 2>"$WORK/lg.err" &
     LG_PID=$!
     wait "$LG_PID" || true
@@ -153,7 +162,7 @@ for rate in sorted(by_rate):
     d = {"mode": "embedded", "rate": rate, "duration_s": duration,
          "jobs": rate * duration, "workers": workers, "nodes": nodes, "runs": len(rs)}
     for k in ("p50_ms", "p90_ms", "p99_ms", "max_ms", "mean_ms",
-              "accepted_per_s", "results_per_s", "lost", "errors"):
+              "accepted_per_s", "results_per_s", "lost", "errors", "sent_late"):
         d[k] = med(rs, k)
     # a median can hide one bad run: keep the worst too
     d["lost_max"] = max(r.get("lost", 0) for r in rs)
@@ -174,13 +183,13 @@ def f(v, fmt=".1f"):
 
 print("embedded mode, %d worker thread%s, %d nodes, %d s per rate; median of %d run%s"
       % (workers, "" if workers == 1 else "s", nodes, duration, runs, "" if runs == 1 else "s"))
-print("%8s %11s %10s %9s %9s %9s %9s %7s %7s" % ("rate/s", "accepted/s", "results/s",
-      "p50_ms", "p90_ms", "p99_ms", "max_ms", "errors", "lost"))
+print("%8s %11s %10s %9s %9s %9s %9s %7s %7s %9s" % ("rate/s", "accepted/s", "results/s",
+      "p50_ms", "p90_ms", "p99_ms", "max_ms", "errors", "lost", "sent_late"))
 for d in rows:
-    print("%8d %11s %10s %9s %9s %9s %9s %7s %7s" % (
+    print("%8d %11s %10s %9s %9s %9s %9s %7s %7s %9s" % (
         d["rate"], f(d["accepted_per_s"], ".0f"), f(d["results_per_s"], ".0f"),
         f(d["p50_ms"], ".2f"), f(d["p90_ms"], ".2f"), f(d["p99_ms"], ".2f"),
-        f(d["max_ms"], ".1f"), f(d["errors"], "g"), f(d["lost"], "g")))
+        f(d["max_ms"], ".1f"), f(d["errors"], "g"), f(d["lost"], "g"), f(d["sent_late"], "g")))
 bad = [d for d in rows if d["lost_max"] or d["errors_max"]]
 for d in bad:
     print("rate %d: worst run had %d errors, %d lost" % (d["rate"], d["errors_max"], d["lost_max"]))
