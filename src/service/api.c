@@ -44,40 +44,34 @@ static void reply_json_obj(http_reply *out, int status, json_t *doc)
 
 /* ---- nodes ------------------------------------------------------------- */
 
-/* A report merged into the node's document and applied to the table,
- * not yet durable: what its store write and its answer need. */
-typedef struct node_update {
-    char *text; /* the merged document to store (owned) */
-    store_node_caps caps;
-    int rc; /* cluster_report's: 1 when the report registered the node */
-    double now;
-} node_update;
-
-/* Validates and applies one report; the caller holds the node's lock
- * (nodedocs_lock_node), so that the order of the durable writes is the
- * order of the merges. 0 with u filled, or -1 with out answered. */
-static int node_apply(const svc_ctx *c, const char *id, const char *body, size_t len,
-                      node_update *u, http_reply *out)
+static void node_put(const svc_ctx *c, const char *id, const char *body, size_t len,
+                     http_reply *out)
 {
     cs_error e;
     node_report nr;
     node_report_init(&nr);
     json_t *report = NULL, *old = NULL, *doc = NULL;
-    int ret = -1;
-    memset(u, 0, sizeof *u);
+    char *text = NULL;
+    bool locked = false;
+    if (node_id_check(id, &e)) {
+        reply_cs_error(out, 400, &e);
+        goto out;
+    }
     if (!(report = codec_parse_object(body, len, &e)) || codec_node(report, &nr, &e)) {
         reply_cs_error(out, 400, &e);
         goto out;
     }
-    u->now = svc_now();
+    double now = svc_now();
+    nodedocs_lock_node(c->docs, id);
+    locked = true;
     old = nodedocs_get(c->docs, id);
     doc = codec_node_merge(old, report);
-    u->text = codec_dump(doc);
-    if (!doc || !u->text) {
+    text = codec_dump(doc);
+    if (!doc || !text) {
         http_reply_error(out, 500, "server", "out of memory");
         goto out;
     }
-    if (strlen(u->text) > NODE_DOC_MAX) {
+    if (strlen(text) > NODE_DOC_MAX) {
         http_reply_error(out, 400, "body",
                          "the node document would be larger than 65536 bytes (fields are kept "
                          "across reports; DELETE the node to start afresh)");
@@ -85,140 +79,50 @@ static int node_apply(const svc_ctx *c, const char *id, const char *body, size_t
     }
     /* A report that changed nothing but the time (a heartbeat) is stored
      * as a time alone where the store can (see store_node_caps). */
-    bool unchanged = old && nodedocs_same(c->docs, id, u->text);
-    u->rc = cluster_report(c->cluster, id, &nr, u->now, &e);
-    if (u->rc < 0) {
+    bool unchanged = old && nodedocs_same(c->docs, id, text);
+    int rc = cluster_report(c->cluster, id, &nr, now, &e);
+    if (rc < 0) {
         reply_cs_error(out, 400, &e);
         goto out;
     }
-    /* Memory first, then the durable copy (the caller's). The map takes
+    /* Memory first, then the durable copy: both under the node's lock, so
+     * the store keeps the last merge even when reports race. The map takes
      * doc; it is not touched here afterwards. */
     nodedocs_put(c->docs, id, doc);
     doc = NULL;
     node_view nv;
-    if (cluster_get(c->cluster, id, u->now, &nv) == 0) {
-        u->caps.cpu_milli = nv.vcpus_milli;
-        u->caps.memory_mb = nv.memory_mb;
-        u->caps.gpus = nv.gpus;
+    store_node_caps caps = {0};
+    if (cluster_get(c->cluster, id, now, &nv) == 0) {
+        caps.cpu_milli = nv.vcpus_milli;
+        caps.memory_mb = nv.memory_mb;
+        caps.gpus = nv.gpus;
     }
-    u->caps.cpu_pct_set = (nr.set & NODE_F_CPU_PCT) != 0;
-    u->caps.cpu_pct = nr.cpu_percent;
-    u->caps.mem_pct_set = (nr.set & NODE_F_MEM_PCT) != 0;
-    u->caps.mem_pct = nr.memory_percent;
-    u->caps.doc_unchanged = unchanged;
-    ret = 0;
+    caps.cpu_pct_set = (nr.set & NODE_F_CPU_PCT) != 0;
+    caps.cpu_pct = nr.cpu_percent;
+    caps.mem_pct_set = (nr.set & NODE_F_MEM_PCT) != 0;
+    caps.mem_pct = nr.memory_percent;
+    caps.doc_unchanged = unchanged;
+    if (store_node_put(c->store, id, text, now, &caps) < 0) {
+        store_unavailable(c, out, "node put");
+        goto out;
+    }
+    nodedocs_unlock_node(c->docs, id);
+    locked = false;
+    if (rc == 1)
+        log_info(c->log, "node %s registered", id);
+    json_t *answer = svc_node_doc(c, id, now);
+    if (!answer)
+        http_reply_error(out, 404, "node_id", "node removed meanwhile");
+    else
+        reply_json_obj(out, rc == 1 ? 201 : 200, answer);
 out:
-    if (ret) {
-        free(u->text);
-        u->text = NULL;
-    }
+    if (locked)
+        nodedocs_unlock_node(c->docs, id);
+    free(text);
     json_decref(doc);
     json_decref(old);
     json_decref(report);
     node_report_clear(&nr);
-    return ret;
-}
-
-/* The answer to a report that is durable: the node as it is now. */
-static void node_answer(const svc_ctx *c, const char *id, const node_update *u, http_reply *out)
-{
-    if (u->rc == 1)
-        log_info(c->log, "node %s registered", id);
-    json_t *answer = svc_node_doc(c, id, u->now);
-    if (!answer)
-        http_reply_error(out, 404, "node_id", "node removed meanwhile");
-    else
-        reply_json_obj(out, u->rc == 1 ? 201 : 200, answer);
-}
-
-static void node_put(const svc_ctx *c, const char *id, const char *body, size_t len,
-                     http_reply *out)
-{
-    cs_error e;
-    node_update u;
-    if (node_id_check(id, &e)) {
-        reply_cs_error(out, 400, &e);
-        return;
-    }
-    nodedocs_lock_node(c->docs, id);
-    if (node_apply(c, id, body, len, &u, out)) {
-        nodedocs_unlock_node(c->docs, id);
-        return;
-    }
-    int rc = store_node_put(c->store, id, u.text, u.now, &u.caps);
-    nodedocs_unlock_node(c->docs, id);
-    if (rc < 0)
-        store_unavailable(c, out, "node put");
-    else
-        node_answer(c, id, &u, out);
-    free(u.text);
-}
-
-/* A report answered by the event thread, waiting for its commit. */
-typedef struct node_wait {
-    const svc_ctx *c;
-    http_call *call;
-    node_update u;
-    http_reply answer; /* made before the commit, sent after it */
-} node_wait;
-
-/* On the committing thread: must not block. */
-static void node_done(void *ud, int rc)
-{
-    node_wait *w = ud;
-    http_reply r = w->answer;
-    if (rc < 0) {
-        free(r.body);
-        memset(&r, 0, sizeof r);
-        store_unavailable(w->c, &r, "node put");
-    }
-    http_call *call = w->call;
-    free(w->u.text);
-    free(w);
-    http_call_answer(call, &r);
-}
-
-/* PUT /api/v1/nodes/{id} on the event thread: a heartbeat costs a parse
- * and a merge, not two thread hand-offs and a sleep through its commit.
- * A node whose lock is held (a report of it on a handler thread, waiting
- * for its commit) goes to the handler threads instead: the event thread
- * never waits for a commit. */
-static http_fast_rc node_put_fast(const svc_ctx *c, http_call *call, const char *id,
-                                  const char *body, size_t len, http_reply *out)
-{
-    cs_error e;
-    if (node_id_check(id, &e)) {
-        reply_cs_error(out, 400, &e);
-        return HTTP_FAST_ANSWERED;
-    }
-    if (!nodedocs_trylock_node(c->docs, id))
-        return HTTP_FAST_PASS;
-    node_wait *w = calloc(1, sizeof *w);
-    if (!w) {
-        nodedocs_unlock_node(c->docs, id);
-        http_reply_error(out, 500, "server", "out of memory");
-        return HTTP_FAST_ANSWERED;
-    }
-    w->c = c;
-    w->call = call;
-    if (node_apply(c, id, body, len, &w->u, out)) {
-        nodedocs_unlock_node(c->docs, id);
-        free(w);
-        return HTTP_FAST_ANSWERED;
-    }
-    /* The answer shows the node as this report left it; it is sent only
-     * once the report is durable. */
-    node_answer(c, id, &w->u, &w->answer);
-    int rc = store_node_put_async(c->store, id, w->u.text, w->u.now, &w->u.caps, node_done, w);
-    nodedocs_unlock_node(c->docs, id);
-    if (rc < 0) {
-        free(w->answer.body);
-        free(w->u.text);
-        free(w);
-        store_unavailable(c, out, "node put");
-        return HTTP_FAST_ANSWERED;
-    }
-    return HTTP_FAST_PENDING;
 }
 
 static void node_get(const svc_ctx *c, const char *id, http_reply *out)
@@ -727,13 +631,10 @@ http_fast_rc api_fast(void *ud, http_call *call, const route_match *m, const cha
 {
     const svc_ctx *c = ud;
     /* A large body would hold every connection up while it is parsed on
-     * the event thread: a handler thread takes it (Oakestra's jobs and
-     * node reports are a few KB). */
-    if (c->cfg->role == CONFIG_ROLE_WORKER || len > FAST_BODY_MAX)
-        return HTTP_FAST_PASS;
-    if (m->route == ROUTE_NODE && m->method == METHOD_PUT && store_can_node_put_async(c->store))
-        return node_put_fast(c, call, m->node_id, body, len, out);
-    if (m->route != ROUTE_DEPLOY || !store_can_enqueue_async(c->store))
+     * the event thread: a handler thread takes it (Oakestra's jobs are a
+     * few KB). */
+    if (m->route != ROUTE_DEPLOY || c->cfg->role == CONFIG_ROLE_WORKER ||
+        !store_can_enqueue_async(c->store) || len > FAST_BODY_MAX)
         return HTTP_FAST_PASS;
     if (deploy_check(m, body, len, out))
         return HTTP_FAST_ANSWERED;

@@ -384,11 +384,6 @@ void nodedocs_lock_node(nodedocs *nd, const char *node_id)
     pthread_mutex_lock(&nd->stripe[stripe_of(node_id)]);
 }
 
-bool nodedocs_trylock_node(nodedocs *nd, const char *node_id)
-{
-    return pthread_mutex_trylock(&nd->stripe[stripe_of(node_id)]) == 0;
-}
-
 void nodedocs_unlock_node(nodedocs *nd, const char *node_id)
 {
     pthread_mutex_unlock(&nd->stripe[stripe_of(node_id)]);

@@ -38,9 +38,6 @@ json_t *nodedocs_ids(nodedocs *nd);
  * opposite order of their merges; different nodes hardly ever contend
  * (striped locks). */
 void nodedocs_lock_node(nodedocs *nd, const char *node_id);
-/* nodedocs_lock_node for a thread that must not wait: false when the
- * lock is held (and then not taken). */
-bool nodedocs_trylock_node(nodedocs *nd, const char *node_id);
 void nodedocs_unlock_node(nodedocs *nd, const char *node_id);
 
 #endif

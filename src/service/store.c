@@ -84,7 +84,7 @@ int store_enqueue_async(store *s, const char *job_id, uint32_t instance, const c
 
 void store_flush_async(store *s)
 {
-    if (s && s->ops->flush_async)
+    if (store_can_enqueue_async(s))
         s->ops->flush_async(s);
 }
 
@@ -179,19 +179,6 @@ int store_node_put(store *s, const char *node_id, const char *doc, double last_r
                    const store_node_caps *caps)
 {
     return s ? s->ops->node_put(s, node_id, doc, last_report, caps) : -1;
-}
-
-bool store_can_node_put_async(const store *s)
-{
-    return s && s->ops->node_put_async && s->ops->flush_async;
-}
-
-int store_node_put_async(store *s, const char *node_id, const char *doc, double last_report,
-                         const store_node_caps *caps, store_done_fn done, void *ud)
-{
-    if (!store_can_node_put_async(s) || !done)
-        return -1;
-    return s->ops->node_put_async(s, node_id, doc, last_report, caps, done, ud);
 }
 
 int store_node_delete(store *s, const char *node_id, size_t *requeued)

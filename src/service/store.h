@@ -190,16 +190,6 @@ typedef struct store_node_caps {
 /* doc: the node's merged JSON document; last_report: its time. */
 int store_node_put(store *s, const char *node_id, const char *doc, double last_report,
                    const store_node_caps *caps);
-/* store_node_put without waiting for the commit, for the HTTP event
- * thread, as store_enqueue_async: done(ud, rc) is called once with what
- * store_node_put would return; node_id and doc are borrowed until then.
- * Writes queued by one thread commit in the order they were queued, with
- * any store_node_put queued after them. -1 when not queued (closing, or
- * the backend has none: see store_can_node_put_async), and then done is
- * never called. */
-bool store_can_node_put_async(const store *s);
-int store_node_put_async(store *s, const char *node_id, const char *doc, double last_report,
-                         const store_node_caps *caps, store_done_fn done, void *ud);
 /* Forgets the node and its reservations: 0, 1 unknown, -1 error. A shared
  * store also re-queues the instances placed on it, atomically, and counts
  * them in *requeued (may be NULL); the embedded store leaves that to its

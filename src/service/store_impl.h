@@ -28,9 +28,6 @@ typedef struct store_ops {
     int (*job_delete)(store *s, const char *job_id, uint32_t instance);
     int (*node_put)(store *s, const char *node_id, const char *doc, double last_report,
                     const store_node_caps *caps);
-    int (*node_put_async)(store *s, const char *node_id, const char *doc, double last_report,
-                          const store_node_caps *caps, store_done_fn done,
-                          void *ud); /* NULL: none; needs flush_async */
     int (*node_delete)(store *s, const char *node_id, size_t *requeued);
     int (*load)(store *s, const store_loader *l);
     int (*follow)(store *s, const store_follower *f, int timeout_ms, uint64_t *seq);

@@ -1330,16 +1330,25 @@ static int sq_enqueue(store *base, const char *job_id, uint32_t instance, const 
 }
 
 /* Queued for the writer thread, which a caller that must not block leaves
- * to commit; it is woken by sq_flush_async, once for a round of writes.
+ * to commit; it is woken by sq_flush_async, once for a round of intakes.
  * While it commits, the HTTP event thread reads the next round. */
-static int queue_async(sqstore *s, const op *tmpl)
+static int sq_enqueue_async(store *base, const char *job_id, uint32_t instance, const char *body,
+                            double now, store_done_fn done, void *ud)
 {
-    op *o = malloc(sizeof *o);
+    sqstore *s = (sqstore *)base;
+    if (!s || !id_ok(job_id) || !body || !isfinite(now))
+        return -1;
+    op *o = calloc(1, sizeof *o);
     if (!o)
         return -1;
-    *o = *tmpl;
-    o->rc = -1;
-    o->next = NULL;
+    *o = (op){.kind = OP_ENQUEUE,
+              .id = job_id,
+              .instance = instance,
+              .text = body,
+              .t = now,
+              .rc = -1,
+              .done_fn = done,
+              .done_ud = ud};
     pthread_mutex_lock(&s->mu);
     if (s->closing) {
         pthread_mutex_unlock(&s->mu);
@@ -1354,21 +1363,6 @@ static int queue_async(sqstore *s, const op *tmpl)
     s->unflushed = true;
     pthread_mutex_unlock(&s->mu);
     return 0;
-}
-
-static int sq_enqueue_async(store *base, const char *job_id, uint32_t instance, const char *body,
-                            double now, store_done_fn done, void *ud)
-{
-    sqstore *s = (sqstore *)base;
-    if (!s || !id_ok(job_id) || !body || !isfinite(now))
-        return -1;
-    return queue_async(s, &(op){.kind = OP_ENQUEUE,
-                                .id = job_id,
-                                .instance = instance,
-                                .text = body,
-                                .t = now,
-                                .done_fn = done,
-                                .done_ud = ud});
 }
 
 static void sq_flush_async(store *base)
@@ -1589,21 +1583,6 @@ static int sq_node_put(store *base, const char *node_id, const char *doc, double
         return -1;
     op o = {.kind = OP_NODE_PUT, .id = node_id, .text = doc, .t = last_report};
     return (int)submit(s, &o);
-}
-
-static int sq_node_put_async(store *base, const char *node_id, const char *doc, double last_report,
-                             const store_node_caps *caps, store_done_fn done, void *ud)
-{
-    sqstore *s = (sqstore *)base;
-    (void)caps;
-    if (!s || !id_ok(node_id) || !doc || !isfinite(last_report))
-        return -1;
-    return queue_async(s, &(op){.kind = OP_NODE_PUT,
-                                .id = node_id,
-                                .text = doc,
-                                .t = last_report,
-                                .done_fn = done,
-                                .done_ud = ud});
 }
 
 static int sq_node_delete(store *base, const char *node_id, size_t *requeued)
@@ -1907,7 +1886,6 @@ static const store_ops SQLITE_OPS = {
     .status_get = sq_status_get,
     .job_delete = sq_job_delete,
     .node_put = sq_node_put,
-    .node_put_async = sq_node_put_async,
     .node_delete = sq_node_delete,
     .load = sq_load,
     .follow = NULL,
