@@ -234,7 +234,7 @@ static int sleep_until(const atomic_bool *stop, int64_t due)
 static bool pump_send(int ep, sender *c, int len)
 {
     char err[LG_ERR_MAX];
-    if (lg_conn_send(&c->conn, c->req, (size_t)len, err, sizeof err) != 0) {
+    if (lg_conn_send(&c->conn, c->req, (size_t)len, NULL, err, sizeof err) != 0) {
         job_answered(c, c->job, c->due, -1, NULL, err);
         return false;
     }

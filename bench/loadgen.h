@@ -139,11 +139,11 @@ void lg_conn_close(lg_conn *c);
 int lg_conn_request(lg_conn *c, const char *req, size_t len, lg_resp *r, char *err, size_t errlen);
 /* The two halves of lg_conn_request, for a caller that waits for many
  * connections at once (epoll) and reads an answer once its first bytes are
- * there. lg_conn_send connects first when needed. lg_conn_read sets
- * *retry when the answer failed before its first byte on a reused
- * connection (the server closed it while idle): the request may be sent
- * once more on a new one. 0, or -1 with a message in err. */
-int lg_conn_send(lg_conn *c, const char *req, size_t len, char *err, size_t errlen);
+ * there. lg_conn_send connects first when needed. Both set *retry (may be
+ * NULL for lg_conn_send) when the request failed before any byte of its
+ * answer on a reused connection (the server closed it while idle): it may
+ * be sent once more on a new one. 0, or -1 with a message in err. */
+int lg_conn_send(lg_conn *c, const char *req, size_t len, bool *retry, char *err, size_t errlen);
 int lg_conn_read(lg_conn *c, lg_resp *r, bool *retry, char *err, size_t errlen);
 /* Formats a request with a Content-Length body (or none when body is
  * NULL) into buf. Returns its length, or -1 when it does not fit. */

@@ -304,31 +304,17 @@ static int read_response(lg_conn *c, lg_resp *r, bool *got_any, char *err, size_
     return 0;
 }
 
-int lg_conn_request(lg_conn *c, const char *req, size_t len, lg_resp *r, char *err, size_t errlen)
+int lg_conn_send(lg_conn *c, const char *req, size_t len, bool *retry, char *err, size_t errlen)
 {
-    for (int attempt = 0;; attempt++) {
-        bool reused = c->fd >= 0 && c->served > 0;
-        if (c->fd < 0 && conn_open(c, err, errlen) != 0)
-            return -1;
-        bool got_any = false;
-        if (send_all(c, req, len, err, errlen) == 0 &&
-            read_response(c, r, &got_any, err, errlen) == 0)
-            return 0;
-        lg_conn_close(c);
-        /* A kept-alive connection the server closed while it was idle
-         * fails before any byte of an answer. Intake is idempotent per job
-         * id and instance, so one more try on a new connection is safe. */
-        if (!reused || got_any || attempt > 0)
-            return -1;
-    }
-}
-
-int lg_conn_send(lg_conn *c, const char *req, size_t len, char *err, size_t errlen)
-{
+    bool reused = c->fd >= 0 && c->served > 0;
+    if (retry)
+        *retry = false;
     if (c->fd < 0 && conn_open(c, err, errlen) != 0)
         return -1;
     if (send_all(c, req, len, err, errlen) != 0) {
         lg_conn_close(c);
+        if (retry)
+            *retry = reused;
         return -1;
     }
     return 0;
@@ -343,6 +329,21 @@ int lg_conn_read(lg_conn *c, lg_resp *r, bool *retry, char *err, size_t errlen)
     lg_conn_close(c);
     *retry = reused && !got_any;
     return -1;
+}
+
+int lg_conn_request(lg_conn *c, const char *req, size_t len, lg_resp *r, char *err, size_t errlen)
+{
+    /* A kept-alive connection the server closed while it was idle fails
+     * before any byte of an answer. Intake is idempotent per job id and
+     * instance, so one more try on a new connection is safe. */
+    for (int attempt = 0;; attempt++) {
+        bool retry;
+        if (lg_conn_send(c, req, len, &retry, err, errlen) == 0 &&
+            lg_conn_read(c, r, &retry, err, errlen) == 0)
+            return 0;
+        if (!retry || attempt > 0)
+            return -1;
+    }
 }
 
 int lg_format_request(char *buf, size_t cap, const char *method, const char *path,
