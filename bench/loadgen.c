@@ -775,7 +775,7 @@ static int print_human(const run *r, const summary *s, int port)
            "round %.3f s\n",
            atomic_load(&st->nodes_ok), atomic_load(&st->node_errors), atomic_load(&st->hb_errors),
            (double)atomic_load(&st->hb_round_max_ns) / 1e9);
-    printf("requests    %zu sent (%zu over 1 ms late: no connection free), %zu unsent, %zu "
+    printf("requests    %zu sent (%zu over 1 ms late), %zu unsent, %zu "
            "accepted in %.3f s = %.1f/s, %zu errors (%zu http, %zu connection)\n",
            s->sent, atomic_load(&st->sent_late), s->unsent, s->accepted, s->send_s,
            s->accepted_per_s, s->errors, atomic_load(&st->errors_http),
@@ -855,9 +855,10 @@ static void usage(FILE *f)
             "results_per_s results over the time from the start to the last result, lost\n"
             "the accepted jobs without a result when the wait ended. Each connection\n"
             "carries one request at a time; at a fixed rate, sent_late counts jobs sent\n"
-            "over 1 ms after they were due because none was free (more --connections keep\n"
-            "the rate). Exit status 0 when\n"
-            "there were no errors and nothing was lost, 1 otherwise, 2 for bad usage.\n",
+            "over 1 ms after they were due: many when no connection was free (more\n"
+            "--connections keep the rate), a few when the sending thread ran late.\n"
+            "Exit status 0 when there were no errors and nothing was lost, 1 otherwise,\n"
+            "2 for bad usage.\n",
             DEFAULT_JOBS);
 }
 

@@ -76,9 +76,10 @@ typedef struct lg_state {
 
     atomic_size_t next_node, next_job;
     atomic_size_t sent, accepted, matched;
-    /* At a fixed rate: jobs sent over 1 ms after they were due because
-     * every connection was waiting for an answer (--connections too few
-     * for the rate: loadgen, not the service, set the pace). */
+    /* At a fixed rate: jobs sent over 1 ms after they were due. Many of
+     * them: every connection was waiting for an answer (--connections too
+     * few for the rate: loadgen, not the service, set the pace); a few:
+     * the sending thread itself was woken or scheduled late. */
     atomic_size_t sent_late;
     atomic_size_t errors_http, errors_conn, node_errors, hb_errors, nodes_ok;
     atomic_size_t results, duplicates, unexpected, malformed, found, not_found;

@@ -19,7 +19,9 @@
 #   --connections C  loadgen's kept-alive connections (default 32); each
 #                  carries one request at a time, so C must exceed the rate
 #                  times the intake's answer time or loadgen, not the
-#                  service, sets the pace (loadgen's sent_late counts it)
+#                  service, sets the pace (loadgen's sent_late counts jobs
+#                  sent over 1 ms late; a few are the sending thread's own
+#                  scheduling delays)
 # Every figure is the median of the runs; latency counts from the time a job
 # was due (start + n/rate) to its result's arrival at loadgen, which plays
 # the cluster manager. BUILD_DIR (default build) picks the release build.
@@ -41,7 +43,7 @@ TIMEOUT=30
 JSON=0
 CONNS=32
 
-usage() { sed -n '2,25p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,27p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
 while [ $# -gt 0 ]; do
     case "$1" in
