@@ -142,17 +142,22 @@ struct cluster {
     uint64_t layout; /* bumped whenever a node is added or removed (positions move) */
     _Atomic uint64_t id_rank_layout;
     uint32_t *_Atomic id_rank;
-    atomic_size_t id_rank_misses; /* rankings done without valid ranks since the last build */
+    /* Ids compared by rankings without valid ranks since the last build. */
+    atomic_size_t id_rank_debt;
     pthread_mutex_t id_rank_lock; /* one builder at a time */
 };
 
 /* Lookups and changes below expect the caller to hold the lock. */
 /* The nodes' ranks by id (rank[pos] < rank[other] when its id sorts
  * first), or NULL when not built for the current set of nodes: then
- * compare ids. Under the read lock at least; builds them once enough
- * rankings went without, so a cluster whose nodes keep changing does not
- * sort on every decision. */
+ * compare ids and count the comparisons with cluster_id_compares_add.
+ * Under the read lock at least; builds them once the rankings without
+ * them compared about as many ids as sorting them takes, so a cluster
+ * whose nodes keep changing does not sort on every decision, and one
+ * whose scores never tie never sorts. */
 const uint32_t *cluster_id_ranks_locked(const cluster *c);
+/* n more id comparisons made without ranks (under the read lock). */
+void cluster_id_compares_add(const cluster *c, size_t n);
 uint32_t cluster_find_locked(const cluster *c, const char *node_id);
 int namedict_find(const namedict *d, const char *name);
 resv *cluster_resv_find_locked(const cluster *c, const char *job_id, uint32_t instance);

@@ -659,28 +659,38 @@ static void scorer_init(scorer *s, const engine_ctx *ctx, const job_spec *job, i
     s->wm = ctx->opts.weight_memory / wsum;
 }
 
+/* How one ranking orders nodes: the cluster, its id ranks (NULL when not
+ * built for its current nodes) and how many times the ids themselves had
+ * to be compared instead, which the ranking then tells the cluster (see
+ * cluster_id_compares_add). */
+typedef struct order {
+    const cluster *c;
+    const uint32_t *idr;
+    size_t id_cmps;
+} order;
+
 /* a ranks before b: higher score, then higher tie score, then smaller node
- * id (by the cluster's id ranks when built: idr, else NULL). */
-static inline bool better(const cluster *c, const uint32_t *idr, const heap_item *a,
-                          const heap_item *b)
+ * id. */
+static inline bool better(order *o, const heap_item *a, const heap_item *b)
 {
     if (a->score != b->score)
         return a->score > b->score;
     if (a->tie != b->tie)
         return a->tie > b->tie;
-    if (idr)
-        return idr[a->pos] < idr[b->pos];
-    return strcmp(c->cold[a->pos].id, c->cold[b->pos].id) < 0;
+    if (o->idr)
+        return o->idr[a->pos] < o->idr[b->pos];
+    o->id_cmps++;
+    return strcmp(o->c->cold[a->pos].id, o->c->cold[b->pos].id) < 0;
 }
 
 /* Min-heap on `better`: the root is the worst of the kept k. */
-static void heap_sift_down(const cluster *c, const uint32_t *idr, heap_item *hp, size_t n, size_t i)
+static void heap_sift_down(order *o, heap_item *hp, size_t n, size_t i)
 {
     for (;;) {
         size_t l = 2 * i + 1, r = l + 1, w = i;
-        if (l < n && better(c, idr, &hp[w], &hp[l]))
+        if (l < n && better(o, &hp[w], &hp[l]))
             w = l;
-        if (r < n && better(c, idr, &hp[w], &hp[r]))
+        if (r < n && better(o, &hp[w], &hp[r]))
             w = r;
         if (w == i)
             return;
@@ -691,11 +701,11 @@ static void heap_sift_down(const cluster *c, const uint32_t *idr, heap_item *hp,
     }
 }
 
-static void heap_sift_up(const cluster *c, const uint32_t *idr, heap_item *hp, size_t i)
+static void heap_sift_up(order *o, heap_item *hp, size_t i)
 {
     while (i > 0) {
         size_t p = (i - 1) / 2;
-        if (!better(c, idr, &hp[p], &hp[i]))
+        if (!better(o, &hp[p], &hp[i]))
             return;
         heap_item t = hp[i];
         hp[i] = hp[p];
@@ -705,35 +715,34 @@ static void heap_sift_up(const cluster *c, const uint32_t *idr, heap_item *hp, s
 }
 
 /* Offers one scored node to the heap of the best k. */
-static inline void heap_offer(const cluster *c, const uint32_t *idr, engine_ctx *ctx, size_t *hn,
-                              size_t k, const heap_item *it)
+static inline void heap_offer(order *o, engine_ctx *ctx, size_t *hn, size_t k, const heap_item *it)
 {
     if (*hn < k) {
         ctx->heap[*hn] = *it;
-        heap_sift_up(c, idr, ctx->heap, (*hn)++);
-    } else if (better(c, idr, it, &ctx->heap[0])) {
+        heap_sift_up(o, ctx->heap, (*hn)++);
+    } else if (better(o, it, &ctx->heap[0])) {
         ctx->heap[0] = *it;
-        heap_sift_down(c, idr, ctx->heap, *hn, 0);
+        heap_sift_down(o, ctx->heap, *hn, 0);
     }
 }
 
 /* Scores the q qualified nodes and keeps the best k in the heap; returns
  * how many it kept. `strategy` is a constant at each call site, so the
  * compiler builds one specialised loop per strategy. */
-static inline __attribute__((always_inline)) size_t keep_best(const cluster *c, const uint32_t *idr,
-                                                              engine_ctx *ctx, size_t q, size_t k,
-                                                              scorer *s, engine_strategy strategy)
+static inline __attribute__((always_inline)) size_t
+keep_best(order *o, engine_ctx *ctx, size_t q, size_t k, scorer *s, engine_strategy strategy)
 {
+    const node_hot *hot = o->c->hot;
     s->strategy = strategy;
     size_t hn = 0;
     double worst = 0;
     for (size_t j = 0; j < q; j++) {
         uint32_t pos = ctx->qual[j];
-        double score = score_node(s, &c->hot[pos]);
+        double score = score_node(s, &hot[pos]);
         if (hn == k && score < worst)
             continue; /* the common case once the heap is full: no call */
         heap_item it = {score, 0.0, pos};
-        heap_offer(c, idr, ctx, &hn, k, &it);
+        heap_offer(o, ctx, &hn, k, &it);
         worst = ctx->heap[0].score;
     }
     return hn;
@@ -741,14 +750,15 @@ static inline __attribute__((always_inline)) size_t keep_best(const cluster *c, 
 
 /* With a proximity preference: proximity first, the strategy's score
  * breaks ties. Only jobs with `prefer` come here. */
-static size_t keep_best_prefer(const cluster *c, const uint32_t *idr, engine_ctx *ctx, size_t q,
-                               size_t k, const scorer *s, const resolved *rj)
+static size_t keep_best_prefer(order *o, engine_ctx *ctx, size_t q, size_t k, const scorer *s,
+                               const resolved *rj)
 {
+    const cluster *c = o->c;
     size_t hn = 0;
     for (size_t j = 0; j < q; j++) {
         uint32_t pos = ctx->qual[j];
         heap_item it = {proximity_score(rj, c->edge[pos]), score_node(s, &c->hot[pos]), pos};
-        heap_offer(c, idr, ctx, &hn, k, &it);
+        heap_offer(o, ctx, &hn, k, &it);
     }
     return hn;
 }
@@ -849,21 +859,21 @@ static int rank_locked(engine_ctx *ctx, const cluster *c, const job_spec *job, d
     scorer s;
     scorer_init(&s, ctx, job, maxc, maxm);
 
-    const uint32_t *idr = cluster_id_ranks_locked(c);
+    order o = {c, cluster_id_ranks_locked(c), 0};
     size_t hn = 0;
     if (k > 0 && rl.prefer) {
-        hn = keep_best_prefer(c, idr, ctx, q, k, &s, &rl);
+        hn = keep_best_prefer(&o, ctx, q, k, &s, &rl);
     } else if (k > 0) {
         /* One loop per strategy so the switch is not paid per node. */
         switch (s.strategy) {
         case STRATEGY_BEST_FIT:
-            hn = keep_best(c, idr, ctx, q, k, &s, STRATEGY_BEST_FIT);
+            hn = keep_best(&o, ctx, q, k, &s, STRATEGY_BEST_FIT);
             break;
         case STRATEGY_SPREAD:
-            hn = keep_best(c, idr, ctx, q, k, &s, STRATEGY_SPREAD);
+            hn = keep_best(&o, ctx, q, k, &s, STRATEGY_SPREAD);
             break;
         default:
-            hn = keep_best(c, idr, ctx, q, k, &s, STRATEGY_MOST_FREE);
+            hn = keep_best(&o, ctx, q, k, &s, STRATEGY_MOST_FREE);
             break;
         }
     }
@@ -871,9 +881,11 @@ static int rank_locked(engine_ctx *ctx, const cluster *c, const job_spec *job, d
     for (size_t m = hn; m > 0; m--) {
         heap_item it = ctx->heap[0];
         ctx->heap[0] = ctx->heap[m - 1];
-        heap_sift_down(c, idr, ctx->heap, m - 1, 0);
+        heap_sift_down(&o, ctx->heap, m - 1, 0);
         fill_candidate(c, &ctx->cands[m - 1], &it, &c->hot[it.pos]);
     }
+    if (o.id_cmps)
+        cluster_id_compares_add(c, o.id_cmps);
     out->candidates = ctx->cands;
     out->n_candidates = hn;
     return 0;
@@ -1104,9 +1116,9 @@ static void explain_figures(engine_node_explain *x, const cluster *c, uint32_t p
 
 static int cmp_heap_items(const void *a, const void *b, void *ud)
 {
-    const cluster *c = ud;
+    order o = {ud, NULL, 0};
     const heap_item *x = a, *y = b;
-    return better(c, NULL, x, y) ? -1 : better(c, NULL, y, x) ? 1 : 0;
+    return better(&o, x, y) ? -1 : better(&o, y, x) ? 1 : 0;
 }
 
 static int cmp_explained(const void *a, const void *b)

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "cluster.h"
+#include "cluster_priv.h" /* whether the id ranks were built */
 #include "engine.h"
 #include "geo.h"
 #include "job.h"
@@ -83,6 +84,17 @@ static engine_ctx *ctx_new(engine_strategy s, uint32_t top_k)
     engine_ctx *ctx = engine_ctx_new(&o);
     assert_non_null(ctx);
     return ctx;
+}
+
+/* n nodes <prefix>00, <prefix>01, ..., each bigger than the one before. */
+static void add_rising(cluster *c, const char *prefix, int n, double vcpus, double vcpus_step,
+                       double mem, double mem_step)
+{
+    char id[16];
+    for (int i = 0; i < n; i++) {
+        snprintf(id, sizeof(id), "%s%02d", prefix, i);
+        add_node(c, id, vcpus + vcpus_step * i, mem + mem_step * i, NOW);
+    }
 }
 
 static void rank(engine_ctx *ctx, cluster *c, const job_spec *j, double now, engine_result *res)
@@ -949,6 +961,14 @@ static void test_tie_break_by_id(void **state)
     cluster_free(c);
 }
 
+static bool id_ranks_built(cluster *c)
+{
+    pthread_rwlock_rdlock(&c->lock);
+    bool built = cluster_id_ranks_locked(c) != NULL;
+    pthread_rwlock_unlock(&c->lock);
+    return built;
+}
+
 /* Ties follow the ids also once the cluster ranked often enough to keep
  * its nodes' id ranks, and after nodes come and go (the ranks are rebuilt,
  * never used stale). */
@@ -966,19 +986,46 @@ static void test_tie_break_by_id_ranks(void **state)
     j.top_k = 3;
     engine_ctx *ctx = ctx_new(STRATEGY_MOST_FREE, 0);
     for (int round = 0; round < 3; round++) {
-        /* More rankings than a build waits for (16 + n / 16). */
+        /* Rankings of 7 equal nodes compare ids until they compared about
+         * as many as a sort of them takes (64 + 7 * 3), then use ranks. */
+        assert_false(id_ranks_built(c));
         for (int i = 0; i < 40; i++) {
             rank(ctx, c, &j, NOW, &res);
             assert_string_equal(order(&res, buf, sizeof(buf)), round == 0   ? "n0,n1,n2"
                                                                : round == 1 ? "n1,n2,n3"
                                                                             : "n00,n1,n2");
         }
+        assert_true(id_ranks_built(c));
         if (round == 0) {
             assert_int_equal(cluster_remove(c, "n0", NULL, NULL), 0); /* n5's position moves */
         } else {
             add_node(c, "n00", 4, 4096, NOW);
         }
     }
+    engine_ctx_free(ctx);
+    job_spec_clear(&j);
+    cluster_free(c);
+}
+
+/* Nodes whose scores never tie never need their ids compared, so no
+ * number of rankings makes the cluster sort them. */
+static void test_no_ties_no_id_ranks(void **state)
+{
+    (void)state;
+    cluster *c = cluster_new(TTL);
+    add_rising(c, "u", 50, 4, 1, 4096, 64);
+    job_spec j;
+    engine_result res;
+    char buf[128];
+    job_make(&j, "j", 0, "container", 1, 512);
+    j.top_k = 3;
+    engine_ctx *ctx = ctx_new(STRATEGY_MOST_FREE, 0);
+    for (int i = 0; i < 500; i++) {
+        rank(ctx, c, &j, NOW, &res);
+        assert_string_equal(order(&res, buf, sizeof(buf)), "u49,u48,u47");
+    }
+    assert_false(id_ranks_built(c));
+    assert_int_equal(atomic_load(&c->id_rank_debt), 0);
     engine_ctx_free(ctx);
     job_spec_clear(&j);
     cluster_free(c);
@@ -1045,11 +1092,7 @@ static void test_top_k_defaults(void **state)
 {
     (void)state;
     cluster *c = cluster_new(TTL);
-    char id[16];
-    for (int i = 0; i < 20; i++) {
-        snprintf(id, sizeof(id), "n%02d", i);
-        add_node(c, id, 1 + i, 1024 * (1 + i), NOW);
-    }
+    add_rising(c, "n", 20, 1, 1, 1024, 1024);
     job_spec j;
     engine_result res;
     job_make(&j, "j", 0, "container", 1, 512);
@@ -2052,6 +2095,7 @@ int main(void)
         cmocka_unit_test(test_spread_fills_evenly),
         cmocka_unit_test(test_tie_break_by_id),
         cmocka_unit_test(test_tie_break_by_id_ranks),
+        cmocka_unit_test(test_no_ties_no_id_ranks),
         cmocka_unit_test(test_top_k_matches_full_ranking),
         cmocka_unit_test(test_top_k_defaults),
         cmocka_unit_test(test_rank_reserves_nothing),
