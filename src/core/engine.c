@@ -415,26 +415,37 @@ static bool direct_ok(const cluster *c, uint32_t pos, const job_spec *job)
     return false;
 }
 
+/* Whether the job asks for none of architecture, direct placement, addons
+ * and CSI drivers: the filter pass then has a loop without those tests. */
+static inline bool plain_job(const resolved *rj)
+{
+    return !rj->need_arch && !rj->has_direct && !rj->has_addons && !rj->has_csi;
+}
+
 /* The built-in filters, on the node's hot record h (a copy when an
- * explanation counts the instance's own reservation as released). */
-static inline __attribute__((always_inline)) int check_base(const cluster *c, uint32_t pos,
-                                                            const node_hot *h, const resolved *rj)
+ * explanation counts the instance's own reservation as released). `plain`
+ * is a constant at each call site: plain_job(rj) holds, so those tests
+ * are left out of the loop rather than tested and skipped per node. */
+static inline __attribute__((always_inline)) int
+check_base_as(const cluster *c, uint32_t pos, const node_hot *h, const resolved *rj, bool plain)
 {
     if (h->last_report < rj->cutoff)
         return REASON_INACTIVE;
     if (!(h->virt & rj->virt))
         return REASON_TECHNOLOGY;
-    if (rj->need_arch && !(rj->arch[h->arch / 64] & (1ull << (h->arch % 64))))
-        return REASON_ARCH;
-    if (rj->has_direct && !direct_ok(c, pos, rj->job))
-        return REASON_DIRECT;
-    /* Addons and CSI drivers live in the cold record: most jobs ask for
-     * neither, so the filter pass need not stream them. */
-    if (rj->has_addons &&
-        (rj->addons_impossible || (c->cold[pos].addons & rj->addons) != rj->addons))
-        return REASON_ADDONS;
-    if (rj->has_csi && (rj->csi_impossible || (c->cold[pos].csi & rj->csi) != rj->csi))
-        return REASON_CSI;
+    if (!plain) {
+        if (rj->need_arch && !(rj->arch[h->arch / 64] & (1ull << (h->arch % 64))))
+            return REASON_ARCH;
+        if (rj->has_direct && !direct_ok(c, pos, rj->job))
+            return REASON_DIRECT;
+        /* Addons and CSI drivers live in the cold record: most jobs ask
+         * for neither, so the filter pass need not stream them. */
+        if (rj->has_addons &&
+            (rj->addons_impossible || (c->cold[pos].addons & rj->addons) != rj->addons))
+            return REASON_ADDONS;
+        if (rj->has_csi && (rj->csi_impossible || (c->cold[pos].csi & rj->csi) != rj->csi))
+            return REASON_CSI;
+    }
     if (h->free_gpu < rj->gpu)
         return REASON_GPU;
     if (h->free_cpu < rj->cpu)
@@ -442,6 +453,12 @@ static inline __attribute__((always_inline)) int check_base(const cluster *c, ui
     if (h->free_mem < rj->mem)
         return REASON_MEMORY;
     return OK_NODE;
+}
+
+static inline __attribute__((always_inline)) int check_base(const cluster *c, uint32_t pos,
+                                                            const node_hot *h, const resolved *rj)
+{
+    return check_base_as(c, pos, h, rj, false);
 }
 
 /* The one feasibility function: used to choose and again to commit. */
@@ -770,14 +787,14 @@ static size_t keep_best_prefer(order *o, engine_ctx *ctx, size_t q, size_t k, co
  * jobs without edge constraints get a loop without the edge chain. */
 static inline __attribute__((always_inline)) size_t
 filter_pass(const cluster *c, const resolved *rl, uint32_t *qual, size_t *reasons,
-            size_t *cons_removed, int32_t *maxc_out, int32_t *maxm_out, bool edge)
+            size_t *cons_removed, int32_t *maxc_out, int32_t *maxm_out, bool edge, bool plain)
 {
     const size_t n = c->n;
     const node_hot *hot = c->hot;
     size_t q = 0;
     int32_t maxc = 0, maxm = 0;
     for (uint32_t i = 0; i < n; i++) {
-        int r = check_base(c, i, &hot[i], rl);
+        int r = check_base_as(c, i, &hot[i], rl, plain);
         if (edge && r == OK_NODE) {
             size_t w = 0;
             r = edge_check(c, i, rl, &w);
@@ -826,10 +843,12 @@ static int rank_locked(engine_ctx *ctx, const cluster *c, const job_spec *job, d
     int32_t maxc, maxm;
     if (rl.n_cons) {
         memset(ctx->cons_removed, 0, rl.n_cons * sizeof *ctx->cons_removed);
-        q = filter_pass(c, &rl, ctx->qual, reasons, ctx->cons_removed, &maxc, &maxm, true);
+        q = filter_pass(c, &rl, ctx->qual, reasons, ctx->cons_removed, &maxc, &maxm, true, false);
         out->cons_removed = ctx->cons_removed;
+    } else if (plain_job(&rl)) {
+        q = filter_pass(c, &rl, ctx->qual, reasons, NULL, &maxc, &maxm, false, true);
     } else {
-        q = filter_pass(c, &rl, ctx->qual, reasons, NULL, &maxc, &maxm, false);
+        q = filter_pass(c, &rl, ctx->qual, reasons, NULL, &maxc, &maxm, false, false);
     }
     if (q && job->spread != SPREAD_NONE) {
         size_t before = q;
